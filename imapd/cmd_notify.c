@@ -1,0 +1,521 @@
+/*
+ * NAME
+ *	cmd_notify - NOTIFY (RFC 5465): events of several mailboxes, pushed
+ * SYNOPSIS
+ *	tag NOTIFY NONE
+ *	tag NOTIFY SET [STATUS] (filter (event ...)) ...
+ * DESCRIPTION
+ *	Filters: SELECTED and SELECTED-DELAYED (the same here: expunges are
+ *	only sent between commands anyway), INBOXES (INBOX: the MTA delivers
+ *	nowhere else), PERSONAL (every mailbox of the user), SUBSCRIBED,
+ *	MAILBOXES and SUBTREE with names. Events: MessageNew, MessageExpunge
+ *	(both or neither), FlagChange (needs both), MailboxName, or NONE.
+ *	MessageNew's fetch attributes are accepted and ignored (no FETCH is
+ *	pushed for a new message: the client fetches after EXISTS). Any
+ *	other event is NO [BADEVENT (...)]. More than IMAP_NOTIFY_MAX
+ *	mailboxes is NO [NOTIFICATIONOVERFLOW].
+ *
+ *	The selected mailbox (with a SELECTED filter) gets the usual EXISTS,
+ *	EXPUNGE and FETCH FLAGS; other mailboxes get "* STATUS name
+ *	(MESSAGES n UIDNEXT u UIDVALIDITY v)" for MessageNew/MessageExpunge,
+ *	"(UIDVALIDITY v HIGHESTMODSEQ m)" for FlagChange after CONDSTORE,
+ *	and "* LIST" for MailboxName (created; "\NonExistent" when gone).
+ *	STATUS in NOTIFY SET sends the STATUS of every watched mailbox now.
+ *
+ *	When they are sent (RFC 5465 section 5): only while no command is in
+ *	progress, i.e. while the session waits for the client's next command
+ *	(imap_notify_wait(), called by imap_client.c before each command when
+ *	no input is pipelined) and during IDLE for the selected mailbox;
+ *	after IDLE, everything that changed meanwhile is reported. The
+ *	session watches every mailbox of the user through the IDLE hub
+ *	(WATCH mailbox id 0) and, on an event, compares the watched
+ *	mailboxes with what it last reported (one spool_mbox_info() each):
+ *	an event is never lost, several events make one STATUS. Without the
+ *	hub it re-checks every imap_idle_fallback seconds. A NOTIFY session
+ *	is never parked in the hub (imap_park.c): the hub does not know the
+ *	filters.
+ * STANDARDS
+ *	RFC 5465 (NOTIFY)
+ */
+#include "sys_defs.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "conf.h"
+#include "msg.h"
+#include "server.h"
+#include "spool.h"
+#include "stream.h"
+#include "strbuf.h"
+#include "xmalloc.h"
+
+#include "imap.h"
+
+#define IMAP_NOTIFY_MAX		1000	/* watched mailboxes */
+#define IMAP_NOTIFY_FILTERS	32	/* event groups in one NOTIFY SET */
+
+#define EV_NEW		(1u << 0)	/* MessageNew and MessageExpunge */
+#define EV_FLAGS	(1u << 1)
+#define EV_NAME		(1u << 2)
+
+enum nf_kind { NF_INBOXES, NF_PERSONAL, NF_SUBSCRIBED, NF_MAILBOXES, NF_SUBTREE };
+
+struct nf_filter {
+	enum nf_kind kind;
+	unsigned events;
+	char **names;		/* MAILBOXES, SUBTREE: spool names */
+	size_t nnames;
+};
+
+struct nf_mbox {
+	char *name;
+	unsigned events;
+	bool exists;
+	struct spool_mbox_info info;
+};
+
+struct imap_notify {
+	unsigned sel_events;		/* for the selected mailbox */
+	struct nf_filter *filters;
+	size_t nfilters;
+	struct nf_mbox *mb;		/* what was last reported */
+	size_t nmb;
+	bool watching;			/* WATCH 0 sent on the hub connection */
+};
+
+/* nf_now - monotonic milliseconds */
+static long long nf_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* imap_notify_free - forget NOTIFY (NOTIFY NONE, a new SET, end of session) */
+void imap_notify_free(IMAP_SESSION *s)
+{
+	struct imap_notify *n = s->notify;
+
+	if (n == NULL)
+		return;
+	for (size_t i = 0; i < n->nfilters; i++) {
+		for (size_t j = 0; j < n->filters[i].nnames; j++)
+			free(n->filters[i].names[j]);
+		free(n->filters[i].names);
+	}
+	for (size_t i = 0; i < n->nmb; i++)
+		free(n->mb[i].name);
+	free(n->filters);
+	free(n->mb);
+	if (n->watching)
+		imap_hub_unwatch();
+	free(n);
+	s->notify = NULL;
+}
+
+/* nf_events - the events of one filter list; -1 with a reply sent */
+static int nf_events(IMAP_CMDCTX *c, const struct imap_arg *a, size_t n, unsigned *ev_r)
+{
+	bool new = false, expunge = false, flags = false;
+
+	*ev_r = 0;
+	if (n == 1 && imap_arg_atom_is(&a[0], "NONE"))
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (imap_arg_atom_is(&a[i], "MessageNew")) {
+			new = true;
+			if (i + 1 < n && a[i + 1].type == IMAP_ARG_LIST)
+				i++;	/* fetch attributes: accepted, not used */
+		} else if (imap_arg_atom_is(&a[i], "MessageExpunge")) {
+			expunge = true;
+		} else if (imap_arg_atom_is(&a[i], "FlagChange")) {
+			flags = true;
+		} else if (imap_arg_atom_is(&a[i], "MailboxName")) {
+			*ev_r |= EV_NAME;
+		} else if (a[i].type == IMAP_ARG_ATOM) {
+			imap_no(c, "[BADEVENT (MessageNew MessageExpunge FlagChange MailboxName)] "
+				"event %s not supported", a[i].str);
+			return -1;
+		} else {
+			imap_bad(c, "NOTIFY: an event must be an atom");
+			return -1;
+		}
+	}
+	if (new != expunge || (flags && !new)) {	/* RFC 5465 5 */
+		imap_bad(c, "NOTIFY: MessageNew and MessageExpunge go together, FlagChange needs both");
+		return -1;
+	}
+	*ev_r |= (new ? EV_NEW : 0) | (flags ? EV_FLAGS : 0);
+	return 0;
+}
+
+/* nf_names - the mailbox names of MAILBOXES / SUBTREE (one or a list); -1 with a reply */
+static int nf_names(IMAP_CMDCTX *c, const struct imap_arg *a, struct nf_filter *f)
+{
+	const struct imap_arg *list = a->type == IMAP_ARG_LIST ? a->list : a;
+	size_t n = a->type == IMAP_ARG_LIST ? a->count : 1;
+	char *name;
+
+	if (n == 0 || n > IMAP_NOTIFY_MAX) {
+		imap_bad(c, "NOTIFY: between 1 and %d mailbox names", IMAP_NOTIFY_MAX);
+		return -1;
+	}
+	f->names = xcalloc(n, sizeof(char *));
+	for (size_t i = 0; i < n; i++) {
+		if ((name = imap_arg_mailbox(c, &list[i])) == NULL)
+			return -1;
+		f->names[f->nnames++] = name;
+	}
+	return 0;
+}
+
+/* nf_group - one "(filter (events))"; -1 with a reply sent */
+static int nf_group(IMAP_CMDCTX *c, struct imap_notify *n, const struct imap_arg *g)
+{
+	const struct imap_arg *a = g->list, *ev;
+	struct nf_filter *f;
+	unsigned events;
+	size_t k;
+
+	if (g->type != IMAP_ARG_LIST || g->count < 2) {
+		imap_bad(c, "usage: NOTIFY SET [STATUS] (filter (events)) ...");
+		return -1;
+	}
+	k = imap_arg_atom_is(&a[0], "MAILBOXES") || imap_arg_atom_is(&a[0], "SUBTREE") ? 2 : 1;
+	ev = &a[k];
+	if (g->count != k + 1 || ev->type != IMAP_ARG_LIST) {
+		imap_bad(c, "usage: NOTIFY SET [STATUS] (filter (events)) ...");
+		return -1;
+	}
+	if (nf_events(c, ev->list, ev->count, &events) < 0)
+		return -1;
+	if (imap_arg_atom_is(&a[0], "SELECTED") || imap_arg_atom_is(&a[0], "SELECTED-DELAYED")) {
+		n->sel_events = events;
+		return 0;
+	}
+	if (n->nfilters == IMAP_NOTIFY_FILTERS) {
+		imap_bad(c, "NOTIFY: at most %d filters", IMAP_NOTIFY_FILTERS);
+		return -1;
+	}
+	f = &n->filters[n->nfilters];
+	memset(f, 0, sizeof(*f));
+	f->events = events;
+	if (imap_arg_atom_is(&a[0], "INBOXES"))
+		f->kind = NF_INBOXES;
+	else if (imap_arg_atom_is(&a[0], "PERSONAL"))
+		f->kind = NF_PERSONAL;
+	else if (imap_arg_atom_is(&a[0], "SUBSCRIBED"))
+		f->kind = NF_SUBSCRIBED;
+	else if (imap_arg_atom_is(&a[0], "MAILBOXES"))
+		f->kind = NF_MAILBOXES;
+	else if (imap_arg_atom_is(&a[0], "SUBTREE"))
+		f->kind = NF_SUBTREE;
+	else {
+		imap_bad(c, "NOTIFY: unknown mailbox filter");
+		return -1;
+	}
+	n->nfilters++;
+	if (k == 2 && nf_names(c, &a[1], f) < 0)
+		return -1;
+	return 0;
+}
+
+/* nf_match - the events the filters ask for on one mailbox */
+static unsigned nf_match(struct imap_notify *n, const char *name, bool subscribed)
+{
+	unsigned ev = 0;
+
+	for (size_t i = 0; i < n->nfilters; i++) {
+		struct nf_filter *f = &n->filters[i];
+		bool hit = f->kind == NF_PERSONAL
+			   || (f->kind == NF_INBOXES && strcmp(name, "INBOX") == 0)
+			   || (f->kind == NF_SUBSCRIBED && subscribed);
+
+		for (size_t j = 0; !hit && j < f->nnames; j++) {
+			size_t len = strlen(f->names[j]);
+
+			hit = strcmp(name, f->names[j]) == 0
+			      || (f->kind == NF_SUBTREE && strncmp(name, f->names[j], len) == 0
+				  && name[len] == '/');
+		}
+		if (hit)
+			ev |= f->events;
+	}
+	return ev;
+}
+
+/* nf_is_selected - is name the selected mailbox? */
+static bool nf_is_selected(IMAP_SESSION *s, const char *name)
+{
+	return s->state == IMAP_SELECTED && s->mailbox != NULL && strcmp(s->mailbox, name) == 0;
+}
+
+/* nf_write_name - "* verb name" start, the name as the client sees it */
+static void nf_write_name(IMAP_SESSION *s, const char *head, const char *name)
+{
+	char *ext = imap_mailbox_external(s, name);
+
+	imap_write(s, head, strlen(head));
+	imap_write_quoted(s, ext);
+	free(ext);
+}
+
+/* nf_status - "* STATUS name (...)" for one mailbox */
+static void nf_status(IMAP_SESSION *s, const char *name, const struct spool_mbox_info *i,
+		      bool counts, bool modseq)
+{
+	char buf[160];
+
+	nf_write_name(s, "* STATUS ", name);
+	if (counts)
+		snprintf(buf, sizeof(buf), " (MESSAGES %u UIDNEXT %u UIDVALIDITY %u%s", i->messages,
+			 i->uidnext, i->uidvalidity, modseq ? "" : ")\r\n");
+	else
+		snprintf(buf, sizeof(buf), " (UIDVALIDITY %u%s", i->uidvalidity, modseq ? "" : ")\r\n");
+	imap_write(s, buf, strlen(buf));
+	if (modseq) {
+		snprintf(buf, sizeof(buf), " HIGHESTMODSEQ %llu)\r\n",
+			 (unsigned long long)i->highestmodseq);
+		imap_write(s, buf, strlen(buf));
+	}
+}
+
+/* nf_list - "* LIST (attrs) "/" name" for MailboxName */
+static void nf_list(IMAP_SESSION *s, const char *name, bool gone)
+{
+	nf_write_name(s, gone ? "* LIST (\\NonExistent) \"/\" " : "* LIST () \"/\" ", name);
+	imap_write(s, "\r\n", 2);
+}
+
+/* nf_find - the snapshot entry of name, or NULL */
+static struct nf_mbox *nf_find(struct imap_notify *n, const char *name)
+{
+	for (size_t i = 0; i < n->nmb; i++)
+		if (strcmp(n->mb[i].name, name) == 0)
+			return &n->mb[i];
+	return NULL;
+}
+
+/* nf_find_in - is name in the array mb[0..n)? */
+static bool nf_find_in(const struct nf_mbox *mb, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(mb[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * nf_scan - compare the user's mailboxes with the snapshot, report what
+ * changed (report false: only take the snapshot; status_all: STATUS for
+ * every watched one); -1 with *error_r on a spool error
+ */
+static int nf_scan(IMAP_SESSION *s, bool report, bool status_all, char **error_r)
+{
+	struct imap_notify *n = s->notify;
+	struct nf_mbox *mb = NULL, *old;
+	size_t nmb = 0;
+	char **names;
+	int rc = 0;
+
+	if (spool_mbox_list(s->user, &names, error_r) < 0)
+		return -1;
+	for (size_t i = 0; names[i] != NULL; i++) {
+		struct spool_mbox_info info;
+		unsigned ev;
+
+		if (spool_mbox_info(s->user, names[i], &info, error_r) < 0) {
+			rc = -1;
+			break;
+		}
+		if ((ev = nf_match(n, names[i], info.subscribed)) == 0)
+			continue;
+		if (nmb == IMAP_NOTIFY_MAX) {
+			*error_r = xasprintf("more than %d mailboxes to watch", IMAP_NOTIFY_MAX);
+			rc = -2;
+			break;
+		}
+		mb = xreallocarray(mb, nmb + 1, sizeof(*mb));
+		mb[nmb] = (struct nf_mbox){ .name = xstrdup(names[i]), .events = ev, .exists = true,
+					    .info = info };
+		old = nf_find(n, names[i]);
+		if (report && !nf_is_selected(s, names[i])) {
+			bool counts = (ev & EV_NEW) && (status_all || old == NULL
+					|| old->info.messages != info.messages
+					|| old->info.uidnext != info.uidnext
+					|| old->info.uidvalidity != info.uidvalidity);
+			bool flags = (ev & EV_FLAGS) && s->condstore && (status_all || (old != NULL
+					&& old->info.highestmodseq != info.highestmodseq));
+
+			if (old == NULL && !status_all && (ev & EV_NAME))
+				nf_list(s, names[i], false);
+			if (old == NULL && !status_all)
+				counts = false;	/* new mailbox: the LIST says it */
+			if (counts || flags)
+				nf_status(s, names[i], &info, counts || !flags, s->condstore);
+		}
+		nmb++;
+	}
+	for (size_t i = 0; rc == 0 && report && i < n->nmb; i++)
+		if ((n->mb[i].events & EV_NAME) && !nf_find_in(mb, nmb, n->mb[i].name))
+			nf_list(s, n->mb[i].name, true);
+	for (size_t i = 0; names[i] != NULL; i++)
+		free(names[i]);
+	free(names);
+	for (size_t i = 0; i < n->nmb; i++)
+		free(n->mb[i].name);
+	free(n->mb);
+	n->mb = mb;
+	n->nmb = nmb;
+	return rc;
+}
+
+/* imap_notify_report - what changed, now: the selected mailbox, then the others; flushed */
+void imap_notify_report(IMAP_SESSION *s)
+{
+	char *err = NULL;
+	int rc;
+
+	if (s->notify == NULL)
+		return;
+	if (s->state == IMAP_SELECTED && s->notify->sel_events != 0)
+		imap_mailbox_sync(s, true);
+	if ((rc = nf_scan(s, true, false, &err)) < 0) {
+		if (rc == -2)
+			imap_untagged(s, "OK [NOTIFICATIONOVERFLOW] %s", err);
+		else
+			msg_warn("user %s: NOTIFY: %s", s->user, err);
+		free(err);
+		if (rc == -2)
+			imap_notify_free(s);
+	}
+	if (stream_flush(s->stream) < 0) {
+		s->done = true;
+		s->end_reason = "write error";
+	}
+}
+
+/* imap_notify_after_idle - IDLE replaced the hub's WATCH: watch again, report what changed */
+void imap_notify_after_idle(IMAP_SESSION *s)
+{
+	if (s->notify == NULL)
+		return;
+	s->notify->watching = false;
+	imap_notify_report(s);
+}
+
+/*
+ * imap_notify_wait - between commands: wait for the client's next command
+ * while pushing NOTIFY events. STREAM_OK when input is there (or NOTIFY
+ * is off), STREAM_TIMEOUT after the session's read deadline.
+ */
+int imap_notify_wait(IMAP_SESSION *s)
+{
+	unsigned fallback = conf_time("imap_idle_fallback");
+	long long deadline = nf_now() + (long long)s->timeout_idle * 1000, now, next;
+	long long retry_at = 0;		/* without the hub: the next re-check and reconnect */
+	struct pollfd pfd[2];
+	int hub, n;
+
+	if (fallback == 0)
+		fallback = 1;
+	while (s->notify != NULL && !s->done) {
+		if (stream_pending(s->stream) > 0)
+			return STREAM_OK;
+		now = nf_now();
+		if (!s->notify->watching && now >= retry_at) {
+			s->notify->watching = imap_hub_watch(s->user, 0) >= 0;
+			if (!s->notify->watching)
+				retry_at = now + fallback * 1000LL;
+			imap_notify_report(s);	/* what happened before the hub knew, or the re-check */
+			continue;
+		}
+		if (stream_flush(s->stream) < 0)
+			return STREAM_ERROR;
+		if (now >= deadline)
+			return STREAM_TIMEOUT;
+		hub = s->notify->watching ? imap_hub_fd() : -1;
+		next = deadline;
+		if (hub < 0 && retry_at < next)
+			next = retry_at;
+		pfd[0].fd = stream_fd(s->stream);
+		pfd[0].events = POLLIN;
+		pfd[1].fd = hub;
+		pfd[1].events = POLLIN;
+		n = poll(pfd, hub >= 0 ? 2 : 1, next - now > 5000 ? 5000 : next - now < 0 ? 0
+			 : (int)(next - now));
+		if (server_stopping())
+			return STREAM_OK;	/* the read that follows ends the session as usual */
+		if (n < 0 && errno != EINTR)
+			return STREAM_ERROR;
+		if (n > 0 && pfd[0].revents)
+			return STREAM_OK;
+		if (n > 0 && hub >= 0 && pfd[1].revents) {
+			bool changed = false;
+
+			if (imap_hub_receive(0, &changed) < 0) {
+				s->notify->watching = false;	/* reconnect now, else fall back */
+				retry_at = 0;
+			} else if (changed) {
+				imap_notify_report(s);
+			}
+		}
+	}
+	return STREAM_OK;
+}
+
+/* cmd_notify - NOTIFY NONE | NOTIFY SET [STATUS] (filter (events)) ... */
+void cmd_notify(IMAP_CMDCTX *c)
+{
+	IMAP_SESSION *s = c->s;
+	const struct imap_arg *a = c->args;
+	struct imap_notify *n;
+	size_t k = 1;
+	bool status = false;
+	char *err = NULL;
+	int rc;
+
+	if (c->nargs == 1 && imap_arg_atom_is(&a[0], "NONE")) {
+		imap_notify_free(s);
+		imap_ok(c, "NOTIFY completed");
+		return;
+	}
+	if (c->nargs < 2 || !imap_arg_atom_is(&a[0], "SET")) {
+		imap_bad(c, "usage: NOTIFY NONE | NOTIFY SET [STATUS] (filter (events)) ...");
+		return;
+	}
+	if (imap_arg_atom_is(&a[1], "STATUS")) {
+		status = true;
+		k = 2;
+	}
+	if (k >= c->nargs) {
+		imap_bad(c, "usage: NOTIFY SET [STATUS] (filter (events)) ...");
+		return;
+	}
+	imap_notify_free(s);
+	n = s->notify = xcalloc(1, sizeof(*n));
+	n->filters = xcalloc(IMAP_NOTIFY_FILTERS, sizeof(*n->filters));
+	for (; k < c->nargs; k++)
+		if (nf_group(c, n, &a[k]) < 0) {
+			imap_notify_free(s);
+			return;
+		}
+	if ((rc = nf_scan(s, status, status, &err)) < 0) {
+		if (rc == -2)
+			imap_no(c, "[NOTIFICATIONOVERFLOW] %s", err);
+		else
+			imap_spool_no(c, "NOTIFY", err);
+		if (rc == -2)
+			free(err);
+		imap_notify_free(s);
+		return;
+	}
+	imap_ok(c, "NOTIFY completed");
+}

@@ -1,0 +1,90 @@
+/*
+ * NAME
+ *	imap_fetch_msg - imap_msg over the spool reader; spool ranges streamed out
+ * SYNOPSIS
+ *	#include "imap_fetch_msg.h"
+ *
+ *	msg = imap_fetch_msg_parse(reader, &error);
+ *	rc = imap_fetch_msg_stream(s, reader, offset, length);
+ * DESCRIPTION
+ *	The source imap_msg_parse() reads through is the spool reader itself:
+ *	a positioned read is spool_reader_seek() (cheap within the chunk
+ *	already loaded, one record fetch otherwise) and then sequential
+ *	reads. No copy of the message is made; imap_msg keeps offsets only.
+ *
+ *	Errors: ESTALE (the message was expunged from its last mailbox while
+ *	being read) and EIO come back from the spool reader and are reported
+ *	to the caller; imap_fetch_msg_stream() decides to end the session,
+ *	since it fails inside a literal whose size was already promised.
+ */
+#include "sys_defs.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "msg.h"
+#include "spool.h"
+#include "xmalloc.h"
+
+#include "imap_fetch_msg.h"
+
+/* fetch_msg_pread - imap_msg_src.pread on a spool reader */
+static ssize_t fetch_msg_pread(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	SPOOL_READER *rd = ctx;
+	size_t done = 0;
+	ssize_t got;
+
+	if (spool_reader_seek(rd, off) < 0)
+		return -1;
+	while (done < len) {
+		got = spool_reader_read(rd, (char *)buf + done, len - done);
+		if (got < 0)
+			return -1;
+		if (got == 0)
+			break;
+		done += (size_t)got;
+	}
+	return (ssize_t)done;
+}
+
+/* imap_fetch_msg_parse - the MIME structure of the message rd reads */
+IMAP_MSG *imap_fetch_msg_parse(SPOOL_READER *rd, char **error_r)
+{
+	struct imap_msg_src src;
+
+	src.pread = fetch_msg_pread;
+	src.ctx = rd;
+	src.size = spool_reader_size(rd);
+	return imap_msg_parse(&src, error_r);
+}
+
+/* imap_fetch_msg_stream - length octets from offset of the stored message to the client */
+int imap_fetch_msg_stream(IMAP_SESSION *s, SPOOL_READER *rd, uint64_t offset, uint64_t length)
+{
+	char *buf;
+	ssize_t got = 0;
+
+	if (length > 0 && spool_reader_seek(rd, offset) < 0)
+		goto fail;
+	buf = xmalloc(SPOOL_CHUNK);
+	while (length > 0 && !s->done) {
+		got = spool_reader_read(rd, buf, length > SPOOL_CHUNK ? SPOOL_CHUNK : (size_t)length);
+		if (got <= 0)
+			break;
+		imap_write(s, buf, (size_t)got);
+		length -= (uint64_t)got;
+		s->bytes_sent += (uint64_t)got;
+	}
+	free(buf);
+	if (length == 0 || s->done)
+		return s->done ? -1 : 0;
+fail:
+	msg_warn("user %s: message read failed during FETCH (%s); closing", s->user,
+		 errno == ESTALE ? "expunged meanwhile" : "spool error");
+	s->done = true;
+	s->end_reason = "spool read error";
+	return -1;
+}

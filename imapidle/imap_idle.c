@@ -1,0 +1,901 @@
+/*
+ * NAME
+ *	caiyou-imap-idle - the IDLE hub: mailbox events for imapd, and parked sessions
+ * SYNOPSIS
+ *	caiyou-imap-idle -c caiyou.conf [-f] [-v]
+ * DESCRIPTION
+ *	One event-driven process per instance (epoll), started by cyctl
+ *	after imapd. It binds run_dir/notify and receives the spool's change
+ *	events (share/notify.c), and listens on run_dir/imap-idle (mode 0660)
+ *	for imapd's workers, which speak share/idlemsg.h:
+ *
+ *	WATCH user mboxid / UNWATCH: a worker session in IDLE; each event for
+ *	that mailbox is forwarded as EVENT on the worker's connection, and
+ *	the session synchronises at once.
+ *
+ *	PARK (client descriptor + session blob): the session has been in
+ *	IDLE for imap_hibernate_after and moves here; the worker forgets it.
+ *	A parked connection costs one struct hub_parked with the blob inside
+ *	it (one allocation of about a hundred octets plus the names, plus 66
+ *	to 122 octets of TLS state for a TLS connection; no other
+ *	per-connection memory in this process), in a hash table by user and
+ *	mailbox and in a keepalive queue. For a NOTIFY_NEW event on its
+ *	mailbox that only added messages (the growth of EXISTS equals the
+ *	growth of UIDNEXT) the hub writes "* n EXISTS" itself: the fastest
+ *	path, no process wakes up. Any other event on the mailbox, input from
+ *	the client (never read here) or a state it cannot judge UNPARKs the
+ *	session: the hub connects to imapd's imap_unpark_listen, sends
+ *	UNPARK with the descriptor and the blob (counters updated), and any
+ *	idle worker resumes it (imapd/imap_park.c). A client that hangs up
+ *	is simply closed. Every imap_idle_keepalive a parked client gets
+ *	"* OK Still here".
+ *
+ *	TLS: imapd parks a TLS connection once it runs on the compact record
+ *	layer (share/tlsrec.c; TLS 1.2 CBC suites stay on OpenSSL in their
+ *	worker and are never parked). Its state (keys or traffic secrets,
+ *	both sequence numbers) is the blob's stream field (IDLEMSG_F_TLS),
+ *	checked with tlsrec_import() at PARK. To write a line the hub imports
+ *	that state for the moment, seals the line as one record
+ *	(tlsrec_seal(); at BYE also close_notify with tlsrec_seal_alert()),
+ *	writes the record all or nothing, and only then copies the exported
+ *	state, whose write sequence number counts the record, back into the
+ *	blob; a short write drops the client, since the state and the stream
+ *	no longer agree. UNPARK carries the state as it is then, and the
+ *	worker's stream_import() continues the stream. The hub never reads
+ *	from a client: a KeyUpdate the client sends while parked is input,
+ *	which wakes the session, and the worker reads it after the import.
+ *
+ *	Events already forwarded to a worker before its PARK arrived are not
+ *	lost: the hub remembers the last event forwarded on each worker
+ *	connection and applies it to the session it parks when it is newer
+ *	than the blob's HIGHESTMODSEQ.
+ *
+ *	SIGTERM or SIGINT stops: parked clients get "* BYE" and are closed
+ *	(as workers do at a stop), the sockets and the pid file are removed.
+ *	The pid file run_dir/imap-idle.pid is locked for the process's life
+ *	like the prefork daemons' (share/server.c, whose start-up steps this
+ *	program repeats because it has no workers).
+ *
+ *	Configuration: run_dir, user, log_file, syslog_facility,
+ *	imap_idle_keepalive, imap_unpark_listen.
+ * SECURITY
+ *	Started as root only to bind its sockets; then setgroups, setresgid
+ *	and setresuid to the "user" of caiyou.conf, checked. Workers and the
+ *	spool reach it only through sockets of mode 0660 in run_dir. Session
+ *	blobs carry TLS keys: never logged, wiped when a session leaves. It
+ *	never reads from a client; a malformed message from a worker is logged and
+ *	the worker's connection dropped (the worker falls back to polling);
+ *	a malformed datagram is dropped by notify_receive().
+ * STANDARDS
+ *	RFC 2177 (IDLE): the untagged responses it writes are those a worker
+ *	would write in IDLE. RFC 8446 5.2, RFC 5246 6.2.3.3: records sealed by
+ *	tlsrec(3).
+ */
+#include "sys_defs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "idlemsg.h"
+#include "msg.h"
+#include "notify.h"
+#include "server.h"
+#include "strbuf.h"
+#include "tlsrec.h"
+#include "xmalloc.h"
+
+#define HUB_SERVICE	"imap-idle"
+#define HUB_BUCKETS	16384		/* parked sessions' hash table */
+#define HUB_EVENTS	256		/* epoll events per wait */
+#define HUB_KEEPALIVE_MAX	(29 * 60)
+
+enum hub_kind { HUB_NOTIFY = 1, HUB_LISTEN, HUB_SIGNAL, HUB_WORKER, HUB_PARKED };
+
+/* A worker's connection. Few of them (at most imapd_process_limit): heap is fine. */
+struct hub_worker {
+	uint8_t kind;			/* HUB_WORKER */
+	int fd;
+	struct idlemsg_reader in;
+	char *user;			/* watched user, or NULL */
+	uint32_t mboxid;
+	bool last_valid;		/* the last event forwarded for the watch */
+	uint8_t last_what;
+	uint32_t last_uidnext, last_messages;
+	uint64_t last_hms;
+	struct hub_worker *next, *prev;
+};
+
+/* A parked connection: this one allocation is all it costs here. */
+struct hub_parked {
+	uint8_t kind;			/* HUB_PARKED */
+	uint16_t bloblen;
+	int fd;
+	uint32_t hash;
+	uint32_t mboxid;
+	uint32_t exists, uidnext;
+	uint64_t hms;
+	long long keep_at;		/* monotonic seconds */
+	struct hub_parked *hnext;	/* hash chain */
+	struct hub_parked *kprev, *knext;	/* keepalive queue, oldest first */
+	unsigned char blob[];		/* the session blob, as the worker sent it */
+};
+
+static const char *hub_conf;
+static bool hub_foreground;
+static int hub_epfd = -1, hub_notify_fd = -1, hub_listen_fd = -1, hub_sig_fd = -1;
+static int hub_pidfd = -1;
+static char *hub_pidpath, *hub_sockpath, *hub_unpark_path;
+static struct hub_worker *hub_workers;
+static struct hub_parked *hub_table[HUB_BUCKETS];
+static struct hub_parked *hub_khead, *hub_ktail;
+static unsigned hub_keepalive;
+static unsigned long hub_nparked;
+static const uint8_t hub_kind_notify = HUB_NOTIFY, hub_kind_listen = HUB_LISTEN,
+		     hub_kind_signal = HUB_SIGNAL;
+
+static void **hub_graves;		/* freed after the current batch of events */
+static size_t hub_ngraves;
+
+/*
+ * hub_bury - free obj after the current batch: a later event of the same
+ * epoll_wait() may still name it (its kind is set to 0: skipped)
+ */
+static void hub_bury(void *obj)
+{
+	*(uint8_t *)obj = 0;
+	hub_graves = xreallocarray(hub_graves, hub_ngraves + 1, sizeof(*hub_graves));
+	hub_graves[hub_ngraves++] = obj;
+}
+
+/* hub_bury_all - free what was buried */
+static void hub_bury_all(void)
+{
+	for (size_t i = 0; i < hub_ngraves; i++)
+		free(hub_graves[i]);
+	hub_ngraves = 0;
+}
+
+/* hub_now - monotonic seconds */
+static long long hub_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/* hub_hash - FNV-1a of user and mailbox id */
+static uint32_t hub_hash(const char *user, size_t len, uint32_t mboxid)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)user[i]) * 16777619u;
+	for (int i = 0; i < 4; i++)
+		h = (h ^ ((mboxid >> (8 * i)) & 0xff)) * 16777619u;
+	return h;
+}
+
+/* hub_parked_user - the user name inside a parked session's blob */
+static const char *hub_parked_user(const struct hub_parked *p, uint16_t *len_r)
+{
+	memcpy(len_r, p->blob + 44, 2);
+	return (const char *)p->blob + 46;
+}
+
+/* hub_epoll_add - watch fd for input, with ptr as its data */
+static int hub_epoll_add(int fd, void *ptr, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = ptr };
+
+	return epoll_ctl(hub_epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/* hub_write_raw - bytes to a parked client, all or nothing: 0 or -1 */
+static int hub_write_raw(int fd, const void *data, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = send(fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	return n == (ssize_t)len ? 0 : -1;
+}
+
+/* hub_parked_stream - the stream state inside a parked session's blob (length 0: plain) */
+static unsigned char *hub_parked_stream(struct hub_parked *p, uint16_t *len_r)
+{
+	size_t off = 44;
+	uint16_t l;
+
+	for (int i = 0; i < 4; i++) {	/* user, mailbox, tag, stream: checked at PARK */
+		memcpy(&l, p->blob + off, 2);
+		if (i == 3)
+			break;
+		off += 2 + (size_t)l;
+	}
+	*len_r = l;
+	return p->blob + off + 2;
+}
+
+/*
+ * hub_tls_seal - text as one TLS record (then close_notify when bye) from
+ * the state in the blob, into out; the state after it, in next (same
+ * length): the caller copies it into the blob once the bytes are written,
+ * because the sequence numbers already count them. 0, or -1 logged.
+ */
+static int hub_tls_seal(const unsigned char *state, uint16_t slen, const char *text, bool bye,
+			unsigned char *out, size_t size, size_t *outlen_r, unsigned char *next)
+{
+	TLSREC *rec;
+	char *err = NULL;
+	size_t n = 0, m = 0;
+	ssize_t x = 0;
+
+	if ((rec = tlsrec_import(state, slen, &err)) == NULL
+	    || tlsrec_seal(rec, text, strlen(text), out, size, &n, &err) < 0
+	    || (bye && tlsrec_seal_alert(rec, TLSREC_ALERT_CLOSE_NOTIFY, out + n, size - n, &m) < 0
+		&& (err = xasprintf("close_notify")) != NULL)
+	    || (!bye && (x = tlsrec_export(rec, next, slen, &err)) != (ssize_t)slen
+		&& (x < 0 || (err = xasprintf("the state changed size")) != NULL))) {
+		msg_warn("TLS record for a parked client: %s", err);
+		free(err);
+		tlsrec_free(&rec);
+		return -1;
+	}
+	tlsrec_free(&rec);
+	*outlen_r = n + m;
+	return 0;
+}
+
+/*
+ * hub_send - a short untagged response to a parked client, all or nothing:
+ * as it is for a plain connection, as one TLS record for a TLS one (whose
+ * state in the blob moves on with it); bye adds close_notify. 0 or -1.
+ */
+static int hub_send(struct hub_parked *p, const char *text, bool bye)
+{
+	unsigned char out[TLSREC_SEAL_SPACE(128) + 64], next[TLSREC_BLOB_MAX];
+	uint16_t slen;
+	unsigned char *state = hub_parked_stream(p, &slen);
+	size_t len;
+	int rc;
+
+	if (slen == 0)
+		return hub_write_raw(p->fd, text, strlen(text));
+	if (strlen(text) > 128 || slen > sizeof(next)
+	    || hub_tls_seal(state, slen, text, bye, out, sizeof(out), &len, next) < 0)
+		return -1;
+	rc = hub_write_raw(p->fd, out, len);
+	if (rc == 0 && !bye)
+		memcpy(state, next, slen);
+	explicit_bzero(next, sizeof(next));
+	return rc;
+}
+
+/* hub_unlink - take a parked session out of the table and the keepalive queue */
+static void hub_unlink(struct hub_parked *p)
+{
+	struct hub_parked **pp = &hub_table[p->hash % HUB_BUCKETS];
+
+	while (*pp != NULL && *pp != p)
+		pp = &(*pp)->hnext;
+	if (*pp == p)
+		*pp = p->hnext;
+	if (p->kprev)
+		p->kprev->knext = p->knext;
+	else
+		hub_khead = p->knext;
+	if (p->knext)
+		p->knext->kprev = p->kprev;
+	else
+		hub_ktail = p->kprev;
+	(void)epoll_ctl(hub_epfd, EPOLL_CTL_DEL, p->fd, NULL);
+	hub_nparked--;
+}
+
+/* hub_drop - forget a parked session and close its client */
+static void hub_drop(struct hub_parked *p, const char *why)
+{
+	uint16_t ulen;
+	const char *user = hub_parked_user(p, &ulen);
+
+	msg_info("parked session closed: user=%.*s reason=%s", (int)ulen, user, why);
+	hub_unlink(p);
+	(void)close(p->fd);
+	explicit_bzero(p->blob, p->bloblen);	/* TLS keys */
+	hub_bury(p);
+}
+
+/* hub_unpark_connect - a connection to imapd's unpark listener, or -1 */
+static int hub_unpark_connect(char **error_r)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (hub_unpark_path == NULL || strlen(hub_unpark_path) >= sizeof(sun.sun_path)) {
+		*error_r = xasprintf("no usable imap_unpark_listen");
+		return -1;
+	}
+	memcpy(sun.sun_path, hub_unpark_path, strlen(hub_unpark_path) + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0
+	    || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		*error_r = xasprintf("connect %s: %s", hub_unpark_path, strerror(errno));
+		if (fd >= 0)
+			(void)close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * hub_unpark - hand a parked session back to imapd. When imapd cannot take
+ * it (not running, backlog full) the client gets BYE: it reconnects.
+ */
+static void hub_unpark(struct hub_parked *p, const char *why)
+{
+	uint16_t ulen;
+	const char *user = hub_parked_user(p, &ulen);
+	char *err = NULL;
+	int fd;
+
+	memcpy(p->blob + IDLEMSG_BLOB_EXISTS_OFF, &p->exists, 4);
+	memcpy(p->blob + IDLEMSG_BLOB_UIDNEXT_OFF, &p->uidnext, 4);
+	memcpy(p->blob + IDLEMSG_BLOB_HMS_OFF, &p->hms, 8);
+	if ((fd = hub_unpark_connect(&err)) < 0
+	    || idlemsg_send(fd, IDLEMSG_UNPARK, p->blob, p->bloblen, p->fd, &err) < 0) {
+		msg_warn("unpark user=%.*s: %s; closing the client", (int)ulen, user, err);
+		free(err);
+		(void)hub_send(p, "* BYE cannot resume the session now, please reconnect\r\n", true);
+		if (fd >= 0)
+			(void)close(fd);
+		hub_drop(p, "unpark failed");
+		return;
+	}
+	(void)close(fd);
+	if (msg_verbose)
+		msg_info("unparked user=%.*s: %s", (int)ulen, user, why);
+	msg_info("unpark: user=%.*s reason=%s parked=%lu", (int)ulen, user, why, hub_nparked - 1);
+	hub_unlink(p);
+	(void)close(p->fd);
+	explicit_bzero(p->blob, p->bloblen);
+	hub_bury(p);
+}
+
+/* hub_parked_event - one event for a parked session's mailbox */
+static void hub_parked_event(struct hub_parked *p, uint8_t what, uint32_t uidnext,
+			     uint32_t messages, uint64_t hms)
+{
+	char line[64];
+
+	if (hms <= p->hms && what != NOTIFY_MAILBOX)
+		return;		/* the session knew this already */
+	if (what == NOTIFY_NEW && messages > p->exists && uidnext > p->uidnext
+	    && messages - p->exists == uidnext - p->uidnext) {
+		snprintf(line, sizeof(line), "* %u EXISTS\r\n", messages);
+		if (hub_send(p, line, false) < 0) {
+			hub_drop(p, "write error");
+			return;
+		}
+		p->exists = messages;
+		p->uidnext = uidnext;
+		p->hms = hms;
+		return;
+	}
+	hub_unpark(p, what == NOTIFY_EXPUNGE ? "expunge" : what == NOTIFY_FLAGS ? "flags"
+		   : what == NOTIFY_MAILBOX ? "mailbox changed" : "changes");
+}
+
+/* hub_worker_close - drop a worker's connection */
+static void hub_worker_close(struct hub_worker *w, const char *why)
+{
+	if (why != NULL)
+		msg_warn("worker connection dropped: %s", why);
+	(void)epoll_ctl(hub_epfd, EPOLL_CTL_DEL, w->fd, NULL);
+	(void)close(w->fd);
+	idlemsg_reader_reset(&w->in);
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		hub_workers = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	free(w->user);
+	hub_bury(w);
+}
+
+/* hub_forward - an event to every worker session watching its mailbox */
+static void hub_forward(const struct notify_event *ev)
+{
+	struct hub_worker *w, *next;
+	STRBUF *b = strbuf_alloc(32, IDLEMSG_BODY_MAX);
+	char *err = NULL;
+
+	idlemsg_event_encode(b, ev->what, ev->mboxid, ev->uidnext, ev->messages, ev->highestmodseq);
+	for (w = hub_workers; w != NULL; w = next) {
+		next = w->next;
+		if (w->user == NULL || strlen(w->user) != ev->user_len
+		    || memcmp(w->user, ev->user, ev->user_len) != 0
+		    || (w->mboxid != 0 && ev->mboxid != 0 && ev->mboxid != w->mboxid))
+			continue;
+		if (ev->mboxid == w->mboxid) {
+			w->last_valid = true;
+			w->last_what = ev->what;
+			w->last_uidnext = ev->uidnext;
+			w->last_messages = ev->messages;
+			w->last_hms = ev->highestmodseq;
+		}
+		if (idlemsg_send(w->fd, IDLEMSG_EVENT, STRBUF_STR(b), STRBUF_LEN(b), -1, &err) < 0) {
+			hub_worker_close(w, err);
+			free(err);
+			err = NULL;
+		}
+	}
+	strbuf_free(&b);
+}
+
+/* hub_notify - the spool's events: forward to watchers, act for parked sessions */
+static void hub_notify(void)
+{
+	struct notify_event ev;
+	struct hub_parked *p, *next;
+	uint32_t h;
+	uint16_t ulen;
+	int rc, n = 0;
+
+	while (n++ < 1024 && (rc = notify_receive(hub_notify_fd, &ev)) == 1) {
+		hub_forward(&ev);
+		if (ev.mboxid == 0)
+			continue;
+		h = hub_hash(ev.user, ev.user_len, ev.mboxid);
+		for (p = hub_table[h % HUB_BUCKETS]; p != NULL; p = next) {
+			const char *user = hub_parked_user(p, &ulen);
+
+			next = p->hnext;
+			if (p->hash == h && p->mboxid == ev.mboxid && ulen == ev.user_len
+			    && memcmp(user, ev.user, ulen) == 0)
+				hub_parked_event(p, ev.what, ev.uidnext, ev.messages,
+						 ev.highestmodseq);
+		}
+	}
+}
+
+/* hub_tls_check - a TLS state the hub can write with (imported once, then forgotten) */
+static int hub_tls_check(const unsigned char *state, uint16_t slen, char **error_r)
+{
+	TLSREC *rec;
+
+	if ((rec = tlsrec_import(state, slen, error_r)) == NULL)
+		return -1;
+	if (!tlsrec_is_tls(rec) || tlsrec_update_owed(rec)) {
+		*error_r = xasprintf("TLS state is plain or owes a KeyUpdate");
+		tlsrec_free(&rec);
+		return -1;
+	}
+	tlsrec_free(&rec);
+	return 0;
+}
+
+/* hub_park - a PARK from a worker: 0 accepted, -1 refused (the fd is then closed) */
+static int hub_park(struct hub_worker *w, const struct idlemsg *m, char **error_r)
+{
+	struct idlemsg_park blob;
+	struct hub_parked *p;
+	struct hub_parked **bucket;
+
+	if (idlemsg_park_decode(m->body, m->len, &blob, error_r) < 0)
+		return -1;
+	if (!(blob.flags & IDLEMSG_F_IDLE)) {
+		*error_r = xasprintf("cannot hold this session (not in IDLE)");
+		return -1;
+	}
+	if (blob.stream_len > 0 && hub_tls_check(blob.stream, blob.stream_len, error_r) < 0)
+		return -1;
+	p = xmalloc(sizeof(*p) + m->len);
+	memset(p, 0, sizeof(*p));
+	p->kind = HUB_PARKED;
+	p->fd = m->fd;
+	p->bloblen = (uint16_t)m->len;
+	memcpy(p->blob, m->body, m->len);
+	p->mboxid = blob.mboxid;
+	p->exists = blob.exists;
+	p->uidnext = blob.uidnext;
+	p->hms = blob.highestmodseq;
+	p->hash = hub_hash(blob.user, blob.user_len, blob.mboxid);
+	if (hub_epoll_add(p->fd, p, EPOLLIN | EPOLLRDHUP) < 0) {
+		*error_r = xasprintf("epoll: %s", strerror(errno));
+		free(p);
+		return -1;
+	}
+	bucket = &hub_table[p->hash % HUB_BUCKETS];
+	p->hnext = *bucket;
+	*bucket = p;
+	p->keep_at = hub_now() + hub_keepalive;
+	p->kprev = hub_ktail;
+	if (hub_ktail)
+		hub_ktail->knext = p;
+	else
+		hub_khead = p;
+	hub_ktail = p;
+	hub_nparked++;
+	msg_info("park: user=%.*s mailbox=%.*s exists=%u parked=%lu", (int)blob.user_len, blob.user,
+		 (int)blob.mailbox_len, blob.mailbox, blob.exists, hub_nparked);
+	/* An event forwarded to the worker just before the PARK came. */
+	if (w->last_valid && w->mboxid == p->mboxid && w->last_hms > p->hms)
+		hub_parked_event(p, w->last_what, w->last_uidnext, w->last_messages, w->last_hms);
+	return 0;
+}
+
+/* hub_worker_message - one message from a worker: 0, or -1 to drop the worker */
+static int hub_worker_message(struct hub_worker *w, const struct idlemsg *m, char **error_r)
+{
+	const char *user;
+	uint16_t ulen;
+	uint8_t ok;
+
+	switch (m->type) {
+	case IDLEMSG_WATCH:
+		if (idlemsg_watch_decode(m->body, m->len, &w->mboxid, &user, &ulen, error_r) < 0)
+			return -1;
+		free(w->user);
+		w->user = xstrndup(user, ulen);
+		w->last_valid = false;
+		return 0;
+	case IDLEMSG_UNWATCH:
+		if (m->len != 0) {
+			*error_r = xasprintf("malformed UNWATCH");
+			return -1;
+		}
+		free(w->user);
+		w->user = NULL;
+		return 0;
+	case IDLEMSG_PARK:
+		ok = hub_park(w, m, error_r) == 0;
+		if (!ok) {
+			msg_warn("park refused: %s", *error_r);
+			free(*error_r);
+			*error_r = NULL;
+			(void)close(m->fd);
+		}
+		free(w->user);
+		w->user = NULL;
+		return idlemsg_send(w->fd, IDLEMSG_PARKED, &ok, 1, -1, error_r);
+	default:
+		if (m->fd >= 0)
+			(void)close(m->fd);
+		*error_r = xasprintf("unexpected message type %d from a worker", m->type);
+		return -1;
+	}
+}
+
+/* hub_worker_input - what a worker sent */
+static void hub_worker_input(struct hub_worker *w)
+{
+	struct idlemsg m;
+	char *err = NULL;
+	int rc;
+
+	while ((rc = idlemsg_fill(w->fd, &w->in, &err)) == 1) {
+		while ((rc = idlemsg_next(&w->in, &m, &err)) == 1) {
+			if (hub_worker_message(w, &m, &err) < 0) {
+				rc = -1;
+				break;
+			}
+			idlemsg_consume(&w->in, &m);
+		}
+		if (rc < 0)
+			break;
+	}
+	if (rc < 0) {
+		hub_worker_close(w, err != NULL && strcmp(err, "closed") == 0 ? NULL : err);
+		free(err);
+	}
+}
+
+/* hub_accept - new worker connections */
+static void hub_accept(void)
+{
+	struct hub_worker *w;
+	int fd;
+
+	while ((fd = accept4(hub_listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
+		w = xcalloc(1, sizeof(*w));
+		w->kind = HUB_WORKER;
+		w->fd = fd;
+		idlemsg_reader_init(&w->in);
+		if (hub_epoll_add(fd, w, EPOLLIN) < 0) {
+			msg_warn("epoll: %s", strerror(errno));
+			(void)close(fd);
+			free(w);
+			continue;
+		}
+		w->next = hub_workers;
+		if (hub_workers)
+			hub_workers->prev = w;
+		hub_workers = w;
+	}
+	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		msg_warn("accept on %s: %s", hub_sockpath, strerror(errno));
+}
+
+/* hub_parked_input - the client of a parked session spoke or hung up */
+static void hub_parked_input(struct hub_parked *p, uint32_t events)
+{
+	char c;
+	ssize_t n = recv(p->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+		hub_drop(p, "disconnected");
+	else if (n > 0)
+		hub_unpark(p, "client input");
+	else if (events & (EPOLLHUP | EPOLLERR))
+		hub_drop(p, "disconnected");
+}
+
+/* hub_keepalives - "* OK Still here" to the parked clients whose time has come */
+static void hub_keepalives(void)
+{
+	long long now = hub_now();
+	struct hub_parked *p;
+
+	while ((p = hub_khead) != NULL && p->keep_at <= now) {
+		if (hub_send(p, "* OK Still here\r\n", false) < 0) {
+			hub_drop(p, "write error");
+			continue;
+		}
+		p->keep_at = now + hub_keepalive;
+		if (p->knext != NULL) {	/* to the end of the queue */
+			hub_khead = p->knext;
+			hub_khead->kprev = NULL;
+			p->kprev = hub_ktail;
+			p->knext = NULL;
+			hub_ktail->knext = p;
+			hub_ktail = p;
+		}
+	}
+}
+
+/* hub_pidfile_lock - take run_dir/imap-idle.pid for the process's life */
+static void hub_pidfile_lock(const char *run_dir)
+{
+	struct stat st;
+	uid_t uid;
+	gid_t gid;
+
+	if (mkdir(run_dir, 0755) == 0) {
+		if (server_user(&uid, &gid) && chown(run_dir, uid, gid) < 0)
+			msg_fatal("chown %s: %s", run_dir, strerror(errno));
+	} else if (errno != EEXIST) {
+		msg_fatal("mkdir %s: %s", run_dir, strerror(errno));
+	}
+	hub_pidpath = xasprintf("%s/%s.pid", run_dir, HUB_SERVICE);
+	if ((hub_pidfd = open(hub_pidpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644)) < 0)
+		msg_fatal("open %s: %s", hub_pidpath, strerror(errno));
+	if (fstat(hub_pidfd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)
+		msg_fatal("%s is not a plain pid file; remove it", hub_pidpath);
+	if (flock(hub_pidfd, LOCK_EX | LOCK_NB) < 0)
+		msg_fatal("%s is already running (%s)", HUB_SERVICE, hub_pidpath);
+}
+
+/* hub_bind - run_dir/imap-idle, mode 0660, owned by the service user */
+static void hub_bind(void)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct stat st;
+	uid_t uid;
+	gid_t gid;
+
+	if ((hub_sockpath = idlemsg_socket_path()) == NULL
+	    || strlen(hub_sockpath) >= sizeof(sun.sun_path))
+		msg_fatal("run_dir is not set or too long");
+	memcpy(sun.sun_path, hub_sockpath, strlen(hub_sockpath) + 1);
+	if (lstat(hub_sockpath, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			msg_fatal("%s exists and is not a socket", hub_sockpath);
+		(void)unlink(hub_sockpath);	/* left by a previous run; we hold the pid file */
+	}
+	if ((hub_listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0
+	    || bind(hub_listen_fd, (struct sockaddr *)&sun, sizeof(sun)) < 0
+	    || chmod(hub_sockpath, 0660) < 0 || listen(hub_listen_fd, 128) < 0)
+		msg_fatal("bind %s: %s", hub_sockpath, strerror(errno));
+	if (server_user(&uid, &gid) && chown(hub_sockpath, uid, gid) < 0)
+		msg_fatal("chown %s: %s", hub_sockpath, strerror(errno));
+}
+
+/* hub_chown_notify - the notify socket belongs to the service user, as ours does */
+static void hub_chown_notify(void)
+{
+	char *run_dir = conf_path("run_dir"), *path = xasprintf("%s/notify", run_dir);
+	uid_t uid;
+	gid_t gid;
+
+	if (server_user(&uid, &gid) && chown(path, uid, gid) < 0)
+		msg_fatal("chown %s: %s", path, strerror(errno));
+	free(path);
+	free(run_dir);
+}
+
+/* hub_unpark_address - the first unix: address of imap_unpark_listen */
+static void hub_unpark_address(void)
+{
+	char **list = conf_list("imap_unpark_listen");
+
+	for (char **p = list; *p != NULL && hub_unpark_path == NULL; p++)
+		if (strncmp(*p, "unix:", 5) == 0 && (*p)[5] != '\0')
+			hub_unpark_path = (*p)[5] == '/' ? xstrdup(*p + 5)
+				: xasprintf("%s/%s", conf_instance_dir(), *p + 5);
+	conf_list_free(&list);
+	if (hub_unpark_path == NULL)
+		msg_warn("imap_unpark_listen has no unix: address: parked sessions cannot go back");
+}
+
+/* hub_start - configuration, logging, pid file, sockets, privileges */
+static void hub_start(void)
+{
+	char *error = NULL, *run_dir, *log_file;
+	char buf[32];
+	sigset_t mask;
+	int len;
+
+	if (conf_load(hub_conf, &error) < 0)
+		msg_fatal("%s", error);
+	log_file = conf_path("log_file");
+	msg_open(HUB_SERVICE, conf_str("syslog_facility"), log_file, true);
+	free(log_file);
+	if ((run_dir = conf_path("run_dir")) == NULL)
+		msg_fatal("run_dir is not set");
+	hub_pidfile_lock(run_dir);
+	free(run_dir);
+	hub_keepalive = conf_time("imap_idle_keepalive");
+	if (hub_keepalive == 0 || hub_keepalive > HUB_KEEPALIVE_MAX)
+		hub_keepalive = HUB_KEEPALIVE_MAX;
+	if ((hub_notify_fd = notify_listen(&error)) < 0)
+		msg_fatal("%s", error);
+	hub_chown_notify();
+	hub_bind();
+	hub_unpark_address();
+	server_drop_privileges();
+	if (!hub_foreground)
+		server_daemonize();
+	len = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (ftruncate(hub_pidfd, 0) < 0 || pwrite(hub_pidfd, buf, (size_t)len, 0) != len)
+		msg_fatal("write %s: %s", hub_pidpath, strerror(errno));
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if ((hub_sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0
+	    || (hub_epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+		msg_fatal("signalfd/epoll: %s", strerror(errno));
+	if (hub_epoll_add(hub_notify_fd, (void *)&hub_kind_notify, EPOLLIN) < 0
+	    || hub_epoll_add(hub_listen_fd, (void *)&hub_kind_listen, EPOLLIN) < 0
+	    || hub_epoll_add(hub_sig_fd, (void *)&hub_kind_signal, EPOLLIN) < 0)
+		msg_fatal("epoll: %s", strerror(errno));
+	msg_info("started: notify and %s bound, keepalive %u s", hub_sockpath, hub_keepalive);
+}
+
+/* hub_signal - true when asked to stop */
+static bool hub_signal(void)
+{
+	struct signalfd_siginfo si;
+	bool stop = false;
+
+	while (read(hub_sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+			stop = true;
+		else
+			msg_info("SIGHUP: nothing to reload (restart to change settings)");
+	}
+	return stop;
+}
+
+/* hub_loop - the event loop until a stop */
+static void hub_loop(void)
+{
+	struct epoll_event evs[HUB_EVENTS];
+	int n, timeout;
+
+	for (;;) {
+		timeout = -1;
+		if (hub_khead != NULL) {
+			long long left = hub_khead->keep_at - hub_now();
+
+			timeout = left <= 0 ? 0 : left > 3600 ? 3600000 : (int)(left * 1000 + 10);
+		}
+		if ((n = epoll_wait(hub_epfd, evs, HUB_EVENTS, timeout)) < 0) {
+			if (errno == EINTR)
+				continue;
+			msg_fatal("epoll_wait: %s", strerror(errno));
+		}
+		for (int i = 0; i < n; i++) {
+			uint8_t kind = *(const uint8_t *)evs[i].data.ptr;
+
+			if (kind == HUB_SIGNAL && hub_signal())
+				return;
+			if (kind == HUB_NOTIFY)
+				hub_notify();
+			else if (kind == HUB_LISTEN)
+				hub_accept();
+		}
+		for (int i = 0; i < n; i++) {
+			uint8_t kind = *(const uint8_t *)evs[i].data.ptr;
+
+			if (kind == HUB_WORKER)
+				hub_worker_input(evs[i].data.ptr);
+			else if (kind == HUB_PARKED)
+				hub_parked_input(evs[i].data.ptr, evs[i].events);
+		}
+		hub_keepalives();
+		hub_bury_all();
+	}
+}
+
+/* hub_stop - BYE to the parked clients, remove the sockets and the pid file */
+static void hub_stop(void)
+{
+	while (hub_khead != NULL) {
+		(void)hub_send(hub_khead, "* BYE server shutting down\r\n", true);
+		hub_drop(hub_khead, "shutdown");
+	}
+	while (hub_workers != NULL)
+		hub_worker_close(hub_workers, NULL);
+	(void)unlink(hub_sockpath);
+	{
+		char *run_dir = conf_path("run_dir"), *np = xasprintf("%s/notify", run_dir);
+
+		(void)unlink(np);
+		free(np);
+		free(run_dir);
+	}
+	if (unlink(hub_pidpath) < 0)
+		msg_warn("remove %s: %s", hub_pidpath, strerror(errno));
+	msg_info("stopped");
+}
+
+int main(int argc, char **argv)
+{
+	int ch;
+
+	msg_open(HUB_SERVICE, "", NULL, true);
+	while ((ch = getopt(argc, argv, "c:fv")) != -1) {
+		switch (ch) {
+		case 'c':
+			hub_conf = optarg;
+			break;
+		case 'f':
+			hub_foreground = true;
+			break;
+		case 'v':
+			msg_verbose = true;
+			break;
+		default:
+			fprintf(stderr, "usage: %s -c CONFIG [-f] [-v]\n", argv[0]);
+			return 2;
+		}
+	}
+	if (hub_conf == NULL || optind != argc) {
+		fprintf(stderr, "usage: %s -c CONFIG [-f] [-v]\n", argv[0]);
+		return 2;
+	}
+	hub_start();
+	hub_loop();
+	hub_stop();
+	return 0;
+}

@@ -1,0 +1,524 @@
+/*
+ * NAME
+ *	smtpd_check - addresses, MAIL/RCPT parameters and recipient policy
+ * SYNOPSIS
+ *	#include "smtpd.h"
+ *
+ *	rc = smtpd_parse_path(text, is_rcpt, &addr, &rest, &why);
+ *	rc = smtpd_check_mail_params(sess, rest, &size);
+ *	rc = smtpd_check_rcpt_params(sess, rest);
+ *	smtpd_check_rcpt_addr(sess, addr);
+ * DESCRIPTION
+ *	smtpd_parse_path() takes the text after "FROM:" or "TO:": optional
+ *	spaces, then "<" path ">" and the parameters. The null path "<>" is
+ *	allowed for MAIL only; an (obsolete) source route "@a,@b:" is dropped;
+ *	the mailbox must be a dot-atom or quoted-string local part (at most 64
+ *	octets) "@" a domain or address literal (at most 255 octets). RCPT
+ *	also takes the bare "<Postmaster>" of RFC 5321 4.5.1.
+ *
+ *	MAIL parameters: SIZE=n (refused up front with 552 5.3.4 when over
+ *	message_size_limit), BODY=7BIT or 8BITMIME, AUTH=<...> (RFC 4954,
+ *	accepted and ignored); anything else 555 5.5.4. RCPT takes none.
+ *
+ *	smtpd_check_rcpt_addr() resolves a recipient through the directory
+ *	(aliases expanded) and answers:
+ *	  DIR_LOCAL		250 2.1.5, unless a target mailbox is over its
+ *				quota: 452 4.2.2, or 552 5.2.2 when the
+ *				message's SIZE alone can never fit
+ *	  DIR_NO_SUCH_USER	550 5.1.1
+ *	  DIR_SUSPENDED		550 5.2.1
+ *	  DIR_LOOP		554 5.4.6
+ *	  DIR_NOT_LOCAL		554 5.7.1 Relay access denied to clients that
+ *				did not authenticate; 451 4.4.3 to those who
+ *				did (remote delivery comes with the queue)
+ *	A local alias that expands to a remote address also gets 451 4.4.3.
+ *	smtpd_recipient_limit caps recipients per message (452 4.5.3), and
+ *	SMTPD_TARGETS_MAX the mailboxes they expand to.
+ * STANDARDS
+ *	RFC 5321 4.1.2 (syntax), 4.5.3.1 (size limits); RFC 1870; RFC 6152;
+ *	RFC 3463 (enhanced codes).
+ */
+#include "sys_defs.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "dir.h"
+#include "msg.h"
+#include "server.h"
+#include "spool.h"
+#include "xmalloc.h"
+
+#include "smtpd.h"
+
+/* smtpd_atext - RFC 5322 atext */
+static bool smtpd_atext(int c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+	       || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
+}
+
+/* smtpd_valid_local - a dot-atom or quoted-string local part */
+static bool smtpd_valid_local(const char *s, size_t len)
+{
+	if (len == 0 || len > SMTPD_LOCAL_MAX)
+		return false;
+	if (s[0] == '"') {
+		if (len < 2 || s[len - 1] != '"')
+			return false;
+		for (size_t i = 1; i < len - 1; i++) {
+			unsigned char c = (unsigned char)s[i];
+
+			if (c == '\\') {
+				if (++i >= len - 1)
+					return false;
+				c = (unsigned char)s[i];
+			} else if (c == '"') {
+				return false;
+			}
+			if (c < ' ' || c > '~')
+				return false;
+		}
+		return true;
+	}
+	if (s[0] == '.' || s[len - 1] == '.')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '.') {
+			if (s[i + 1] == '.')
+				return false;
+		} else if (!smtpd_atext((unsigned char)s[i])) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* smtpd_valid_domain - a domain name or an address literal */
+static bool smtpd_valid_domain(const char *s)
+{
+	size_t len = strlen(s), label = 0;
+
+	if (len == 0 || len > SMTPD_DOMAIN_MAX)
+		return false;
+	if (s[0] == '[') {
+		if (len < 3 || s[len - 1] != ']')
+			return false;
+		for (size_t i = 1; i < len - 1; i++)
+			if (s[i] < '!' || s[i] > '~' || s[i] == '[' || s[i] == ']' || s[i] == '\\')
+				return false;
+		return true;
+	}
+	for (size_t i = 0; i <= len; i++) {
+		char c = s[i];
+
+		if (c == '.' || c == '\0') {
+			if (label == 0 || label > 63 || s[i - 1] == '-')
+				return false;
+			label = 0;
+		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+			   || (c == '-' && label > 0)) {
+			label++;
+		} else {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* smtpd_valid_mailbox - local@domain (or the bare postmaster, for RCPT) */
+static const char *smtpd_valid_mailbox(const char *mbox, bool is_rcpt)
+{
+	const char *at = strrchr(mbox, '@');
+
+	if (at == NULL) {
+		if (is_rcpt && strcasecmp(mbox, "postmaster") == 0)
+			return NULL;
+		return "no domain in address";
+	}
+	if (!smtpd_valid_local(mbox, (size_t)(at - mbox)))
+		return "bad local part";
+	if (!smtpd_valid_domain(at + 1))
+		return "bad domain";
+	return NULL;
+}
+
+/* smtpd_parse_path - "<mailbox>" and what follows it */
+int smtpd_parse_path(const char *text, bool is_rcpt, char **addr_r, const char **rest_r,
+		     const char **why_r)
+{
+	const char *p = text, *start, *end, *colon, *why;
+	bool quoted = false;
+	char *mbox;
+
+	while (*p == ' ')
+		p++;
+	if (*p != '<') {
+		*why_r = "address must be enclosed in <>";
+		return -1;
+	}
+	for (start = ++p; *p != '\0'; p++) {
+		if (quoted && *p == '\\' && p[1] != '\0')
+			p++;
+		else if (*p == '"')
+			quoted = !quoted;
+		else if (!quoted && *p == '>')
+			break;
+	}
+	if (*p != '>') {
+		*why_r = "missing >";
+		return -1;
+	}
+	end = p++;
+	if (*p != '\0' && *p != ' ') {
+		*why_r = "garbage after >";
+		return -1;
+	}
+	while (*p == ' ')
+		p++;
+	if (*start == '@') {	/* obsolete source route, RFC 5321 appendix C */
+		if ((colon = memchr(start, ':', (size_t)(end - start))) == NULL) {
+			*why_r = "bad source route";
+			return -1;
+		}
+		start = colon + 1;
+	}
+	if (end == start) {
+		if (is_rcpt) {
+			*why_r = "null recipient";
+			return -1;
+		}
+		*addr_r = xstrdup("");
+		*rest_r = p;
+		return 0;
+	}
+	if (end - start > SMTPD_LOCAL_MAX + 1 + SMTPD_DOMAIN_MAX) {
+		*why_r = "address too long";
+		return -1;
+	}
+	mbox = xstrndup(start, (size_t)(end - start));
+	if ((why = smtpd_valid_mailbox(mbox, is_rcpt)) != NULL) {
+		free(mbox);
+		*why_r = why;
+		return -1;
+	}
+	*addr_r = mbox;
+	*rest_r = p;
+	return 0;
+}
+
+/* smtpd_param_next - split the next "KEY[=VALUE]" off a parameter list */
+static bool smtpd_param_next(const char **pp, char *key, size_t keysize, const char **val_r,
+			     size_t *vallen_r)
+{
+	const char *p = *pp, *end, *eq;
+	size_t klen;
+
+	while (*p == ' ')
+		p++;
+	if (*p == '\0')
+		return false;
+	end = p + strcspn(p, " ");
+	eq = memchr(p, '=', (size_t)(end - p));
+	klen = (size_t)((eq ? eq : end) - p);
+	if (klen >= keysize)
+		klen = keysize - 1;
+	memcpy(key, p, klen);
+	key[klen] = '\0';
+	*val_r = eq ? eq + 1 : NULL;
+	*vallen_r = eq ? (size_t)(end - eq - 1) : 0;
+	*pp = end;
+	return true;
+}
+
+/* smtpd_parse_size - the SIZE= value: decimal digits, no overflow */
+static int smtpd_parse_size(const char *val, size_t len, uint64_t *size_r)
+{
+	uint64_t n = 0;
+
+	if (val == NULL || len == 0 || len > 20)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (val[i] < '0' || val[i] > '9')
+			return -1;
+		if (n > (UINT64_MAX - 9) / 10)
+			return -1;
+		n = n * 10 + (uint64_t)(val[i] - '0');
+	}
+	*size_r = n;
+	return 0;
+}
+
+/* smtpd_check_mail_params - SIZE, BODY and AUTH on MAIL FROM; replies on error */
+int smtpd_check_mail_params(SMTPD_SESSION *sess, const char *params, uint64_t *size_r)
+{
+	const char *val;
+	size_t vlen;
+	char key[32];
+
+	*size_r = 0;
+	while (smtpd_param_next(&params, key, sizeof(key), &val, &vlen)) {
+		if (strcasecmp(key, "SIZE") == 0) {
+			if (smtpd_parse_size(val, vlen, size_r) < 0) {
+				smtpd_reply(sess, "501 5.5.4 Bad SIZE parameter syntax");
+				return -1;
+			}
+			if (sess->size_limit > 0 && *size_r > sess->size_limit) {
+				msg_info("reject: MAIL from [%s]: SIZE=%llu over message_size_limit",
+					 sess->conn->client_addr, (unsigned long long)*size_r);
+				smtpd_reply(sess, "552 5.3.4 Message size exceeds fixed limit of %zu bytes",
+					    sess->size_limit);
+				return -1;
+			}
+		} else if (strcasecmp(key, "BODY") == 0) {
+			if (val == NULL
+			    || !((vlen == 4 && strncasecmp(val, "7BIT", 4) == 0)
+				 || (vlen == 8 && strncasecmp(val, "8BITMIME", 8) == 0))) {
+				smtpd_reply(sess, "501 5.5.4 Unsupported BODY type (7BIT or 8BITMIME)");
+				return -1;
+			}
+		} else if (strcasecmp(key, "AUTH") == 0 && val != NULL) {
+			/* RFC 4954 section 5: accepted; we do not relay it onwards yet. */
+		} else {
+			smtpd_reply(sess, "555 5.5.4 Unsupported MAIL parameter %s", key);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* smtpd_check_rcpt_params - RCPT TO takes no parameters (no DSN yet) */
+int smtpd_check_rcpt_params(SMTPD_SESSION *sess, const char *params)
+{
+	const char *val;
+	size_t vlen;
+	char key[32];
+
+	if (smtpd_param_next(&params, key, sizeof(key), &val, &vlen)) {
+		smtpd_reply(sess, "555 5.5.4 Unsupported RCPT parameter %s", key);
+		return -1;
+	}
+	return 0;
+}
+
+/* smtpd_reject - log a refused recipient, then answer */
+static void smtpd_reject(SMTPD_SESSION *sess, const char *addr, const char *reply)
+{
+	msg_info("reject: RCPT from [%s]: %s; from=<%s> to=<%s>", sess->conn->client_addr, reply,
+		 sess->sender ? sess->sender : "", addr);
+	smtpd_reply(sess, "%s", reply);
+}
+
+/*
+ * The message's targets are indexed by a hash table, so that a client
+ * repeating RCPTs of a large alias costs one lookup per mailbox, not a
+ * scan of every mailbox already taken (quadratic: 1,000 RCPTs of a
+ * 10,000-member list were 10^11 comparisons).
+ */
+
+/* smtpd_target_hash - FNV-1a of a mailbox name */
+static size_t smtpd_target_hash(const char *user)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (const unsigned char *p = (const unsigned char *)user; *p; p++)
+		h = (h ^ *p) * 0x100000001b3ULL;
+	return (size_t)(h ^ (h >> 32));
+}
+
+/* smtpd_target_known - is this mailbox already among the message's targets? */
+static bool smtpd_target_known(SMTPD_SESSION *sess, const char *user)
+{
+	size_t mask = sess->target_cap - 1, i, slot;
+
+	if (sess->target_cap == 0)
+		return false;
+	for (i = smtpd_target_hash(user) & mask; (slot = sess->target_slots[i]) != 0;
+	     i = (i + 1) & mask)
+		if (strcmp(sess->targets[slot - 1].user, user) == 0)
+			return true;
+	return false;
+}
+
+/* smtpd_target_index - put target n in the index, growing it to stay half empty */
+static void smtpd_target_index(SMTPD_SESSION *sess, size_t n)
+{
+	size_t mask, i;
+
+	if (2 * (n + 1) > sess->target_cap) {
+		free(sess->target_slots);
+		sess->target_cap = sess->target_cap ? 2 * sess->target_cap : 64;
+		while (2 * (n + 1) > sess->target_cap)
+			sess->target_cap *= 2;
+		sess->target_slots = xcalloc(sess->target_cap, sizeof(*sess->target_slots));
+		for (size_t k = 0; k < n; k++)
+			smtpd_target_index(sess, k);
+	}
+	mask = sess->target_cap - 1;
+	for (i = smtpd_target_hash(sess->targets[n].user) & mask; sess->target_slots[i] != 0;
+	     i = (i + 1) & mask)
+		continue;
+	sess->target_slots[i] = n + 1;
+}
+
+/* smtpd_check_target - one local mailbox: exists, active, room for the message */
+static int smtpd_check_target(SMTPD_SESSION *sess, const char *addr, const char *target,
+			      uint64_t *quota_r)
+{
+	struct dir_user user;
+	uint64_t bytes = 0;
+	uint32_t count = 0;
+	char *error = NULL, *reply;
+	int rc;
+
+	memset(&user, 0, sizeof(user));
+	if ((rc = dir_user_lookup(target, &user, &error)) < 0) {
+		msg_warn("directory lookup %s: %s", target, error);
+		free(error);
+		smtpd_reply(sess, "451 4.3.0 <%s>: Temporary directory failure", addr);
+		return -1;
+	}
+	if (rc == 0) {
+		/* An alias that points outside our domains: that needs the queue. */
+		reply = xasprintf("451 4.4.3 <%s>: remote delivery not yet available", addr);
+		smtpd_reject(sess, addr, reply);
+		free(reply);
+		return -1;
+	}
+	*quota_r = user.quota;
+	if (!user.active) {
+		dir_user_free(&user);
+		reply = xasprintf("550 5.2.1 <%s>: Recipient address rejected: mailbox disabled", addr);
+		smtpd_reject(sess, addr, reply);
+		free(reply);
+		return -1;
+	}
+	dir_user_free(&user);
+	if (*quota_r == 0)
+		return 0;
+	if (spool_usage(target, &bytes, &count, &error) < 0) {
+		msg_warn("spool usage of %s: %s", target, error);
+		free(error);
+		smtpd_reply(sess, "451 4.3.0 <%s>: Temporary spool failure", addr);
+		return -1;
+	}
+	if (sess->size_hint > *quota_r) {
+		reply = xasprintf("552 5.2.2 <%s>: Mailbox full: message larger than the quota", addr);
+	} else if (bytes >= *quota_r || bytes + sess->size_hint > *quota_r) {
+		reply = xasprintf("452 4.2.2 <%s>: Mailbox full", addr);
+	} else {
+		return 0;
+	}
+	smtpd_reject(sess, addr, reply);
+	free(reply);
+	return -1;
+}
+
+/* smtpd_accept_local - check every mailbox an address expands to, then take it */
+static void smtpd_accept_local(SMTPD_SESSION *sess, const char *addr, char **targets)
+{
+	size_t n = 0, fresh = 0;
+	uint64_t *quotas;
+
+	while (targets[n] != NULL)
+		n++;
+	quotas = xcalloc(n + 1, sizeof(*quotas));
+	for (size_t i = 0; i < n; i++) {
+		if (smtpd_target_known(sess, targets[i])) {
+			targets[i][0] = '\0';	/* already a target of this message */
+			continue;
+		}
+		if (smtpd_check_target(sess, addr, targets[i], &quotas[i]) < 0) {
+			free(quotas);
+			return;
+		}
+		fresh++;
+	}
+	if (sess->ntarget + fresh > SMTPD_TARGETS_MAX) {
+		free(quotas);
+		smtpd_reject(sess, addr, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	sess->targets = xreallocarray(sess->targets, sess->ntarget + fresh + 1,
+				      sizeof(*sess->targets));
+	for (size_t i = 0; i < n; i++) {
+		if (targets[i][0] == '\0')
+			continue;
+		if (smtpd_target_known(sess, targets[i]))
+			continue;	/* named twice by this expansion */
+		sess->targets[sess->ntarget].user = xstrdup(targets[i]);
+		sess->targets[sess->ntarget].quota = quotas[i];
+		smtpd_target_index(sess, sess->ntarget);
+		sess->ntarget++;
+	}
+	free(quotas);
+	sess->rcpts = xreallocarray(sess->rcpts, sess->nrcpt + 1, sizeof(*sess->rcpts));
+	sess->rcpts[sess->nrcpt++] = xstrdup(addr);
+	smtpd_state_set(sess, SMTPD_STATE_RCPT);
+	smtpd_reply(sess, "250 2.1.5 Ok");
+}
+
+/* smtpd_check_rcpt_addr - decide on one recipient and answer */
+void smtpd_check_rcpt_addr(SMTPD_SESSION *sess, const char *addr)
+{
+	enum dir_resolve_status status = DIR_NO_SUCH_USER;
+	char **targets = NULL, *error = NULL, *reply = NULL, *lookup, *norm;
+
+	if (sess->rcpt_limit > 0 && sess->nrcpt >= (size_t)sess->rcpt_limit) {
+		smtpd_reject(sess, addr, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	/* RFC 5321 4.5.1: the bare <Postmaster> must be accepted. */
+	lookup = strchr(addr, '@') ? xstrdup(addr) : xasprintf("postmaster@%s", server_hostname());
+	if ((norm = dir_normalize_address(lookup, &error)) == NULL) {
+		/* Valid SMTP, but not an address the directory can hold
+		 * (quoted local part, address literal): no such mailbox here. */
+		reply = xasprintf("550 5.1.3 <%s>: Recipient address rejected: %s", addr, error);
+		smtpd_reject(sess, addr, reply);
+		free(reply);
+		free(error);
+		free(lookup);
+		return;
+	}
+	free(norm);
+	if (dir_resolve(lookup, &status, &targets, &error) < 0) {
+		msg_warn("directory lookup %s: %s", lookup, error);
+		free(error);
+		free(lookup);
+		smtpd_reply(sess, "451 4.3.0 <%s>: Temporary directory failure", addr);
+		return;
+	}
+	switch (status) {
+	case DIR_LOCAL:
+		if (targets != NULL && targets[0] != NULL)
+			smtpd_accept_local(sess, addr, targets);
+		else
+			reply = xasprintf("550 5.1.1 <%s>: Recipient address rejected: User unknown", addr);
+		break;
+	case DIR_NO_SUCH_USER:
+		reply = xasprintf("550 5.1.1 <%s>: Recipient address rejected: User unknown", addr);
+		break;
+	case DIR_SUSPENDED:
+		reply = xasprintf("550 5.2.1 <%s>: Recipient address rejected: mailbox disabled", addr);
+		break;
+	case DIR_LOOP:
+		reply = xasprintf("554 5.4.6 <%s>: Recipient address rejected: alias loop", addr);
+		break;
+	case DIR_NOT_LOCAL:
+		if (sess->auth_user != NULL)
+			reply = xasprintf("451 4.4.3 <%s>: remote delivery not yet available", addr);
+		else
+			reply = xasprintf("554 5.7.1 <%s>: Relay access denied", addr);
+		break;
+	}
+	if (reply != NULL) {
+		smtpd_reject(sess, addr, reply);
+		free(reply);
+	}
+	if (targets != NULL)
+		dir_strings_free(&targets);
+	free(lookup);
+}

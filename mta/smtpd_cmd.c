@@ -1,0 +1,272 @@
+/*
+ * NAME
+ *	smtpd_cmd - the SMTP command table and the simple commands
+ * SYNOPSIS
+ *	#include "smtpd.h"
+ *
+ *	cmd = smtpd_cmd_find(name, len);
+ * DESCRIPTION
+ *	One row per command: its name, an optional check that refuses it in
+ *	the wrong state (replying 503 and returning -1), the action, and flags
+ *	(argument rules, long lines for AUTH, secret arguments, hang-up for
+ *	HTTP requests sent to the SMTP port).
+ *
+ *	EHLO advertises only what is implemented: PIPELINING, SIZE, 8BITMIME,
+ *	ENHANCEDSTATUSCODES, STARTTLS while a TLS context exists and the
+ *	session is not yet in TLS, and AUTH PLAIN LOGIN when authentication
+ *	is allowed on this connection. VRFY answers 252 (we never confirm
+ *	addresses, which would help address harvesters).
+ * STANDARDS
+ *	RFC 5321 sections 4.1.1 and 4.1.4 (commands and their order), RFC 2920
+ *	(PIPELINING), RFC 1870 (SIZE), RFC 6152 (8BITMIME), RFC 2034.
+ */
+#include "sys_defs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "msg.h"
+#include "server.h"
+#include "xmalloc.h"
+
+#include "smtpd.h"
+
+/* smtpd_check_greeted - refuse a command before HELO/EHLO */
+static int smtpd_check_greeted(SMTPD_SESSION *sess, const char *arg)
+{
+	(void)arg;
+	if (sess->state == SMTPD_STATE_CONNECT) {
+		smtpd_reply(sess, "503 5.5.1 Error: send HELO/EHLO first");
+		return -1;
+	}
+	return 0;
+}
+
+/* smtpd_check_mail - MAIL needs a greeting and no transaction in progress */
+static int smtpd_check_mail(SMTPD_SESSION *sess, const char *arg)
+{
+	if (smtpd_check_greeted(sess, arg) < 0)
+		return -1;
+	if (sess->state != SMTPD_STATE_HELO) {
+		smtpd_reply(sess, "503 5.5.1 Error: nested MAIL command");
+		return -1;
+	}
+	return 0;
+}
+
+/* smtpd_check_rcpt - RCPT needs MAIL first */
+static int smtpd_check_rcpt(SMTPD_SESSION *sess, const char *arg)
+{
+	(void)arg;
+	if (sess->state != SMTPD_STATE_MAIL && sess->state != SMTPD_STATE_RCPT) {
+		smtpd_reply(sess, "503 5.5.1 Error: need MAIL command");
+		return -1;
+	}
+	return 0;
+}
+
+/* smtpd_check_data - DATA needs at least one accepted recipient */
+static int smtpd_check_data(SMTPD_SESSION *sess, const char *arg)
+{
+	(void)arg;
+	if (sess->state == SMTPD_STATE_MAIL) {
+		smtpd_reply(sess, "554 5.5.1 Error: no valid recipients");
+		return -1;
+	}
+	if (sess->state != SMTPD_STATE_RCPT) {
+		smtpd_reply(sess, "503 5.5.1 Error: need RCPT command");
+		return -1;
+	}
+	return 0;
+}
+
+/* smtpd_valid_helo - a HELO argument we are willing to copy into Received headers */
+static bool smtpd_valid_helo(const char *arg)
+{
+	size_t len = strlen(arg);
+
+	if (len == 0 || len > SMTPD_HELO_MAX)
+		return false;
+	for (const char *p = arg; *p; p++)
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
+			return false;
+	return true;
+}
+
+/* smtpd_cmd_ehlo_reply - the EHLO response: only what we implement */
+void smtpd_cmd_ehlo_reply(SMTPD_SESSION *sess)
+{
+	char text[512];
+	int n;
+
+	n = snprintf(text, sizeof(text), "%s\nPIPELINING\n", server_hostname());
+	if (sess->size_limit > 0)
+		n += snprintf(text + n, sizeof(text) - n, "SIZE %zu\n", sess->size_limit);
+	else
+		n += snprintf(text + n, sizeof(text) - n, "SIZE\n");
+	n += snprintf(text + n, sizeof(text) - n, "8BITMIME\n");
+	if (smtpd_tls_offered(sess))
+		n += snprintf(text + n, sizeof(text) - n, "STARTTLS\n");
+	if (smtpd_auth_allowed(sess) && sess->auth_user == NULL)
+		n += snprintf(text + n, sizeof(text) - n, "AUTH PLAIN LOGIN\n");
+	snprintf(text + n, sizeof(text) - n, "ENHANCEDSTATUSCODES");
+	smtpd_reply(sess, "250 %s", text);
+}
+
+/* smtpd_greet - common part of HELO and EHLO */
+static void smtpd_greet(SMTPD_SESSION *sess, const char *arg, bool esmtp)
+{
+	if (!smtpd_valid_helo(arg)) {
+		smtpd_reply(sess, "501 5.5.4 Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
+		return;
+	}
+	/* RFC 5321 4.1.4: a new greeting resets any transaction. */
+	smtpd_transaction_reset(sess);
+	free(sess->helo);
+	sess->helo = xstrdup(arg);
+	sess->esmtp = esmtp;
+	smtpd_state_set(sess, SMTPD_STATE_HELO);
+	if (esmtp)
+		smtpd_cmd_ehlo_reply(sess);
+	else
+		smtpd_reply(sess, "250 %s", server_hostname());
+}
+
+/* smtpd_cmd_ehlo - EHLO: greet and list the extensions */
+static void smtpd_cmd_ehlo(SMTPD_SESSION *sess, const char *arg)
+{
+	smtpd_greet(sess, arg, true);
+}
+
+/* smtpd_cmd_helo - HELO: greet without extensions */
+static void smtpd_cmd_helo(SMTPD_SESSION *sess, const char *arg)
+{
+	smtpd_greet(sess, arg, false);
+}
+
+/* smtpd_cmd_mail - MAIL FROM:<reverse-path> [SIZE=n] [BODY=...] [AUTH=...] */
+static void smtpd_cmd_mail(SMTPD_SESSION *sess, const char *arg)
+{
+	const char *rest, *why;
+	char *addr;
+	uint64_t size = 0;
+
+	if (strncasecmp(arg, "FROM:", 5) != 0) {
+		smtpd_reply(sess, "501 5.5.4 Syntax: MAIL FROM:<address>");
+		return;
+	}
+	if (smtpd_parse_path(arg + 5, false, &addr, &rest, &why) < 0) {
+		smtpd_reply(sess, "501 5.1.7 Bad sender address syntax: %s", why);
+		return;
+	}
+	if (smtpd_check_mail_params(sess, rest, &size) < 0) {
+		free(addr);
+		return;
+	}
+	sess->sender = addr;
+	sess->size_hint = size;
+	smtpd_state_set(sess, SMTPD_STATE_MAIL);
+	smtpd_reply(sess, "250 2.1.0 Ok");
+}
+
+/* smtpd_cmd_rcpt - RCPT TO:<forward-path> */
+static void smtpd_cmd_rcpt(SMTPD_SESSION *sess, const char *arg)
+{
+	const char *rest, *why;
+	char *addr;
+
+	if (strncasecmp(arg, "TO:", 3) != 0) {
+		smtpd_reply(sess, "501 5.5.4 Syntax: RCPT TO:<address>");
+		return;
+	}
+	if (smtpd_parse_path(arg + 3, true, &addr, &rest, &why) < 0) {
+		smtpd_reply(sess, "501 5.1.3 Bad recipient address syntax: %s", why);
+		return;
+	}
+	if (smtpd_check_rcpt_params(sess, rest) == 0)
+		smtpd_check_rcpt_addr(sess, addr);
+	free(addr);
+}
+
+/* smtpd_cmd_data - DATA: receive and store the message */
+static void smtpd_cmd_data(SMTPD_SESSION *sess, const char *arg)
+{
+	(void)arg;
+	smtpd_data(sess);
+}
+
+/* smtpd_cmd_rset - RSET: abandon the transaction */
+static void smtpd_cmd_rset(SMTPD_SESSION *sess, const char *arg)
+{
+	(void)arg;
+	smtpd_transaction_reset(sess);
+	smtpd_reply(sess, "250 2.0.0 Ok");
+}
+
+/* smtpd_cmd_noop - NOOP */
+static void smtpd_cmd_noop(SMTPD_SESSION *sess, const char *arg)
+{
+	(void)arg;
+	smtpd_reply(sess, "250 2.0.0 Ok");
+}
+
+/* smtpd_cmd_quit - QUIT: say goodbye and close */
+static void smtpd_cmd_quit(SMTPD_SESSION *sess, const char *arg)
+{
+	(void)arg;
+	smtpd_reply(sess, "221 2.0.0 Bye");
+	smtpd_state_set(sess, SMTPD_STATE_QUIT);
+}
+
+/* smtpd_cmd_vrfy - VRFY: never confirm or deny an address (RFC 5321 3.5.3) */
+static void smtpd_cmd_vrfy(SMTPD_SESSION *sess, const char *arg)
+{
+	(void)arg;
+	smtpd_reply(sess, "252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+/* smtpd_cmd_help - HELP: the commands we know */
+static void smtpd_cmd_help(SMTPD_SESSION *sess, const char *arg)
+{
+	(void)arg;
+	smtpd_reply(sess, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP "
+		    "STARTTLS AUTH");
+}
+
+/* smtpd_cmd_hangup - placeholder action of the commands we hang up on */
+static void smtpd_cmd_hangup(SMTPD_SESSION *sess, const char *arg)
+{
+	(void)sess;
+	(void)arg;
+}
+
+static const struct smtpd_cmd smtpd_cmd_table[] = {
+	{ "EHLO", NULL, smtpd_cmd_ehlo, SMTPD_CMD_NEEDARG },
+	{ "HELO", NULL, smtpd_cmd_helo, SMTPD_CMD_NEEDARG },
+	{ "MAIL", smtpd_check_mail, smtpd_cmd_mail, SMTPD_CMD_NEEDARG },
+	{ "RCPT", smtpd_check_rcpt, smtpd_cmd_rcpt, SMTPD_CMD_NEEDARG },
+	{ "DATA", smtpd_check_data, smtpd_cmd_data, SMTPD_CMD_NOARG },
+	{ "RSET", NULL, smtpd_cmd_rset, SMTPD_CMD_NOARG },
+	{ "NOOP", NULL, smtpd_cmd_noop, 0 },
+	{ "QUIT", NULL, smtpd_cmd_quit, 0 },
+	{ "VRFY", NULL, smtpd_cmd_vrfy, SMTPD_CMD_NEEDARG },
+	{ "HELP", NULL, smtpd_cmd_help, 0 },
+	{ "STARTTLS", NULL, smtpd_starttls, SMTPD_CMD_NOARG },
+	{ "AUTH", smtpd_check_greeted, smtpd_auth, SMTPD_CMD_NEEDARG | SMTPD_CMD_LONGLINE | SMTPD_CMD_SECRET },
+	/* Browsers can be made to POST to port 25 (cross-protocol attacks). */
+	{ "GET", NULL, smtpd_cmd_hangup, SMTPD_CMD_HANGUP },
+	{ "POST", NULL, smtpd_cmd_hangup, SMTPD_CMD_HANGUP },
+	{ "CONNECT", NULL, smtpd_cmd_hangup, SMTPD_CMD_HANGUP },
+	{ NULL, NULL, NULL, 0 },
+};
+
+/* smtpd_cmd_find - the table entry of a command name (any case), or NULL */
+const struct smtpd_cmd *smtpd_cmd_find(const char *name, size_t len)
+{
+	for (const struct smtpd_cmd *cmd = smtpd_cmd_table; cmd->name != NULL; cmd++)
+		if (strlen(cmd->name) == len && strncasecmp(cmd->name, name, len) == 0)
+			return cmd;
+	return NULL;
+}

@@ -1,0 +1,87 @@
+/*
+ * NAME
+ *	pop3_filter - a stored message as the body of a POP3 multi-line reply
+ * SYNOPSIS
+ *	#include "pop3.h"
+ *
+ *	struct pop3_filter f;
+ *	pop3_filter_init(&f, top_lines);	-1: whole message (RETR)
+ *	while (!f.stop && (n = read(..., in, len)) > 0)
+ *		write(out, pop3_filter_run(&f, in, n, out));	out: POP3_FILTER_OUT(len)
+ *	write(end, pop3_filter_finish(&f, end));		end: POP3_FILTER_END
+ * DESCRIPTION
+ *	Turns a message, fed in pieces of any size, into what RFC 1939 says
+ *	goes on the wire: every line ends in CRLF (a bare LF gets its CR), a
+ *	line that starts with "." gets another "." in front (byte-stuffing),
+ *	and the reply ends with ".". The state between pieces is kept in
+ *	struct pop3_filter, so a line, a CRLF or a leading dot may be split
+ *	anywhere between two chunks.
+ *
+ *	For TOP, top_lines >= 0: the header, the blank line that ends it, and
+ *	then top_lines body lines are passed; f.stop turns true when that is
+ *	done and the rest of the input is ignored. A message without a blank
+ *	line is all header. A bare CR is passed through unchanged.
+ *
+ *	Each input octet makes at most two output octets, hence
+ *	POP3_FILTER_OUT(len); the filter allocates nothing.
+ * STANDARDS
+ *	RFC 1939 section 3 (multi-line responses) and section 7 (TOP).
+ */
+#include "sys_defs.h"
+
+#include <string.h>
+
+#include "pop3.h"
+
+/* pop3_filter_init - a filter at the start of a message */
+void pop3_filter_init(struct pop3_filter *f, long top_lines)
+{
+	memset(f, 0, sizeof(*f));
+	f->bol = true;
+	f->top = top_lines;
+}
+
+/* pop3_filter_run - stuff dots and end lines in CRLF; returns octets put in out */
+size_t pop3_filter_run(struct pop3_filter *f, const char *in, size_t len, char *out)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len && !f->stop; i++) {
+		char c = in[i];
+
+		if (f->bol && c == '.')
+			out[o++] = '.';
+		if (c == '\n' && !f->prev_cr)
+			out[o++] = '\r';
+		out[o++] = c;
+		f->prev_cr = (c == '\r');
+		f->bol = (c == '\n');
+		if (c != '\n') {
+			if (c != '\r')
+				f->line_len++;
+			continue;
+		}
+		if (f->in_body)
+			f->body_lines++;
+		else if (f->line_len == 0)
+			f->in_body = true;
+		f->line_len = 0;
+		if (f->top >= 0 && f->in_body && f->body_lines >= f->top)
+			f->stop = true;
+	}
+	return o;
+}
+
+/* pop3_filter_finish - end an unterminated last line, then the final "." */
+size_t pop3_filter_finish(struct pop3_filter *f, char *out)
+{
+	size_t o = 0;
+
+	if (!f->bol) {
+		out[o++] = '\r';
+		out[o++] = '\n';
+		f->bol = true;
+	}
+	memcpy(out + o, ".\r\n", 3);
+	return o + 3;
+}

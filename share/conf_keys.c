@@ -1,0 +1,106 @@
+/*
+ * NAME
+ *	conf_keys - every key caiyou.conf may hold, with its type and default
+ * DESCRIPTION
+ *	The single table of configuration keys. A key not listed here is an
+ *	error in caiyou.conf, so that a typo never silently keeps a default.
+ *	Prefork keys follow one pattern per service (smtpd_, pop3d_): see
+ *	server.c. The doc strings are printed by "cyctl config" and copied into
+ *	caiyou.conf(5). Defaults suit a demo instance on loopback ports; an
+ *	operator sets the real listen addresses.
+ */
+#include "sys_defs.h"
+
+#include "conf.h"
+
+#define SERVICE_KEYS(svc, limit)                                                                 \
+	{ svc "_process_limit", CONF_INT, limit, "most worker processes of this service" },     \
+	{ svc "_min_spare", CONF_INT, "2", "idle workers kept ready" },                           \
+	{ svc "_max_spare", CONF_INT, "10", "idle workers beyond this many are stopped" },        \
+	{ svc "_max_use", CONF_INT, "1000", "connections a worker serves before it is replaced" }, \
+	{ svc "_max_idle", CONF_TIME, "100s", "a spare worker idle this long exits" }
+
+const struct conf_key conf_keys[] = {
+	/* The instance. */
+	{ "hostname", CONF_STR, "", "host name in banners and Received headers (empty: the system's)" },
+	{ "user", CONF_STR, "caiyou", "unprivileged user the daemons run as after binding (when started as root)" },
+	{ "spool_dir", CONF_PATH, "spool", "the Berkeley DB environment: spool and embedded directory" },
+	{ "run_dir", CONF_PATH, "run", "pid files and local sockets" },
+	{ "program_dir", CONF_PATH, "", "where the daemons are installed (empty: next to cyctl, then the compiled-in libexec)" },
+	{ "log_file", CONF_PATH, "", "also append log lines to this file (empty: syslog only)" },
+	{ "syslog_facility", CONF_STR, "mail", "syslog facility (empty: no syslog)" },
+
+	/* TLS. */
+	{ "tls_cert_file", CONF_PATH, "tls/cert.pem", "server certificate chain (PEM)" },
+	{ "tls_key_file", CONF_PATH, "tls/key.pem", "server private key (PEM)" },
+	{ "tls_min_protocol", CONF_STR, "TLSv1.2", "oldest TLS version accepted" },
+	{ "tls_ciphers", CONF_STR, "HIGH:!aNULL:!MD5:!RC4", "OpenSSL cipher list for TLS 1.2" },
+
+	/* The spool. */
+	{ "spool_cache_size", CONF_SIZE, "64M", "Berkeley DB shared memory pool" },
+	{ "spool_log_file_size", CONF_SIZE, "16M",
+	  "size of one Berkeley DB log file; the log buffer is a quarter of it (takes effect when the spool is created or recovered)" },
+	{ "spool_memory_limit", CONF_SIZE, "256K", "a message larger than this is staged in a temporary file while it arrives" },
+	{ "default_quota", CONF_SIZE, "1G", "storage quota of a new user when none is given (0: none)" },
+
+	/* The directory. */
+	{ "directory_backend", CONF_STR, "bdb", "bdb (embedded, in the spool) or ldap" },
+	{ "ldap_uri", CONF_STR, "", "LDAP server URI(s), space separated" },
+	{ "ldap_base", CONF_STR, "", "search base for users, domains and aliases" },
+	{ "ldap_bind_dn", CONF_STR, "", "DN to bind as (empty: anonymous)" },
+	{ "ldap_bind_password", CONF_STR, "", "password for ldap_bind_dn" },
+	{ "ldap_timeout", CONF_TIME, "5s", "time limit for one LDAP operation" },
+	{ "ldap_starttls", CONF_BOOL, "no", "use StartTLS on ldap:// URIs" },
+
+	/* Authentication. */
+	{ "password_scheme", CONF_STR, "ARGON2ID", "scheme for new password hashes" },
+	{ "auth_fail_delay", CONF_TIME, "2s", "pause after each failed authentication" },
+	{ "auth_require_tls", CONF_BOOL, "yes", "accept passwords only over TLS" },
+	{ "auth_max_failures", CONF_INT, "3", "failed authentications before the connection is closed" },
+	{ "auth_fail_window", CONF_TIME, "15m", "window in which failed authentications are counted" },
+	{ "auth_pair_limit", CONF_INT, "10",
+	  "failures of one login name from one client address in a window before its logins are refused until the window ends (0: no limit)" },
+	{ "auth_client_limit", CONF_INT, "200",
+	  "failures from one client address in a window before all its logins are refused until the window ends (0: no limit; mind carrier NAT)" },
+
+	/* SMTP server (mta). */
+	{ "smtp_listen", CONF_LIST, "127.0.0.1:2525", "MX service addresses (host:port), STARTTLS offered" },
+	{ "submission_listen", CONF_LIST, "127.0.0.1:2587", "submission addresses, STARTTLS offered" },
+	{ "smtps_listen", CONF_LIST, "127.0.0.1:2465", "submission addresses with implicit TLS" },
+	{ "smtpd_banner", CONF_STR, "ESMTP Caiyou", "text after the host name in the greeting" },
+	{ "smtpd_timeout", CONF_TIME, "300s", "deadline for each client read or write" },
+	{ "smtpd_recipient_limit", CONF_INT, "1000", "recipients accepted per message" },
+	{ "smtpd_error_limit", CONF_INT, "20", "errors before a client is disconnected" },
+	{ "message_size_limit", CONF_SIZE, "50M", "largest message accepted" },
+	{ "header_size_limit", CONF_SIZE, "1M", "largest message header accepted" },
+	{ "max_hops", CONF_INT, "50", "Received headers beyond which a message is refused as a loop" },
+	SERVICE_KEYS("smtpd", "100"),
+
+	/* DNS (share/dns.c). */
+	{ "dns_servers", CONF_LIST, "", "DNS servers asked, as addr, addr:port or [v6]:port (empty: those of /etc/resolv.conf)" },
+	{ "dns_timeout", CONF_TIME, "5s", "wait for an answer on each try (doubled on each further round)" },
+	{ "dns_tries", CONF_INT, "2", "rounds over the DNS servers before a lookup is a timeout" },
+
+	/* POP3 server (popd). */
+	{ "pop3_listen", CONF_LIST, "127.0.0.1:2110", "POP3 addresses, STLS offered" },
+	{ "pop3s_listen", CONF_LIST, "127.0.0.1:2995", "POP3 addresses with implicit TLS" },
+	{ "pop3d_timeout", CONF_TIME, "600s", "deadline for each client read or write" },
+	{ "pop3d_error_limit", CONF_INT, "20", "errors before a client is disconnected" },
+	SERVICE_KEYS("pop3d", "100"),
+
+	/* IMAP server (imapd). */
+	{ "imap_listen", CONF_LIST, "127.0.0.1:2143", "IMAP addresses, STARTTLS offered" },
+	{ "imaps_listen", CONF_LIST, "127.0.0.1:2993", "IMAP addresses with implicit TLS" },
+	{ "imapd_timeout", CONF_TIME, "30m", "deadline for each client read after login (RFC 3501: at least 30 minutes)" },
+	{ "imapd_login_timeout", CONF_TIME, "60s", "deadline for each client read before login" },
+	{ "imapd_error_limit", CONF_INT, "20", "protocol errors (BAD replies) before a client is disconnected" },
+	{ "imap_max_line", CONF_SIZE, "64K", "longest IMAP command, its small literals included (APPEND's message aside)" },
+	{ "imap_max_literal", CONF_SIZE, "50M", "largest message APPEND accepts (advertised as APPENDLIMIT)" },
+	SERVICE_KEYS("imapd", "100"),
+	{ "imap_idle_keepalive", CONF_TIME, "2m", "interval of \"* OK Still here\" during IDLE (at most 29 minutes)" },
+	{ "imap_idle_fallback", CONF_TIME, "30s", "while the IDLE hub is not running, IDLE re-checks the spool this often" },
+	{ "imap_hibernate_after", CONF_TIME, "30s", "a session in IDLE this long is parked in the IDLE hub (0: never)" },
+	{ "imap_unpark_listen", CONF_LIST, "unix:run/imap-unpark", "imapd's internal socket where the IDLE hub hands parked sessions back (keep it in run_dir)" },
+};
+
+const size_t conf_nkeys = CY_ARRAY_SIZE(conf_keys);

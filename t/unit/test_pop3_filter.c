@@ -1,0 +1,123 @@
+/*
+ * NAME
+ *	test_pop3_filter - unit tests for popd/pop3_filter.c (RETR and TOP output)
+ * DESCRIPTION
+ *	The filter is compiled into this test directly (popd/ is a program, not
+ *	part of the library). Every input is fed whole and also split at every
+ *	possible point, so that state kept between two spool chunks is tested:
+ *	a CRLF, a leading dot or the header/body blank line cut in two.
+ */
+#include "sys_defs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "test_common.h"
+#include "popd/pop3_filter.c"
+
+/* filter - run text through a filter in two pieces split at cut; caller frees */
+static char *filter(const char *text, long top, size_t cut)
+{
+	size_t len = strlen(text), o;
+	char *out = malloc(POP3_FILTER_OUT(len) + POP3_FILTER_END + 1);
+	struct pop3_filter f;
+
+	if (cut > len)
+		cut = len;
+	pop3_filter_init(&f, top);
+	o = pop3_filter_run(&f, text, cut, out);
+	o += pop3_filter_run(&f, text + cut, len - cut, out + o);
+	o += pop3_filter_finish(&f, out + o);
+	out[o] = '\0';
+	return out;
+}
+
+/* check - the same output for every split of the input */
+static void check(const char *in, long top, const char *want)
+{
+	size_t len = strlen(in);
+
+	for (size_t cut = 0; cut <= len; cut++) {
+		char *got = filter(in, top, cut);
+
+		if (strcmp(got, want) != 0) {
+			printf("# input %s top %ld cut at %zu\n", in, top, cut);
+			test_assert_str(got, want);
+			free(got);
+			return;
+		}
+		free(got);
+	}
+	test_assert(true);
+}
+
+static void test_retr(void)
+{
+	test_begin("RETR: CRLF lines pass unchanged, a final dot line is added");
+	check("Subject: a\r\n\r\nbody\r\n", -1, "Subject: a\r\n\r\nbody\r\n.\r\n");
+	check("", -1, ".\r\n");
+	test_end();
+
+	test_begin("RETR: lines starting with a dot are byte-stuffed");
+	check("S: a\r\n\r\n.\r\n..\r\n.x\r\nx.\r\n", -1, "S: a\r\n\r\n..\r\n...\r\n..x\r\nx.\r\n.\r\n");
+	check(".first line\r\n", -1, "..first line\r\n.\r\n");
+	test_end();
+
+	test_begin("RETR: bare LF gets its CR, an unterminated last line gets CRLF");
+	check("a\nb\n", -1, "a\r\nb\r\n.\r\n");
+	check("a\r\nlast", -1, "a\r\nlast\r\n.\r\n");
+	check("a\r\n.", -1, "a\r\n..\r\n.\r\n");
+	check("a\rb\r\n", -1, "a\rb\r\n.\r\n");
+	test_end();
+}
+
+static void test_top(void)
+{
+	const char *msg = "From: x\r\nSubject: y\r\n\r\nline 1\r\n.line 2\r\nline 3\r\n";
+
+	test_begin("TOP n: the header, the blank line and n body lines");
+	check(msg, 0, "From: x\r\nSubject: y\r\n\r\n.\r\n");
+	check(msg, 1, "From: x\r\nSubject: y\r\n\r\nline 1\r\n.\r\n");
+	check(msg, 2, "From: x\r\nSubject: y\r\n\r\nline 1\r\n..line 2\r\n.\r\n");
+	check(msg, 3, "From: x\r\nSubject: y\r\n\r\nline 1\r\n..line 2\r\nline 3\r\n.\r\n");
+	check(msg, 1000, "From: x\r\nSubject: y\r\n\r\nline 1\r\n..line 2\r\nline 3\r\n.\r\n");
+	test_end();
+
+	test_begin("TOP: empty body lines count; LF-only messages; no body at all");
+	check("H: 1\r\n\r\n\r\n\r\nx\r\n", 2, "H: 1\r\n\r\n\r\n\r\n.\r\n");
+	check("H: 1\n\nb1\nb2\n", 1, "H: 1\r\n\r\nb1\r\n.\r\n");
+	check("H: 1\r\nH: 2\r\n", 0, "H: 1\r\nH: 2\r\n.\r\n");
+	check("H: 1\r\n\r\n", 5, "H: 1\r\n\r\n.\r\n");
+	test_end();
+}
+
+static void test_bound(void)
+{
+	size_t len = 100000;
+	char *in = malloc(len + 1), *out = malloc(POP3_FILTER_OUT(len));
+	struct pop3_filter f;
+	size_t o;
+
+	test_begin("worst case output fits POP3_FILTER_OUT");
+	for (size_t i = 0; i < len; i += 2) {
+		in[i] = '.';
+		in[i + 1] = '\n';
+	}
+	in[len] = '\0';
+	pop3_filter_init(&f, -1);
+	o = pop3_filter_run(&f, in, len, out);
+	test_assert(o == POP3_FILTER_OUT(len));
+	test_assert(memcmp(out, "..\r\n..\r\n", 8) == 0);
+	free(in);
+	free(out);
+	test_end();
+}
+
+int main(void)
+{
+	test_retr();
+	test_top();
+	test_bound();
+	return test_done();
+}
