@@ -123,6 +123,29 @@ t.like(line, r"^\* BYE .*autologout", "silent client: BYE autologout")
 t.ok(time.time() - t0 < 10, "after imapd_login_timeout (3 s), not the after-login 30 min")
 r.close()
 
+# Before login an APPEND's literal is no message: refused at the line cap,
+# before any byte is read and with nothing staged on disk.
+r = Raw(inst)
+r.greeting()
+lines = r.cmd("p1 APPEND INBOX {30000000}")
+t.like(lines[-1], r"^p1 BAD \[TOOBIG\]", "APPEND of 30 MB before login: BAD [TOOBIG]")
+t.ok(not any(x.startswith("+") for x in lines), "no '+' for it: nothing read")
+staged = os.listdir(os.path.join(inst.dir, "spool", "tmp")) \
+    if os.path.isdir(os.path.join(inst.dir, "spool", "tmp")) else []
+t.is_(staged, [], "nothing staged in the spool's tmp")
+r.close()
+
+# Control characters in a mailbox name (CR LF would forge log lines).
+r = Raw(inst, tls=True)
+r.greeting()
+r.login(*A)
+lines = r.cmd("c1 CREATE \"evil&AA0ACg-name\"")
+t.like(lines[-1], r"^c1 NO \[CANNOT\] .*control character", "CR LF in a name (modified UTF-7): NO")
+lines = r.cmd("c2 CREATE \"tab&AAk-name\"")
+t.like(lines[-1], r"^c2 NO \[CANNOT\]", "a TAB in a name: NO")
+t.like(r.cmd("c3 LIST \"\" *")[-1], r"^c3 OK", "in step; nothing was created")
+r.close()
+
 # A too large announcement on a raw socket, then a new client works.
 s = socket.create_connection((inst.host, inst.port("imap")))
 s.recv(1000)
