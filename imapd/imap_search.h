@@ -40,11 +40,17 @@
  *	bounded memory. A message expunged by another session meanwhile does
  *	not match.
  *
+ *	A program with a MODSEQ key (RFC 7162 3.1.5) says so through
+ *	imap_search_has_modseq(); SEARCH and SORT then enable CONDSTORE and
+ *	end their answer with the highest modseq of the messages returned
+ *	(imap_search_max_modseq()).
+ *
  *	The saved result of SEARCHRES ("$", RFC 5182) lives in the session
  *	(s->searchres, UIDs ascending); imap_msgset() resolves "$" as a
  *	message set for every command that takes one.
  * STANDARDS
- *	RFC 3501 6.4.4, RFC 9051 6.4.4, RFC 4731, RFC 5182, RFC 5256.
+ *	RFC 3501 6.4.4, RFC 9051 6.4.4, RFC 4731, RFC 5182, RFC 5256,
+ *	RFC 7162 3.1.5.
  */
 #ifndef IMAP_SEARCH_H
 #define IMAP_SEARCH_H
@@ -71,6 +77,8 @@ int imap_search_parse(const struct imap_arg *args, size_t nargs, const char *cha
 		      bool utf8, IMAP_SEARCH **search_r, char **error_r);
 void imap_search_free(IMAP_SEARCH **searchp);
 unsigned imap_search_keys(const IMAP_SEARCH *search);
+bool imap_search_has_modseq(const IMAP_SEARCH *search);
+uint64_t imap_search_max_modseq(const struct imap_session *s, const size_t *idx, size_t n);
 struct imap_search *imap_search_program(struct imap_cmdctx *c, const struct imap_arg *args,
 					size_t nargs, const char *charset);
 int imap_search_run(struct imap_session *s, IMAP_SEARCH *search, size_t **idx_r, size_t *n_r,
