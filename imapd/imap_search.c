@@ -5,7 +5,7 @@
  *	#include "imap.h"
  *	#include "imap_search.h"
  *
- *	rc = imap_search_parse(args, nargs, charset, utf8, &search, &error);
+ *	rc = imap_search_parse(args, nargs, charset, flags, &search, &error);
  *	rc = imap_search_run(s, search, &idx, &n, &error);
  *	imap_search_free(&search);
  * DESCRIPTION
@@ -36,7 +36,10 @@
  *
  *	RECENT matches the messages with \Recent (none: the spool keeps no
  *	\Recent, see imap_mailbox.c), NEW is RECENT UNSEEN, OLD is NOT
- *	RECENT. KEYWORD of a name the mailbox never had matches nothing; a
+ *	RECENT. IMAP4rev2 removed \Recent and these three keys from the
+ *	grammar (RFC 9051 6.4.4, appendix E), so with IMAP_SEARCH_REV2 they
+ *	are unknown keys (BAD), like UNRECENT, which neither revision has.
+ *	KEYWORD of a name the mailbox never had matches nothing; a
  *	system flag name ("\Seen") is accepted as the flag.
  *
  *	MODSEQ [entry-name entry-type-req] n matches the messages whose
@@ -105,7 +108,7 @@ struct sp {			/* the parser */
 	const struct imap_arg *args;
 	size_t n, i;
 	const char *charset;
-	bool utf8;
+	unsigned flags;		/* IMAP_SEARCH_UTF8, IMAP_SEARCH_REV2 */
 	IMAP_SEARCH *search;
 	char *error;
 };
@@ -555,6 +558,9 @@ static struct sk *sp_key(struct sp *ps, int depth)
 	w = a->str;
 	for (size_t i = 0; i < CY_ARRAY_SIZE(sk_simple); i++) {
 		if (strcasecmp(w, sk_simple[i].name) == 0) {
+			if ((ps->flags & IMAP_SEARCH_REV2) && sk_simple[i].type >= SK_RECENT
+			    && sk_simple[i].type <= SK_OLD)	/* not in RFC 9051's grammar */
+				break;
 			if ((k = sk_new(ps, sk_simple[i].type)) != NULL)
 				k->flag = sk_simple[i].flag;
 			return k;
@@ -674,9 +680,9 @@ bool imap_search_charset_ok(const char *charset)
 
 /* imap_search_parse - search keys to a program */
 int imap_search_parse(const struct imap_arg *args, size_t nargs, const char *charset,
-		      bool utf8, IMAP_SEARCH **search_r, char **error_r)
+		      unsigned flags, IMAP_SEARCH **search_r, char **error_r)
 {
-	struct sp ps = { args, nargs, 0, charset, utf8, NULL, NULL };
+	struct sp ps = { args, nargs, 0, charset, flags, NULL, NULL };
 
 	*search_r = NULL;
 	if (charset != NULL && !imap_search_charset_ok(charset)) {
@@ -704,7 +710,8 @@ IMAP_SEARCH *imap_search_program(IMAP_CMDCTX *c, const struct imap_arg *args, si
 {
 	IMAP_SEARCH *p = NULL;
 	char *err = NULL;
-	int rc = imap_search_parse(args, nargs, charset, c->s->utf8, &p, &err);
+	unsigned flags = (c->s->utf8 ? IMAP_SEARCH_UTF8 : 0) | (c->s->imap4rev2 ? IMAP_SEARCH_REV2 : 0);
+	int rc = imap_search_parse(args, nargs, charset, flags, &p, &err);
 
 	if (rc == IMAP_SEARCH_BADCHARSET)
 		imap_no(c, "%s", err);

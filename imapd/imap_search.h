@@ -4,7 +4,7 @@
  * SYNOPSIS
  *	#include "imap_search.h"
  *
- *	rc = imap_search_parse(args, nargs, charset, utf8, &search, &error);
+ *	rc = imap_search_parse(args, nargs, charset, flags, &search, &error);
  *	rc = imap_search_run(s, search, &idx, &n, &error);
  *	imap_search_free(&search);
  *
@@ -19,10 +19,12 @@
  *	Private to imapd/. imap_search_parse() turns the search keys of a
  *	SEARCH, SORT or THREAD command (after RETURN and CHARSET) into a
  *	program: strings converted from charset (NULL: US-ASCII, or UTF-8
- *	when utf8) to UTF-8 and case folded, dates as day numbers, sets
+ *	with IMAP_SEARCH_UTF8) to UTF-8 and case folded, dates as day numbers, sets
  *	parsed. It never looks at a session, so it is fuzzed on its own
  *	(t/fuzz/fuzz_imap_search.c). It returns -1 with a reason for BAD and
  *	IMAP_SEARCH_BADCHARSET for a charset outside IMAP_SEARCH_CHARSETS.
+ *	IMAP_SEARCH_REV2 (a session after ENABLE IMAP4rev2) parses RFC 9051's
+ *	grammar: RECENT, NEW and OLD are not keys there.
  *	Nesting of NOT, OR and parenthesised keys is limited to
  *	IMAP_SEARCH_DEPTH_MAX levels (the parser and the evaluator recurse
  *	once per level) and a program to IMAP_SEARCH_KEYS_MAX keys (every
@@ -66,6 +68,8 @@
 #define IMAP_SEARCH_HEADER_MAX	(256 * 1024)	/* header octets looked at */
 #define IMAP_SEARCH_FALLBACK	"GB18030"	/* raw 8-bit header text */
 #define IMAP_SEARCH_BADCHARSET	(-2)
+#define IMAP_SEARCH_UTF8	(1u << 0)	/* UTF8=ACCEPT enabled */
+#define IMAP_SEARCH_REV2	(1u << 1)	/* IMAP4rev2 enabled: RFC 9051 keys */
 #define IMAP_SEARCH_CHARSETS	"UTF-8 US-ASCII GB2312 GBK GB18030 BIG5"
 
 typedef struct imap_search IMAP_SEARCH;
@@ -74,7 +78,7 @@ struct imap_cmdctx;
 
 bool imap_search_charset_ok(const char *charset);
 int imap_search_parse(const struct imap_arg *args, size_t nargs, const char *charset,
-		      bool utf8, IMAP_SEARCH **search_r, char **error_r);
+		      unsigned flags, IMAP_SEARCH **search_r, char **error_r);
 void imap_search_free(IMAP_SEARCH **searchp);
 unsigned imap_search_keys(const IMAP_SEARCH *search);
 bool imap_search_has_modseq(const IMAP_SEARCH *search);
