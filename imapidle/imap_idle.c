@@ -50,6 +50,19 @@
  *	connection and applies it to the session it parks when it is newer
  *	than the blob's HIGHESTMODSEQ.
  *
+ *	A worker that got no PARKED in time sends CANCEL with the PARK's
+ *	hand-over id (share/idlemsg.h): a session still held is dropped (its
+ *	descriptor closed, nothing written), the worker's watch is restored,
+ *	CANCELLED says so, and the worker serves it on. A session the hub
+ *	has already written to (EXISTS, keepalive: the client's view and a
+ *	TLS state moved on) is handed on by UNPARK instead, and CANCELLED
+ *	says it is gone, as for a session no longer held: the worker lets
+ *	go. If PARKED cannot be sent, the session is dropped. A refused PARK
+ *	leaves the worker's watch in place (it stays in IDLE).
+ *	Test hook: with CAIYOU_TEST_HUB_HOLD_PARKED in the environment the
+ *	hub keeps every PARKED back until that worker's CANCEL, so that the
+ *	tests can take the late path without depending on timing.
+ *
  *	SIGTERM or SIGINT stops: parked clients get "* BYE" and are closed
  *	(as workers do at a stop), the sockets and the pid file are removed.
  *	The pid file run_dir/imap-idle.pid is locked for the process's life
@@ -117,12 +130,16 @@ struct hub_worker {
 	uint8_t last_what;
 	uint32_t last_uidnext, last_messages;
 	uint64_t last_hms;
+	bool held;			/* test hook: a PARKED kept back until CANCEL */
+	uint8_t held_yes;
+	uint64_t held_id;
 	struct hub_worker *next, *prev;
 };
 
 /* A parked connection: this one allocation is all it costs here. */
 struct hub_parked {
 	uint8_t kind;			/* HUB_PARKED */
+	uint8_t written;		/* the hub wrote to the client (no cancel then) */
 	uint16_t bloblen;
 	int fd;
 	uint32_t hash;
@@ -137,6 +154,7 @@ struct hub_parked {
 
 static const char *hub_conf;
 static bool hub_foreground;
+static bool hub_hold_parked;	/* test hook CAIYOU_TEST_HUB_HOLD_PARKED */
 static int hub_epfd = -1, hub_notify_fd = -1, hub_listen_fd = -1, hub_sig_fd = -1;
 static int hub_pidfd = -1;
 static char *hub_pidpath, *hub_sockpath, *hub_unpark_path;
@@ -194,8 +212,8 @@ static uint32_t hub_hash(const char *user, size_t len, uint32_t mboxid)
 /* hub_parked_user - the user name inside a parked session's blob */
 static const char *hub_parked_user(const struct hub_parked *p, uint16_t *len_r)
 {
-	memcpy(len_r, p->blob + 44, 2);
-	return (const char *)p->blob + 46;
+	memcpy(len_r, p->blob + IDLEMSG_BLOB_STR_OFF, 2);
+	return (const char *)p->blob + IDLEMSG_BLOB_STR_OFF + 2;
 }
 
 /* hub_epoll_add - watch fd for input, with ptr as its data */
@@ -220,7 +238,7 @@ static int hub_write_raw(int fd, const void *data, size_t len)
 /* hub_parked_stream - the stream state inside a parked session's blob (length 0: plain) */
 static unsigned char *hub_parked_stream(struct hub_parked *p, uint16_t *len_r)
 {
-	size_t off = 44;
+	size_t off = IDLEMSG_BLOB_STR_OFF;
 	uint16_t l;
 
 	for (int i = 0; i < 4; i++) {	/* user, mailbox, tag, stream: checked at PARK */
@@ -276,6 +294,7 @@ static int hub_send(struct hub_parked *p, const char *text, bool bye)
 	size_t len;
 	int rc;
 
+	p->written = 1;
 	if (slen == 0)
 		return hub_write_raw(p->fd, text, strlen(text));
 	if (strlen(text) > 128 || slen > sizeof(next)
@@ -541,11 +560,73 @@ static int hub_park(struct hub_worker *w, const struct idlemsg *m, char **error_
 	return 0;
 }
 
+/* hub_find_park - the parked session of a hand-over id, or NULL */
+static struct hub_parked *hub_find_park(uint64_t id)
+{
+	uint64_t got;
+
+	for (struct hub_parked *p = hub_ktail; p != NULL; p = p->kprev) {	/* newest first */
+		memcpy(&got, p->blob + IDLEMSG_BLOB_ID_OFF, 8);
+		if (got == id)
+			return p;
+	}
+	return NULL;
+}
+
+/* hub_verdict - PARKED or CANCELLED to a worker: 0, or -1 */
+static int hub_verdict(struct hub_worker *w, enum idlemsg_type type, uint8_t yes, uint64_t id,
+		       char **error_r)
+{
+	STRBUF *b = strbuf_alloc(16, IDLEMSG_BODY_MAX);
+	int rc;
+
+	idlemsg_verdict_encode(b, yes, id);
+	rc = idlemsg_send(w->fd, type, STRBUF_STR(b), STRBUF_LEN(b), -1, error_r);
+	strbuf_free(&b);
+	return rc;
+}
+
+/*
+ * hub_cancel - a worker gave up waiting for PARKED: drop the session if it
+ * is still held here (the worker serves it on), and say which it was
+ */
+static int hub_cancel(struct hub_worker *w, const struct idlemsg *m, char **error_r)
+{
+	struct hub_parked *p;
+	const char *user;
+	uint16_t ulen;
+	uint64_t id;
+
+	if (idlemsg_cancel_decode(m, &id, error_r) < 0)
+		return -1;
+	if (w->held) {	/* test hook: the PARKED arrives after the CANCEL was sent */
+		w->held = false;
+		if (hub_verdict(w, IDLEMSG_PARKED, w->held_yes, w->held_id, error_r) < 0)
+			return -1;
+	}
+	if ((p = hub_find_park(id)) == NULL) {
+		msg_info("park cancelled by the worker: not held any more, the worker lets go");
+		return hub_verdict(w, IDLEMSG_CANCELLED, 0, id, error_r);
+	}
+	if (p->written) {	/* the worker's view (and TLS state) is behind: hand it on */
+		hub_unpark(p, "park cancelled after the hub wrote to the client");
+		return hub_verdict(w, IDLEMSG_CANCELLED, 0, id, error_r);
+	}
+	user = hub_parked_user(p, &ulen);	/* the worker goes on in IDLE: watch again */
+	free(w->user);
+	w->user = xstrndup(user, ulen);
+	w->mboxid = p->mboxid;
+	w->last_valid = false;
+	hub_drop(p, "park cancelled by the worker");	/* closes our copy, says nothing */
+	return hub_verdict(w, IDLEMSG_CANCELLED, 1, id, error_r);
+}
+
 /* hub_worker_message - one message from a worker: 0, or -1 to drop the worker */
 static int hub_worker_message(struct hub_worker *w, const struct idlemsg *m, char **error_r)
 {
 	const char *user;
 	uint16_t ulen;
+	uint64_t id;
 	uint8_t ok;
 
 	switch (m->type) {
@@ -565,16 +646,36 @@ static int hub_worker_message(struct hub_worker *w, const struct idlemsg *m, cha
 		w->user = NULL;
 		return 0;
 	case IDLEMSG_PARK:
+		if (m->len < IDLEMSG_BLOB_STR_OFF)
+			id = 0;		/* refused below; 0: "the PARK I could not read" */
+		else
+			memcpy(&id, m->body + IDLEMSG_BLOB_ID_OFF, 8);
 		ok = hub_park(w, m, error_r) == 0;
 		if (!ok) {
 			msg_warn("park refused: %s", *error_r);
 			free(*error_r);
 			*error_r = NULL;
 			(void)close(m->fd);
+		} else {	/* the worker will not watch for this session any more */
+			free(w->user);
+			w->user = NULL;
 		}
-		free(w->user);
-		w->user = NULL;
-		return idlemsg_send(w->fd, IDLEMSG_PARKED, &ok, 1, -1, error_r);
+		if (hub_hold_parked) {	/* test hook: answer only after the worker's CANCEL */
+			w->held = true;
+			w->held_yes = ok;
+			w->held_id = id;
+			return 0;
+		}
+		if (hub_verdict(w, IDLEMSG_PARKED, ok, id, error_r) < 0) {
+			struct hub_parked *p = ok ? hub_find_park(id) : NULL;
+
+			if (p != NULL)	/* the worker will not let go: neither may we hold it */
+				hub_drop(p, "PARKED could not be sent");
+			return -1;
+		}
+		return 0;
+	case IDLEMSG_CANCEL:
+		return hub_cancel(w, m, error_r);
 	default:
 		if (m->fd >= 0)
 			(void)close(m->fd);
@@ -761,6 +862,9 @@ static void hub_start(void)
 		msg_fatal("run_dir is not set");
 	hub_pidfile_lock(run_dir);
 	free(run_dir);
+	hub_hold_parked = getenv("CAIYOU_TEST_HUB_HOLD_PARKED") != NULL;
+	if (hub_hold_parked)
+		msg_warn("test hook CAIYOU_TEST_HUB_HOLD_PARKED: PARKED only after a CANCEL");
 	hub_keepalive = conf_time("imap_idle_keepalive");
 	if (hub_keepalive == 0 || hub_keepalive > HUB_KEEPALIVE_MAX)
 		hub_keepalive = HUB_KEEPALIVE_MAX;
