@@ -12,8 +12,9 @@ DESCRIPTION
     and type are accepted and change nothing (one modseq per message);
     UID SEARCH; ESEARCH's MODSEQ return data for ALL, COUNT, MIN, MAX and
     MIN MAX (RFC 4731 3.2); MODSEQ inside OR and NOT; SORT with MODSEQ;
-    the search enables CONDSTORE (a STORE afterwards answers with MODSEQ,
-    where a session that never searched by MODSEQ gets none); malformed
+    the search enables CONDSTORE (once, with "* OK [HIGHESTMODSEQ n]"; a
+    STORE afterwards answers with MODSEQ, where a session that never
+    searched by MODSEQ gets none); malformed
     MODSEQ keys answered BAD with the server still serving.
 """
 import os
@@ -76,6 +77,10 @@ since = ms[2]
 
 s = session()
 lines = s.cmd("a1 SEARCH MODSEQ %d" % since)
+hm = [x for x in lines if x.startswith("* OK [HIGHESTMODSEQ ")]
+t.ok(len(hm) == 1 and int(re.search(r"HIGHESTMODSEQ (\d+)", hm[0]).group(1)) >= top
+     and lines.index(hm[0]) < lines.index(untagged(lines, "SEARCH")[0]),
+     "CONDSTORE turned on with a mailbox selected: * OK [HIGHESTMODSEQ n] first: %s" % hm)
 t.ok(lines[-1].startswith("a1 OK")
      and untagged(lines, "SEARCH") == ["* SEARCH 2 4 5 (MODSEQ %d)" % top],
      "SEARCH MODSEQ %d: 2 4 5 with the highest modseq: %s" % (since, untagged(lines, "SEARCH")))
@@ -86,6 +91,7 @@ ms.update(modseqs(lines))
 top = max(ms.values())
 lines = s.cmd("a3 SEARCH MODSEQ %d" % (top + 1))
 t.ok(untagged(lines, "SEARCH") == ["* SEARCH"], "no match: bare * SEARCH, no MODSEQ")
+t.ok(not [x for x in lines if "HIGHESTMODSEQ" in x], "CONDSTORE already on: no HIGHESTMODSEQ again")
 lines = s.cmd("a4 SEARCH MODSEQ 0")
 t.ok(untagged(lines, "SEARCH") == ["* SEARCH 1 2 3 4 5 6 (MODSEQ %d)" % top],
      "MODSEQ 0 matches all: %s" % untagged(lines, "SEARCH"))
