@@ -24,7 +24,10 @@ DESCRIPTION
       first worker lets go, and the TLS session goes on intact.
 
     What is asserted is what the client sees (one answer per command, an
-    intact TLS stream) and the daemons' logs saying who decided.
+    intact TLS stream) and the daemons' logs saying who decided. Cases 2
+    and 3 act as soon as the hub has logged the park; the worker's CANCEL
+    comes 5 s after its PARK, far more than one DONE or one local
+    delivery takes.
 """
 import os
 import re
