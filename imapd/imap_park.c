@@ -475,7 +475,8 @@ void imap_park_resume(struct server_conn *uconn)
 	memset(&m, 0, sizeof(m));
 	m.fd = -1;
 	idlemsg_reader_init(r);
-	if (idlemsg_fill(uconn->fd, r, &err) < 0 || imap_park_wait(uconn->fd, r, &m, -1, &err) <= 0
+	if (idlemsg_peer_check(uconn->fd, &err) < 0 || idlemsg_fill(uconn->fd, r, &err) < 0
+	    || imap_park_wait(uconn->fd, r, &m, -1, &err) <= 0
 	    || (m.type != IDLEMSG_UNPARK && (err = xasprintf("message of type %d", m.type)))
 	    || idlemsg_park_decode(m.body, m.len, &p, &err) < 0) {
 		if (m.fd >= 0)

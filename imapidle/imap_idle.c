@@ -715,6 +715,14 @@ static void hub_accept(void)
 	int fd;
 
 	while ((fd = accept4(hub_listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
+		char *err = NULL;
+
+		if (idlemsg_peer_check(fd, &err) < 0) {
+			msg_warn("%s: %s; refused", hub_sockpath, err);
+			free(err);
+			(void)close(fd);
+			continue;
+		}
 		w = xcalloc(1, sizeof(*w));
 		w->kind = HUB_WORKER;
 		w->fd = fd;
@@ -798,8 +806,10 @@ static void hub_bind(void)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct stat st;
+	mode_t old_mask;
 	uid_t uid;
 	gid_t gid;
+	int rc;
 
 	if ((hub_sockpath = idlemsg_socket_path()) == NULL
 	    || strlen(hub_sockpath) >= sizeof(sun.sun_path))
@@ -810,9 +820,12 @@ static void hub_bind(void)
 			msg_fatal("%s exists and is not a socket", hub_sockpath);
 		(void)unlink(hub_sockpath);	/* left by a previous run; we hold the pid file */
 	}
-	if ((hub_listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0
-	    || bind(hub_listen_fd, (struct sockaddr *)&sun, sizeof(sun)) < 0
-	    || chmod(hub_sockpath, 0660) < 0 || listen(hub_listen_fd, 128) < 0)
+	if ((hub_listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
+		msg_fatal("socket: %s", strerror(errno));
+	old_mask = umask(0117);		/* never connectable by others, not even until chmod */
+	rc = bind(hub_listen_fd, (struct sockaddr *)&sun, sizeof(sun));
+	(void)umask(old_mask);
+	if (rc < 0 || chmod(hub_sockpath, 0660) < 0 || listen(hub_listen_fd, 128) < 0)
 		msg_fatal("bind %s: %s", hub_sockpath, strerror(errno));
 	if (server_user(&uid, &gid) && chown(hub_sockpath, uid, gid) < 0)
 		msg_fatal("chown %s: %s", hub_sockpath, strerror(errno));

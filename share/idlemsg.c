@@ -42,7 +42,11 @@
  *	Both peers run as the service user, but each checks every length
  *	before using it: a malformed message ends the connection, never the
  *	process. A descriptor that comes with a message that takes none is
- *	closed.
+ *	closed. The sockets are mode 0660 for the service user and group;
+ *	idlemsg_peer_check() also refuses a peer that is not the service user
+ *	(or root) by its kernel credentials, since an UNPARK names the user a
+ *	session is logged in as and a member of the group must not hand over
+ *	a session as anyone.
  */
 #include "sys_defs.h"
 
@@ -57,6 +61,24 @@
 #include "xmalloc.h"
 
 #define IDLEMSG_BLOB_FIXED	IDLEMSG_BLOB_STR_OFF
+
+/* idlemsg_peer_check - 0 if the peer of a UNIX socket runs as us or as root */
+int idlemsg_peer_check(int sock, char **error_r)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		*error_r = xasprintf("SO_PEERCRED: %s", strerror(errno));
+		return -1;
+	}
+	if (cred.uid != geteuid() && cred.uid != 0) {
+		*error_r = xasprintf("peer pid %ld runs as uid %ld, not the service user",
+				     (long)cred.pid, (long)cred.uid);
+		return -1;
+	}
+	return 0;
+}
 
 /* idlemsg_socket_path - run_dir/imap-idle; caller frees; NULL without run_dir */
 char *idlemsg_socket_path(void)

@@ -132,6 +132,7 @@ void idlemsg_verdict_encode(STRBUF *b, uint8_t yes, uint64_t id);
 int idlemsg_verdict_decode(const struct idlemsg *m, uint8_t *yes_r, uint64_t *id_r,
 			   char **error_r);
 int idlemsg_cancel_decode(const struct idlemsg *m, uint64_t *id_r, char **error_r);
+int idlemsg_peer_check(int sock, char **error_r);
 char *idlemsg_socket_path(void);
 
 #endif
