@@ -182,7 +182,8 @@ int pop3_client_send_message(POP3_SESSION *s, const struct pop3_msg *m, long top
 	struct pop3_filter f;
 	char end[POP3_FILTER_END];
 	SPOOL_READER *r;
-	char *err = NULL, *in, *out;
+	const void *in;
+	char *err = NULL, *out;
 	ssize_t n = 0;
 	uint64_t sent = 0;
 
@@ -198,9 +199,8 @@ int pop3_client_send_message(POP3_SESSION *s, const struct pop3_msg *m, long top
 		pop3_reply(s, "+OK top of message follows");
 	pop3_filter_init(&f, top_lines);
 	stream_set_limit(s->stream, (unsigned)(conf_time("pop3d_timeout") + m->size / POP3_MIN_SEND_RATE));
-	in = xmalloc(SPOOL_CHUNK);
 	out = xmalloc(POP3_FILTER_OUT(SPOOL_CHUNK));
-	while (!f.stop && !s->done && (n = spool_reader_read(r, in, SPOOL_CHUNK)) > 0) {
+	while (!f.stop && !s->done && (n = spool_reader_next(r, &in, SPOOL_CHUNK)) > 0) {
 		size_t o = pop3_filter_run(&f, in, (size_t)n, out);
 
 		sent += (uint64_t)n;
@@ -209,7 +209,6 @@ int pop3_client_send_message(POP3_SESSION *s, const struct pop3_msg *m, long top
 			s->end_reason = "write error";
 		}
 	}
-	free(in);
 	free(out);
 	spool_reader_close(&r);
 	stream_set_limit(s->stream, 0);
