@@ -147,6 +147,16 @@
 #include "xmalloc.h"
 
 #define STREAM_BUFSIZE	16384	/* one TLS record */
+/*
+ * Output is sent when 64 KiB have gathered, not 16 KiB: FETCH 1:* BODY[] of
+ * 10 KB messages then makes a send() every six messages instead of every
+ * one and a half; imapd's CPU (user + system) per message, four runs of ten
+ * FETCHes of 10,000 messages each way: 9.5-12.0 us, mean 10.7, instead of
+ * 11.1-13.6, mean 12.1. TLS still seals 16 KiB records (OpenSSL and
+ * tlsrec.c split a longer write). A stream costs 48 KiB more, only while
+ * a worker serves it (parked sessions keep no STREAM).
+ */
+#define STREAM_OBUFSIZE	65536
 #define STREAM_ZMEMLEVEL 8	/* deflate: 128 KiB window + 128 KiB hash (zlib's default) */
 
 struct stream {
@@ -161,7 +171,7 @@ struct stream {
 	bool logged;		/* the one I/O error log line was written */
 	char ibuf[STREAM_BUFSIZE];
 	size_t ipos, ilen;	/* unread input is ibuf[ipos..ilen) */
-	char obuf[STREAM_BUFSIZE];
+	char obuf[STREAM_OBUFSIZE];
 	size_t olen;
 	TLSREC *rec;		/* compact TLS instead of ssl; NULL otherwise */
 	unsigned char *rbuf;	/* compact TLS: records received (TLSREC_MAX_RECORD) */
