@@ -199,17 +199,16 @@ int pop3_client_send_message(POP3_SESSION *s, const struct pop3_msg *m, long top
 		pop3_reply(s, "+OK top of message follows");
 	pop3_filter_init(&f, top_lines);
 	stream_set_limit(s->stream, (unsigned)(conf_time("pop3d_timeout") + m->size / POP3_MIN_SEND_RATE));
-	out = xmalloc(POP3_FILTER_OUT(SPOOL_CHUNK));
+	/* the filter writes into the stream's buffer: no copy of its own */
 	while (!f.stop && !s->done && (n = spool_reader_next(r, &in, SPOOL_CHUNK)) > 0) {
-		size_t o = pop3_filter_run(&f, in, (size_t)n, out);
-
-		sent += (uint64_t)n;
-		if (stream_write(s->stream, out, o) < 0) {
+		if ((out = stream_reserve(s->stream, POP3_FILTER_OUT((size_t)n))) == NULL) {
 			s->done = true;
 			s->end_reason = "write error";
+			break;
 		}
+		stream_commit(s->stream, pop3_filter_run(&f, in, (size_t)n, out));
+		sent += (uint64_t)n;
 	}
-	free(out);
 	spool_reader_close(&r);
 	stream_set_limit(s->stream, 0);
 	s->bytes_sent += sent;

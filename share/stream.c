@@ -51,7 +51,9 @@
  *
  *	Output is buffered and sent by stream_flush() under the same deadline,
  *	or when the buffer fills. stream_close() flushes what is left unless an
- *	error has occurred.
+ *	error has occurred. stream_reserve() and stream_commit() let a caller
+ *	produce output straight into the buffer (RETR's dot-stuffing) instead
+ *	of into a buffer of its own that stream_write() would copy.
  *
  *	stream_starttls() runs the server side of a TLS handshake under the
  *	deadline, after flushing pending output. It refuses (returns -1 with a
@@ -876,6 +878,35 @@ int stream_write(STREAM *s, const void *data, size_t len)
 		len -= room;
 	}
 	return 0;
+}
+
+/*
+ * stream_reserve - room for len octets at the end of the output buffer,
+ * which is sent first if they would not fit: a pointer to write them at,
+ * then stream_commit() with how many were written; NULL after an error
+ */
+char *stream_reserve(STREAM *s, size_t len)
+{
+	if (len > sizeof(s->obuf))
+		msg_panic("stream_reserve: %zu octets do not fit the %zu-octet buffer", len,
+			  sizeof(s->obuf));
+	if (s->error)
+		return NULL;
+	stream_start(s);
+	if (sizeof(s->obuf) - s->olen < len) {
+		if (stream_out(s, s->obuf, s->olen, false) != STREAM_OK)
+			return NULL;
+		s->olen = 0;
+	}
+	return s->obuf + s->olen;
+}
+
+/* stream_commit - the first len octets at the last stream_reserve() are output */
+void stream_commit(STREAM *s, size_t len)
+{
+	if (len > sizeof(s->obuf) - s->olen)
+		msg_panic("stream_commit: %zu octets, more than were reserved", len);
+	s->olen += len;
 }
 
 int stream_puts(STREAM *s, const char *text)
