@@ -8,6 +8,7 @@
  *	m = spool_msg_create(); spool_msg_write(m, data, len, &error);
  *	spool_deliver(m, rcpts, n, time(NULL), &msgid, &error); spool_msg_free(&m);
  *	r = spool_reader_open(msgid, &error); spool_reader_read(r, buf, len);
+ *	n = spool_reader_next(r, &data, len);	(no copy: data points into r)
  *	see spool.h for the records, the states and the rest of the interface
  * DESCRIPTION
  *	This file owns the Berkeley DB environment. Settings that matter:
@@ -1971,40 +1972,96 @@ struct spool_reader {
 	size_t len, off;	/* payload bytes in buf (after the record header), consumed */
 };
 
-struct spool_reader_ctx {
-	uint64_t msgid;
-	struct spool_msgrec r;
-	int found;
-};
-
-/* spool_reader_open_txn - read the MSG record */
-static int spool_reader_open_txn(DB_TXN *txn, void *ctx, char **error_r)
+/*
+ * spool_reader_first - one cursor, no transaction: the MSG record and, right
+ * after it in key order, chunk 1 into r->buf. 0; 1 when there is no such
+ * message; -1 with *error_r. A chunk 1 that is not there (the message
+ * went while we looked) is left for spool_reader_fetch() to report.
+ */
+static int spool_reader_first(SPOOL_READER *r, char **error_r)
 {
-	struct spool_reader_ctx *c = ctx;
+	unsigned char k[12], kn[12], v[64];
+	DBT key, val, nkey, nval;
+	struct spool_msgrec m;
+	DBC *dbc;
+	int rc, attempt;
 
-	c->found = spool_msgrec_get(txn, c->msgid, false, &c->r, error_r);
-	return c->found < 0 ? c->found : 0;
+	for (attempt = 0;; attempt++) {
+		if ((rc = spool_body_db->cursor(spool_body_db, NULL, &dbc, 0)) != 0)
+			break;
+		spool_body_key(k, r->msgid, SPOOL_MSG_CHUNK);
+		key = spool_dbt(k, sizeof(k));
+		val = spool_dbt_user(v, sizeof(v));
+		rc = dbc->get(dbc, &key, &val, DB_SET);
+		if (rc == 0 && spool_rec_check(&val, REC_MSG, REC_MSG_LEN, error_r) < 0) {
+			(void)dbc->close(dbc);
+			return -1;
+		}
+		if (rc == 0) {
+			spool_msgrec_dec(v, &m);
+			r->size = m.size;
+			r->chunks = m.chunks;
+			r->len = r->off = 0;
+			r->next = 0;
+			nkey = spool_dbt_user(kn, sizeof(kn));
+			nval = spool_dbt_user(r->buf, 2 + SPOOL_CHUNK);
+			if (m.chunks > 0) {
+				rc = dbc->get(dbc, &nkey, &nval, DB_NEXT);
+				spool_body_key(k, r->msgid, 1);
+				if (rc == 0 && nkey.size == sizeof(k) && memcmp(kn, k, sizeof(k)) == 0
+				    && spool_rec_check(&nval, REC_BODY, 2, error_r) == 0) {
+					r->len = nval.size - 2;
+					r->next = 1;
+				} else if (rc == 0 || rc == DB_NOTFOUND) {
+					free(*error_r);	/* spool_reader_fetch() says what is wrong */
+					*error_r = NULL;
+					rc = 0;
+				}
+			}
+		}
+		(void)dbc->close(dbc);
+		if ((rc != DB_LOCK_DEADLOCK && rc != DB_LOCK_NOTGRANTED) || attempt >= SPOOL_RETRIES)
+			break;
+		spool_backoff(attempt);
+	}
+	if (rc == DB_NOTFOUND)
+		return 1;
+	if (rc != 0) {
+		*error_r = xasprintf("spool: read message %llu: %s", (unsigned long long)r->msgid,
+				     db_strerror(rc));
+		return -1;
+	}
+	return 0;
 }
 
-/* spool_reader_open - start reading a stored message, one chunk at a time */
+/*
+ * spool_reader_open - start reading a stored message, one chunk at a time.
+ * The MSG record and the first chunk come with one cursor outside any
+ * transaction, as every later chunk does (spool_reader_fetch()): stored
+ * bodies never change, and a message freed meanwhile is ESTALE on read.
+ */
 SPOOL_READER *spool_reader_open(uint64_t msgid, char **error_r)
 {
-	struct spool_reader_ctx c;
 	SPOOL_READER *r;
+	int rc;
 
-	memset(&c, 0, sizeof(c));
-	c.msgid = msgid;
-	if (spool_txn_run(spool_reader_open_txn, &c, DB_READ_COMMITTED, 0, error_r) != 0)
-		return NULL;
-	if (c.found == 1) {
-		*error_r = xasprintf("spool: no message %llu", (unsigned long long)msgid);
+	if (spool_env == NULL || spool_owner != getpid()) {
+		*error_r = xasprintf("spool: not open in this process");
 		return NULL;
 	}
 	r = xcalloc(1, sizeof(*r));
 	r->msgid = msgid;
-	r->size = c.r.size;
-	r->chunks = c.r.chunks;
 	r->buf = xmalloc(2 + SPOOL_CHUNK);
+	*error_r = NULL;
+	spool_watch_enter();
+	rc = spool_reader_first(r, error_r);
+	spool_watch_leave();
+	if (rc != 0) {
+		if (rc == 1)
+			*error_r = xasprintf("spool: no message %llu", (unsigned long long)msgid);
+		spool_reader_close(&r);
+		return NULL;
+	}
 	return r;
 }
 
@@ -2069,6 +2126,27 @@ ssize_t spool_reader_read(SPOOL_READER *r, void *buf, size_t len)
 		done += n;
 	}
 	return (ssize_t)done;
+}
+
+/*
+ * spool_reader_next - up to len bytes of the message where they lie, in the
+ * reader's own chunk buffer (*data_r, valid until the next call on r): no
+ * copy; 0 at its end, -1 with errno as spool_reader_read()
+ */
+ssize_t spool_reader_next(SPOOL_READER *r, const void **data_r, size_t len)
+{
+	size_t n;
+
+	while (r->off == r->len) {
+		if (r->next == r->chunks)
+			return 0;
+		if (spool_reader_fetch(r) < 0)
+			return -1;
+	}
+	n = r->len - r->off < len ? r->len - r->off : len;
+	*data_r = r->buf + 2 + r->off;
+	r->off += n;
+	return (ssize_t)n;
 }
 
 /*

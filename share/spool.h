@@ -104,6 +104,12 @@
  *	spool_reader_read() returns -1 with errno ESTALE when the message was
  *	expunged from its last mailbox while being read (what was already
  *	returned stays valid), EIO on a spool error (logged).
+ *	spool_reader_next() is the same without the copy: it points *data_r
+ *	at up to len bytes inside the reader's chunk buffer, valid until the
+ *	next call on that reader. Neither opening nor reading is a
+ *	transaction: a stored body never changes until it is freed, and each
+ *	record is read under its page lock (one cursor for the MSG record
+ *	and the first chunk).
  *
  *	spool_lock_mailbox() is per session: it returns 0 when any live
  *	session holds the lock, this process included; a holder whose pid is
@@ -214,6 +220,7 @@ int spool_deliver(SPOOL_MSG *m, struct spool_rcpt *rcpts, size_t n, time_t inter
 
 SPOOL_READER *spool_reader_open(uint64_t msgid, char **error_r);
 ssize_t spool_reader_read(SPOOL_READER *r, void *buf, size_t len);
+ssize_t spool_reader_next(SPOOL_READER *r, const void **data_r, size_t len);
 uint64_t spool_reader_size(const SPOOL_READER *r);
 void spool_reader_close(SPOOL_READER **rp);
 
