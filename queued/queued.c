@@ -496,13 +496,14 @@ static void queued_helo_name(void)
 static void queued_run(void)
 {
 	char *dir = conf_path("spool_dir"), *error = NULL;
+	uint64_t env_id;
 
 	msg_set_prefix("runner");
 	if (dir == NULL)
 		msg_fatal("spool_dir is not set");
 	if (spool_open(dir, 0, &error) < 0)
 		msg_fatal("%s", error);
-	free(dir);
+	env_id = spool_env_id(dir);
 	if ((queued_dns = dns_open(&error)) == NULL)
 		msg_fatal("%s", error);
 	if ((queued_tls = tls_client_ctx(false, &error)) == NULL) {
@@ -516,8 +517,9 @@ static void queued_run(void)
 
 		queued_wake = 0;
 		n = queued_round();
-		if (spool_panicked())
-			msg_fatal("the spool needs recovery");
+		/* recovered by another process: this handle is stale (as server.c's workers) */
+		if (spool_panicked() || spool_env_id(dir) != env_id)
+			msg_fatal("the spool was recovered or needs recovery; starting again");
 		if (n < QUEUED_BATCH)
 			queued_sleep(conf_time("queue_run_interval"));
 	}
@@ -525,6 +527,7 @@ static void queued_run(void)
 	if (queued_tls != NULL)
 		SSL_CTX_free(queued_tls);
 	spool_close();
+	free(dir);
 	exit(0);
 }
 
