@@ -9,15 +9,21 @@
  *	attempts, last reply), delivered and failed; due entries and flush;
  *	final states that cannot be left (no second delivery after a 250);
  *	bad input refused with nothing stored; the queue after the spool is
- *	closed and opened again.
+ *	closed and opened again; a process killed with -9 inside the queueing
+ *	transaction leaves no entry, and one killed inside the transaction
+ *	that records a 250 leaves the entry as it was (to be tried again),
+ *	never half delivered.
  */
 #include "sys_defs.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "spool.h"
 #include "test_common.h"
@@ -300,6 +306,104 @@ static void test_reopen(void)
 	test_end();
 }
 
+static int hook_fd = -1;
+static const char *hook_where;
+
+/* pause_hook - stop inside the transaction at hook_where, and say so */
+static void pause_hook(const char *where)
+{
+	if (strcmp(where, hook_where) != 0)
+		return;
+	(void)write(hook_fd, "P", 1);
+	for (;;)
+		pause();
+}
+
+/* kill_inside - run fn in a child that is killed -9 at the hook; 0 when it paused there */
+static int kill_inside(const char *where, void (*fn)(void *), void *arg)
+{
+	int hp[2], status;
+	char c = 0, *err = NULL;
+	pid_t pid;
+
+	if (pipe(hp) < 0)
+		return -1;
+	if ((pid = fork()) == 0) {
+		close(hp[0]);
+		hook_fd = hp[1];
+		hook_where = where;
+		if (spool_open(spool_dir, 0, &err) < 0)
+			_exit(10);
+		spool_test_hook = pause_hook;
+		fn(arg);
+		_exit(11);	/* not reached: paused, then killed */
+	}
+	close(hp[1]);
+	if (read(hp[0], &c, 1) != 1 || c != 'P') {
+		close(hp[0]);
+		(void)waitpid(pid, &status, 0);
+		return -1;
+	}
+	close(hp[0]);
+	kill(pid, SIGKILL);
+	(void)waitpid(pid, &status, 0);
+	return WIFSIGNALED(status) && spool_failchk() == 0 ? 0 : -1;
+}
+
+/* queue_one - child: queue a message for one remote recipient */
+static void queue_one(void *arg)
+{
+	const char *remote[] = { "crash@remote.test" };
+	SPOOL_MSG *m = make_msg("Subject: crash\r\n\r\nx\r\n");
+	char *err = NULL;
+
+	(void)arg;
+	(void)spool_queue_deliver(m, NULL, 0, "s@local.test", remote, 1, time(NULL), NULL, &err);
+}
+
+/* record_delivered - child: record a 250 for the entry *arg */
+static void record_delivered(void *arg)
+{
+	char *err = NULL;
+
+	(void)spool_queue_result(*(uint64_t *)arg, SPOOL_QUEUE_DELIVERED, "250 ok", 0, &err);
+}
+
+static void test_kill(void)
+{
+	const char *remote[] = { "kill@remote.test" };
+	const char *text = "Subject: kill\r\n\r\nkilled\r\n";
+	struct spool_queue_entry *e = NULL, *k;
+	SPOOL_MSG *m = make_msg(text);
+	uint64_t msgid = 0, qid = 0;
+	long before = count_entries();
+	char *err = NULL;
+	size_t n = 0;
+
+	test_begin("kill -9 inside the queueing transaction: no entry, nothing stored");
+	test_assert(kill_inside("deliver-commit", queue_one, NULL) == 0);
+	test_assert(count_entries() == before);
+	test_end();
+
+	test_begin("kill -9 inside the transaction recording a 250: the entry is as it was");
+	test_assert(spool_queue_deliver(m, NULL, 0, "s@local.test", remote, 1, time(NULL), &msgid,
+					&err) == SPOOL_OK);
+	spool_msg_free(&m);
+	test_assert(spool_queue_list(&e, &n, &err) == 0);
+	k = find(e, n, "kill@remote.test");
+	qid = k ? k->qid : 0;
+	spool_queue_free(&e, n);
+	test_assert(kill_inside("queue-result", record_delivered, &qid) == 0);
+	test_assert(spool_queue_list(&e, &n, &err) == 0);
+	k = find(e, n, "kill@remote.test");
+	test_assert(k != NULL && k->state == SPOOL_QUEUE_PENDING && k->attempts == 0);
+	spool_queue_free(&e, n);
+	test_assert(body_readable(msgid, text));
+	test_assert(spool_queue_result(qid, SPOOL_QUEUE_DELIVERED, "250 ok", 0, &err) == 0);
+	test_assert(!body_readable(msgid, text));
+	test_end();
+}
+
 int main(void)
 {
 	uint64_t msgid = 0, q[2] = { 0, 0 };
@@ -310,6 +414,7 @@ int main(void)
 	test_remote_only();
 	test_bad_input();
 	test_reopen();
+	test_kill();
 	spool_close();
 	test_tmpdir_done(spool_tmp);
 	free(spool_tmp);
