@@ -9,7 +9,8 @@ DESCRIPTION
     its own 127.0.0.x address, where Postfix's smtp-sink listens on one
     common port (queue_smtp_port): 127.0.0.2 accepts (ok.test), 127.0.0.3
     first refuses RCPT with a 4xx (soft.test), 127.0.0.4 refuses RCPT with
-    a 5xx (hard.test). The instance uses that unbound (dns_servers).
+    a 5xx (hard.test); nothing listens on 127.0.0.5 (down.test). The
+    instance uses that unbound (dns_servers).
 
     Checks: an authenticated user's mail to a remote address is accepted
     and arrives at the sink with its body, and a local recipient of the
@@ -18,7 +19,10 @@ DESCRIPTION
     deferred across a restart of the instance; with the peer fixed, cyctl
     queue flush gets it delivered. The 5xx peer gives a failed entry. An
     unauthenticated client is still refused remote recipients (554 5.7.1)
-    and nothing is queued for it. queued runs as a daemon cyctl knows.
+    and nothing is queued for it. queued runs as a daemon cyctl knows. A
+    second instance with a one-second queue_lifetime: a server that
+    refuses connections is a temporary failure, which becomes final once
+    the entry is older than the lifetime.
 """
 import os
 import re
@@ -37,7 +41,7 @@ from smtp_util import Client, inbox  # noqa: E402
 
 TOOL = os.path.join(TOP, "t", "bin", "dns_tool")
 t = TAP()
-HOSTS = {"ok": "127.0.0.2", "soft": "127.0.0.3", "hard": "127.0.0.4"}
+HOSTS = {"ok": "127.0.0.2", "soft": "127.0.0.3", "hard": "127.0.0.4", "down": "127.0.0.5"}
 
 
 def free_port_all(hosts):
@@ -239,6 +243,9 @@ t.ok(e is not None, "a 4xx answer makes the entry deferred")
 if e:
     t.like(e["last reply"], r"^mx\.soft\.test\[127\.0\.0\.3\] said: 4\d\d ", "with the peer's 4xx reply kept")
     t.like(e["next try"], r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$", "and a next try time")
+    if re.match(r"^\d{4}-", e["next try"]):
+        wait = time.mktime(time.strptime(e["next try"], "%Y-%m-%d %H:%M:%S")) - time.time()
+        t.ok(3000 < wait <= 3600, "the next try is queue_retry_min (1h) after the attempt")
     t.is_(e["attempts"], "1", "after one attempt")
 inst.restart()
 e = entry(inst, "later@soft.test")
@@ -270,6 +277,24 @@ t.ok(code == 554 and "5.7.1" in text, "unauthenticated relay attempt: 554 5.7.1"
 c.cmd("QUIT")
 c.close()
 t.is_(len(queue(inst)), before, "and nothing was queued")
+
+# 5. No server reachable: deferred, then failed after queue_lifetime.
+inst2 = Instance("queue_life", auth_fail_delay="0s", auth_require_tls="no",
+                 dns_servers="127.0.0.1:%d" % dns.port, dns_timeout="2s",
+                 queue_smtp_port=port, queue_run_interval="1s", queue_retry_min="1s",
+                 queue_lifetime="1s")
+inst2.add_domain("example.test")
+inst2.add_user("alice@example.test", "alice-secret")
+inst2.start()
+t.is_(submit(inst2, ["gone@down.test"], "to down"), {}, "mail to down.test accepted")
+e = wait_for("failure at down.test",
+             lambda: (entry(inst2, "gone@down.test") or {}).get("state") == "failed"
+             and entry(inst2, "gone@down.test"))
+t.ok(e is not None, "no server reachable past queue_lifetime: failed")
+if e:
+    t.like(e["last reply"], r"^4\d\d 4\.4\.1 mx\.down\.test\[127\.0\.0\.5\]: .*gave up",
+           "with the temporary connection error and why it gave up")
+inst2.stop()
 
 inst.stop()
 log = inst.log()
