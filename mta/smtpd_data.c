@@ -266,15 +266,19 @@ static void smtpd_data_log_accepted(SMTPD_SESSION *sess, const char *qid, uint64
 				    uint64_t size)
 {
 	STRBUF *to = strbuf_alloc(256, 4096);
+	char queued[40] = "";
 
 	for (size_t i = 0; i < sess->nrcpt; i++)
 		if (strbuf_printf(to, "%s<%s>", i ? "," : "", sess->rcpts[i]) < 0) {
 			strbuf_puts(to, ",...");
 			break;
 		}
-	msg_info("%s: accepted msgid=%llu from=<%s> to=%s size=%llu nrcpt=%zu mailboxes=%zu "
-		 "queued=%zu", qid, (unsigned long long)msgid, sess->sender, STRBUF_STR(to),
-		 (unsigned long long)size, sess->nrcpt, sess->ntarget, sess->nremote);
+	/* "queued=" only when there are remote recipients: the line stays as it was */
+	if (sess->nremote > 0)
+		snprintf(queued, sizeof(queued), " queued=%zu", sess->nremote);
+	msg_info("%s: accepted msgid=%llu from=<%s> to=%s size=%llu nrcpt=%zu mailboxes=%zu%s",
+		 qid, (unsigned long long)msgid, sess->sender, STRBUF_STR(to),
+		 (unsigned long long)size, sess->nrcpt, sess->ntarget, queued);
 	strbuf_free(&to);
 }
 

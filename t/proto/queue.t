@@ -299,6 +299,8 @@ inst2.stop()
 inst.stop()
 log = inst.log()
 t.ok(re.search(r"queued\[\d+\]: .*status=delivered", log) is not None, "queued logs deliveries")
+t.ok(re.search(r"accepted .*to=<friend@ok\.test>,<bob@example\.test> .*mailboxes=1 queued=1$",
+               log, re.M) is not None, "mta logs one local mailbox and one queued recipient")
 for s in (ok_sink, soft_sink, hard_sink):
     s.stop()
 dns.stop()
