@@ -48,7 +48,11 @@
  *	Workers. The master keeps at least <service>_min_spare idle workers
  *	(and never fewer than one, or nobody would accept), up to
  *	<service>_process_limit workers in all, and stops idle workers beyond
- *	<service>_max_spare. The master alone decides when a spare worker has
+ *	<service>_max_spare. When spares run short twice within a second (a
+ *	flood of connections), it starts enough at once to have max_spare
+ *	idle (Postfix-like bursts), not only min_spare: a new worker takes a
+ *	moment to join the spool, and one fork per wake-up kept a flood of
+ *	IMAP logins waiting in the listen queue. The master alone decides when a spare worker has
  *	been idle too long: a worker idle for <service>_max_idle is stopped
  *	while more than min_spare idle workers remain. A worker exits after
  *	<service>_max_use connections (0: no limit). Workers tell the master
@@ -157,6 +161,7 @@
 #define SERVER_QUICK_DEATH	2000	/* ms: a worker dead this soon without serving failed */
 #define SERVER_QUICK_LIMIT	3	/* quick deaths in a row before the master pauses */
 #define SERVER_MAX_BACKOFF	60000	/* ms: longest pause */
+#define SERVER_BURST_WINDOW	1000	/* ms: spares short twice within it start a burst */
 
 /* One listening socket. */
 struct server_lfd {
@@ -1158,16 +1163,27 @@ static void server_reap(void)
 /* server_adjust - start and stop workers to follow the limits */
 static void server_adjust(void)
 {
-	long long now = server_now(), active, idle, excess;
-	static long long busy_warned;
+	long long now = server_now(), active, idle, excess, want;
+	static long long busy_warned, srv_short_at = -SERVER_BURST_WINDOW;
 	struct server_worker *w, *oldest;
 
 	server_state(&active, &idle);
-	while (idle < srv_lim.min_spare && active < srv_lim.process_limit && now >= srv_pause_until) {
-		if (!server_spawn())
-			break;
-		idle++;
-		active++;
+	if (idle < srv_lim.min_spare) {
+		/*
+		 * Short of spares: up to min_spare, or up to max_spare at once
+		 * when they ran short within the last burst window too (a
+		 * flood of connections): one or two forks per wake-up could
+		 * not keep pace while every new worker spends a moment
+		 * joining the spool.
+		 */
+		want = now - srv_short_at < SERVER_BURST_WINDOW ? srv_lim.max_spare : srv_lim.min_spare;
+		srv_short_at = now;
+		while (idle < want && active < srv_lim.process_limit && now >= srv_pause_until) {
+			if (!server_spawn())
+				break;
+			idle++;
+			active++;
+		}
 	}
 	if (idle == 0 && active >= srv_lim.process_limit && now - busy_warned > 60000) {
 		msg_warn("all %lld workers are busy; consider raising %s_process_limit", active,
