@@ -177,6 +177,7 @@ struct server_worker {
 	bool busy;
 	bool stopping;		/* sent SIGTERM: no longer counted */
 	bool served;		/* reported busy at least once */
+	bool ready;		/* reported at all: it has joined the spool and waits */
 	long long started;	/* ms */
 	long long idle_since;	/* ms */
 	uint64_t spool_env;	/* the spool environment it joined (server_spool_id) */
@@ -777,11 +778,12 @@ static void server_spool_join(void)
 
 	if (dir == NULL)
 		msg_fatal("spool_dir is not set");
-	if (spool_open(dir, 0, &error) < 0)
+	if (spool_open(dir, SPOOL_KEEP_GATE, &error) < 0)
 		msg_fatal("%s", error);
 	free(dir);
 	if (dir_open(&error) < 0)
 		msg_fatal("open directory: %s", error);
+	spool_open_done();	/* the next worker joins only now: no opens meet */
 	srv_spool_env = server_spool_id();
 }
 
@@ -898,6 +900,7 @@ static bool server_spawn(void)
 	sigaddset(&blocked, SIGINT);
 	sigaddset(&blocked, SIGHUP);
 	sigaddset(&blocked, SIGCHLD);
+	sigaddset(&blocked, SIGUSR1);	/* the child's retire request waits for its handler */
 	sigprocmask(SIG_BLOCK, &blocked, &old);
 	fflush(NULL);	/* no stdio buffer written twice */
 	slot = server_slot_take();
@@ -1077,6 +1080,7 @@ static void server_read_status(void)
 			if ((w = server_find(st[i].pid)) == NULL)
 				continue;
 			w->busy = st[i].busy != 0;
+			w->ready = true;
 			if (st[i].spool_env != 0)
 				w->spool_env = st[i].spool_env;
 			if (w->busy)
@@ -1195,7 +1199,9 @@ static void server_adjust(void)
 		oldest = NULL;
 		for (size_t i = 0; i < srv_nworkers; i++) {
 			w = &srv_workers[i];
-			if (!w->busy && !w->stopping && (oldest == NULL || w->idle_since < oldest->idle_since))
+			/* Not one still starting: it would have joined the spool for nothing. */
+			if (!w->busy && !w->stopping && w->ready
+			    && (oldest == NULL || w->idle_since < oldest->idle_since))
 				oldest = w;
 		}
 		excess = idle - srv_lim.max_spare;

@@ -91,6 +91,7 @@
 static DB_ENV *spool_env;
 static char *spool_path;
 static pid_t spool_owner;		/* process that opened spool_env */
+static int spool_kept_gate = -1;	/* SPOOL_KEEP_GATE: held until spool_open_done() */
 
 static DB *spool_body_db, *spool_mbox_db, *spool_mail_db;
 static DB *spool_usage_db, *spool_lock_db, *spool_seq_db, *spool_ctr_db;
@@ -598,6 +599,9 @@ int spool_open(const char *dir, int flags, char **error_r)
 	 * few hundred IMAP workers starting at once that was 18 MB zeroed per
 	 * conflict and three quarters of imapd's CPU (perf, 10,000 idle
 	 * connections); waiting on the gate's fcntl lock costs nothing.
+	 * SPOOL_KEEP_GATE keeps it until spool_open_done(), for a caller
+	 * that opens the directory's databases in the environment as well
+	 * (a worker: otherwise its dir_open() met the next joiner's opens).
 	 */
 	spool_watch_enter();
 	for (attempt = 0;; attempt++) {
@@ -642,9 +646,19 @@ int spool_open(const char *dir, int flags, char **error_r)
 		if ((rc = spool_handles_open(create, error_r)) < 0)
 			spool_close();
 	}
-	spool_gate_leave(held);
+	if (rc == 0 && (flags & SPOOL_KEEP_GATE))
+		spool_kept_gate = held;	/* the caller opens the directory's databases too */
+	else
+		spool_gate_leave(held);
 	spool_watch_leave();
 	return rc == 0 ? 0 : -1;
+}
+
+/* spool_open_done - the caller of spool_open(SPOOL_KEEP_GATE) has opened its databases */
+void spool_open_done(void)
+{
+	spool_gate_leave(spool_kept_gate);
+	spool_kept_gate = -1;
 }
 
 /* spool_close - leave the environment (databases first) */
@@ -652,6 +666,8 @@ void spool_close(void)
 {
 	if (spool_env != NULL && spool_owner != getpid())
 		spool_forget_inherited();
+	if (spool_kept_gate >= 0)
+		spool_open_done();
 	if (spool_env == NULL)
 		return;
 	spool_handles_close();
