@@ -182,6 +182,7 @@ struct server_worker {
 	long long idle_since;	/* ms */
 	uint64_t spool_env;	/* the spool environment it joined (server_spool_id) */
 	int slot;		/* its word in srv_watch; -1: none */
+	long long runnable_at;	/* ms: last seen on a CPU or waiting for one, inside the spool */
 };
 
 /* A status record from a worker; smaller than PIPE_BUF, so written atomically. */
@@ -1044,6 +1045,24 @@ static void server_spool_wedged(void)
 	_exit(0);
 }
 
+/* server_runnable - is the process running or waiting for a CPU (state R)? */
+static bool server_runnable(pid_t pid)
+{
+	char path[64], buf[256], *paren;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	(void)close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	return (paren = strrchr(buf, ')')) != NULL && paren[1] == ' ' && paren[2] == 'R';
+}
+
 /*
  * server_spool_stuck - is the spool wedged: the spool check, or a worker
  * inside Berkeley DB (its srv_watch word), taking far longer than it can
@@ -1055,11 +1074,22 @@ static bool server_spool_stuck(long long now)
 		return true;
 	}
 	for (size_t i = 0; i < srv_nworkers; i++) {
-		int64_t since = srv_workers[i].slot >= 0 ? srv_watch[srv_workers[i].slot] : 0;
+		struct server_worker *w = &srv_workers[i];
+		int64_t since = w->slot >= 0 ? srv_watch[w->slot] : 0;
 
-		if (since != 0 && now - since > SERVER_SPOOL_STUCK) {
+		if (since == 0 || now - since <= SERVER_SPOOL_STUCK / 2)
+			continue;
+		/*
+		 * Slow is not stuck: a process that waits for a dead one's mutex
+		 * sleeps, while one starved of CPU (a worker joining behind a
+		 * thousand others on two cores) is runnable. Only SERVER_SPOOL_STUCK
+		 * without being seen runnable counts.
+		 */
+		if (server_runnable(w->pid))
+			w->runnable_at = now;
+		if (now - (w->runnable_at > since ? w->runnable_at : since) > SERVER_SPOOL_STUCK) {
 			msg_warn("worker %ld has waited inside Berkeley DB for %lld s",
-				 (long)srv_workers[i].pid, (long long)(now - since) / 1000);
+				 (long)w->pid, (long long)(now - since) / 1000);
 			return true;
 		}
 	}

@@ -37,8 +37,9 @@
  *	held exclusively by a joiner during its open: two processes that find
  *	the same dead process run Berkeley DB's failchk for it at once, and
  *	one of them crashed doing so (SIGSEGV inside the library); spool.c
- *	keeps it until the joiner's databases are open too (their opens meet
- *	on one lock of the library, whose deadlock detector is costly). A process inside the environment
+ *	keeps it until the joiner's databases (a worker's directory ones
+ *	included: SPOOL_KEEP_GATE) are open too, since their opens meet on
+ *	one lock of the library, whose deadlock detector is costly. A process inside the environment
  *	holds a write lock on its slot of Berkeley DB's registry file
  *	(__db.register) for as long as it lives there; F_GETLK names the pid
  *	that holds a lock, with no risk of naming a reused pid.
