@@ -24,27 +24,13 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from caiyou import TAP, TOP, tmpdir  # noqa: E402
+from caiyou import TAP, TOP  # noqa: E402
+from peers import Unbound  # noqa: E402
 
 TOOL = os.path.join(TOP, "t", "bin", "dns_tool")
 t = TAP()
-
-
-def free_udp_port():
-    """A UDP and TCP port nobody uses on 127.0.0.1 right now."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                    return port
-                except OSError:
-                    continue
 
 
 LONG_TXT = " ".join('"%s"' % ("chunk%02d-" % i + "x" * 90) for i in range(12))
@@ -81,49 +67,6 @@ ZONE = """
   local-data: "8.2.0.192.bl.test. 300 IN A 10.1.2.3"
   local-data: "5.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.bl.test. 300 IN A 127.0.0.2"
 """ % LONG_TXT
-
-
-class Unbound:
-    """Debian's unbound in the foreground, serving ZONE on a free loopback port."""
-
-    def __init__(self):
-        self.dir = tmpdir("dns")
-        self.port = free_udp_port()
-        conf = os.path.join(self.dir, "unbound.conf")
-        with open(conf, "w") as f:
-            f.write("""server:
-  interface: 127.0.0.1@%d
-  do-daemonize: no
-  username: ""
-  chroot: ""
-  directory: "%s"
-  pidfile: ""
-  use-syslog: no
-  logfile: "%s/unbound.log"
-  verbosity: 1
-  do-ip6: no
-  num-threads: 1
-  module-config: "iterator"
-%s""" % (self.port, self.dir, self.dir, ZONE))
-        self.proc = subprocess.Popen(["unbound", "-d", "-c", conf],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        deadline = time.time() + 10
-        while True:
-            r = run("-s", "127.0.0.1:%d" % self.port, "a:a.mx.test")
-            if " ok " in r:
-                break
-            if time.time() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("unbound does not answer: " + r)
-            time.sleep(0.1)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 class FakeDNS(threading.Thread):
@@ -191,7 +134,7 @@ def elapsed(out):
     return None
 
 
-ub = Unbound()
+ub = Unbound(ZONE, lambda port: " ok " in run("-s", "127.0.0.1:%d" % port, "a:a.mx.test"))
 silent = FakeDNS("silent")
 servfail = FakeDNS("servfail")
 garbage = FakeDNS("garbage")

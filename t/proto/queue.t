@@ -30,11 +30,11 @@ import smtplib
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from caiyou import Instance, TAP, TOP, tmpdir  # noqa: E402
+from caiyou import Instance, TAP, TOP  # noqa: E402
+from peers import SmtpSink, Unbound  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from smtp_util import Client, inbox  # noqa: E402
@@ -59,101 +59,14 @@ def free_port_all(hosts):
             continue
 
 
-def free_udp_port():
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                    return port
-                except OSError:
-                    continue
-
-
-class Unbound:
-    """unbound in the foreground with MX records for the test domains."""
-
-    def __init__(self):
-        self.dir = tmpdir("queue-dns")
-        self.port = free_udp_port()
-        zone = ""
-        for name, addr in HOSTS.items():
-            zone += '  local-zone: "%s.test." static\n' % name
-            zone += '  local-data: "%s.test. 300 IN MX 10 mx.%s.test."\n' % (name, name)
-            zone += '  local-data: "mx.%s.test. 300 IN A %s"\n' % (name, addr)
-        conf = os.path.join(self.dir, "unbound.conf")
-        with open(conf, "w") as f:
-            f.write("""server:
-  interface: 127.0.0.1@%d
-  do-daemonize: no
-  username: ""
-  chroot: ""
-  directory: "%s"
-  pidfile: ""
-  use-syslog: no
-  logfile: "%s/unbound.log"
-  verbosity: 1
-  do-ip6: no
-  num-threads: 1
-  module-config: "iterator"
-%s""" % (self.port, self.dir, self.dir, zone))
-        self.proc = subprocess.Popen(["unbound", "-d", "-c", conf],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        deadline = time.time() + 10
-        while True:
-            p = subprocess.run([TOOL, "-s", "127.0.0.1:%d" % self.port, "mx:ok.test"],
-                               capture_output=True, text=True, timeout=30)
-            if " ok " in p.stdout:
-                break
-            if time.time() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("unbound does not answer: " + p.stdout + p.stderr)
-            time.sleep(0.1)
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
-
-
-class Sink:
-    """Postfix's smtp-sink on host:port, one file per message received."""
-
-    def __init__(self, host, port, *opts):
-        self.host, self.port = host, port
-        self.dir = tempfile.mkdtemp(prefix="sink.", dir=os.path.join(TOP, "t", "tmp"))
-        os.chmod(self.dir, 0o777)
-        args = ["smtp-sink", "-h", "sink.test", "-d", self.dir + "/%M.", "-m", "20", "-t", "30"]
-        if os.geteuid() == 0:
-            args += ["-u", "nobody"]
-        self.proc = subprocess.Popen(args + list(opts) + ["%s:%d" % (host, port), "20"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 10
-        while True:
-            try:
-                socket.create_connection((host, port), timeout=1).close()
-                break
-            except OSError:
-                if time.time() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError("smtp-sink does not start")
-                time.sleep(0.05)
-        time.sleep(0.1)
-        for name in os.listdir(self.dir):
-            os.unlink(os.path.join(self.dir, name))
-
-    def dumps(self):
-        out = []
-        for name in sorted(os.listdir(self.dir)):
-            with open(os.path.join(self.dir, name), "rb") as f:
-                out.append(f.read())
-        return out
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
-        for name in os.listdir(self.dir):
-            os.unlink(os.path.join(self.dir, name))
-        os.rmdir(self.dir)
+def mx_zone():
+    """MX and A records of the test domains."""
+    zone = ""
+    for name, addr in HOSTS.items():
+        zone += '  local-zone: "%s.test." static\n' % name
+        zone += '  local-data: "%s.test. 300 IN MX 10 mx.%s.test."\n' % (name, name)
+        zone += '  local-data: "mx.%s.test. 300 IN A %s"\n' % (name, addr)
+    return zone
 
 
 def queue(inst):
@@ -191,11 +104,14 @@ def submit(inst, rcpts, subject):
     return refused
 
 
-dns = Unbound()
+dns = Unbound(mx_zone(), name="queue-dns",
+              ready=lambda port: " ok " in subprocess.run(
+                  [TOOL, "-s", "127.0.0.1:%d" % port, "mx:ok.test"],
+                  capture_output=True, text=True, timeout=30).stdout)
 port = free_port_all(list(HOSTS.values()))
-ok_sink = Sink(HOSTS["ok"], port)
-soft_sink = Sink(HOSTS["soft"], port, "-r", "rcpt")
-hard_sink = Sink(HOSTS["hard"], port, "-f", "rcpt")
+ok_sink = SmtpSink(HOSTS["ok"], port)
+soft_sink = SmtpSink(HOSTS["soft"], port, "-r", "rcpt")
+hard_sink = SmtpSink(HOSTS["hard"], port, "-f", "rcpt")
 
 inst = Instance("queue", auth_fail_delay="0s", auth_require_tls="no",
                 dns_servers="127.0.0.1:%d" % dns.port, dns_timeout="2s",
@@ -254,7 +170,7 @@ t.ok(entry(inst, "friend@ok.test")["state"] == "delivered", "the delivered entry
 time.sleep(2)
 t.is_(soft_sink.dumps(), [], "not retried before its time")
 soft_sink.stop()
-soft_sink = Sink(HOSTS["soft"], port)
+soft_sink = SmtpSink(HOSTS["soft"], port)
 t.like(inst.ctl("queue", "flush"), r"^1 deferred entry due now; queued woken", "cyctl queue flush")
 e = wait_for("delivery to soft.test after the flush",
              lambda: (entry(inst, "later@soft.test") or {}).get("state") == "delivered"

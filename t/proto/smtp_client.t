@@ -31,12 +31,12 @@ import re
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from caiyou import Instance, TAP, TOP, free_port, tmpdir  # noqa: E402
+from caiyou import Instance, TAP, TOP, tmpdir  # noqa: E402
+from peers import SmtpSink  # noqa: E402
 
 SEND = os.path.join(TOP, "t", "bin", "smtp_send")
 t = TAP()
@@ -64,54 +64,6 @@ def have_addr(addr):
         return True
     except OSError:
         return False
-
-
-class Sink:
-    """Postfix's smtp-sink on a free port, dumping each message into its own file."""
-
-    def __init__(self, *opts, host="127.0.0.1"):
-        self.host = host
-        if ":" in host:
-            with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-                s.bind((host, 0))
-                self.port = s.getsockname()[1]
-        else:
-            self.port = free_port(host)
-        self.dir = tempfile.mkdtemp(prefix="sink.", dir=TMP)
-        os.chmod(self.dir, 0o777)
-        args = ["smtp-sink", "-h", "sink.test", "-d", self.dir + "/%M.", "-m", "20", "-t", "30"]
-        listen = "[%s]:%d" % (host, self.port) if ":" in host else "%s:%d" % (host, self.port)
-        if os.geteuid() == 0:
-            args += ["-u", "nobody"]
-        self.proc = subprocess.Popen(args + list(opts) + [listen, "20"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 10
-        while True:
-            try:
-                socket.create_connection((host, self.port), timeout=1).close()
-                break
-            except OSError:
-                if time.time() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError("smtp-sink does not start")
-                time.sleep(0.05)
-        time.sleep(0.1)
-        self.clear()
-
-    def dumps(self):
-        time.sleep(0.2)
-        out = []
-        for name in sorted(os.listdir(self.dir)):
-            with open(os.path.join(self.dir, name), "rb") as f:
-                out.append(f.read())
-        return out
-
-    def clear(self):
-        for name in os.listdir(self.dir):
-            os.unlink(os.path.join(self.dir, name))
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 class Script(threading.Thread):
@@ -268,7 +220,7 @@ msg = os.path.join(TMP, "msg")
 with open(msg, "wb") as f:
     f.write(b"From: a@client.test\nSubject: via smtp-sink\n\n.hidden dot\nline with bare LF\n"
             b"crlf line\r\n.\nlast")
-sink = Sink()
+sink = SmtpSink()
 try:
     out = send("-T", "none", "-m", msg, "-8", "-R", "HDRS", "-E", "env+2Bid",
                "-r", "a@server.test|notify=SUCCESS,FAILURE|orcpt=rfc822;a@server.test",
@@ -299,7 +251,7 @@ finally:
 
 for opts, name in ((["-p"], "without PIPELINING"), (["-e"], "without ESMTP (HELO)"),
                    (["-E", "-8", "-N"], "without ENHANCEDSTATUSCODES, 8BITMIME and DSN")):
-    sink = Sink(*opts)
+    sink = SmtpSink("127.0.0.1", None, *opts)
     try:
         out = send("-T", "none", "-8", "-R", "FULL", "-r", "x@server.test|notify=NEVER",
                    "-r", "y@server.test", "127.0.0.1", sink.port)
@@ -324,7 +276,7 @@ for opts, stage, code, name in ((["-f", "MAIL"], "mail", "500", "MAIL refused (5
                                 (["-f", "RCPT"], "rcpt", "500", "every RCPT refused"),
                                 (["-f", "DATA"], "data", "500", "DATA refused"),
                                 (["-f", "."], "dot", "500", "the end of data refused")):
-    sink = Sink(*opts)
+    sink = SmtpSink("127.0.0.1", None, *opts)
     try:
         out = send("-T", "none", "-r", "a@server.test", "-r", "b@server.test", "-n", "2",
                    "127.0.0.1", sink.port)
@@ -340,7 +292,7 @@ for opts, stage, code, name in ((["-f", "MAIL"], "mail", "500", "MAIL refused (5
 
 for opts, name in ((["-q", "RCPT"], "hangs up after RCPT"), (["-Q", "RCPT"], "says 421 at RCPT and hangs up"),
                    (["-q", "DATA"], "hangs up after DATA"), (["-q", "."], "hangs up after the data")):
-    sink = Sink(*opts)
+    sink = SmtpSink("127.0.0.1", None, *opts)
     try:
         out = send("-T", "none", "-r", "a@server.test", "-r", "b@server.test", "127.0.0.1", sink.port)
         t.like(out, r"(?m)^error 127\.0\.0\.1 port \d+: .*(closed|reply)", "server %s: a clear error" % name)
@@ -351,7 +303,7 @@ for opts, name in ((["-q", "RCPT"], "hangs up after RCPT"), (["-Q", "RCPT"], "sa
 
 # Source addresses.
 if have_addr("127.0.0.2") and have_addr("127.0.0.3"):
-    sink = Sink(host="127.0.0.1")
+    sink = SmtpSink("127.0.0.1")
     try:
         for src in ("127.0.0.2", "127.0.0.3"):
             out = send("-T", "none", "-s", src, "127.0.0.1", sink.port)
@@ -374,7 +326,7 @@ else:
 # IPv6.
 if have_addr("127.0.0.1") and socket.has_ipv6:
     try:
-        sink = Sink(host="::1")
+        sink = SmtpSink("::1")
         out = send("-T", "none", "-s", "::1", "::1", sink.port)
         t.like(out, r"(?m)^sent 1$", "delivery over IPv6 from source ::1")
         sink.stop()
@@ -388,7 +340,7 @@ with open(big, "wb") as f:
     f.write(b"Subject: big\n\n")
     for i in range(25 * 1024 * 1024 // len(line)):
         f.write(b"." + line if i % 1000 == 0 else line)
-sink = Sink("-W", ".:2")
+sink = SmtpSink("127.0.0.1", None, "-W", ".:2")
 try:
     # The sink waits 2 s before its reply to "."; meanwhile the client's
     # peak resident size (VmHWM, counted from its exec) is read from /proc.
