@@ -40,6 +40,17 @@ def free_udp_port():
                     continue
 
 
+def stop_process(proc):
+    """Terminate a peer; kill it if it does not go within 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Unbound:
     """Debian's unbound in the foreground, serving zone on a free loopback port."""
 
@@ -72,13 +83,7 @@ class Unbound:
             time.sleep(0.1)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 class SmtpSink:
@@ -126,10 +131,4 @@ class SmtpSink:
             os.unlink(os.path.join(self.dir, name))
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
