@@ -22,13 +22,16 @@
  *	and "* LIST" for MailboxName (created; "\NonExistent" when gone).
  *	STATUS in NOTIFY SET sends the STATUS of every watched mailbox now.
  *
- *	When they are sent (RFC 5465 section 5): only while no command is in
- *	progress, i.e. while the session waits for the client's next command
- *	(imap_notify_wait(), called by imap_client.c before each command when
- *	no input is pipelined) and during IDLE for the selected mailbox;
- *	after IDLE, everything that changed meanwhile is reported. The
- *	session watches every mailbox of the user through the IDLE hub
- *	(WATCH mailbox id 0) and, on an event, compares the watched
+ *	When they are sent (RFC 5465 sections 4 and 5): only while no
+ *	command is in progress, i.e. while the session waits for the
+ *	client's next command (imap_notify_wait(), called by imap_client.c
+ *	before each command when no input is pipelined) and during IDLE
+ *	(cmd_idle.c), for the selected mailbox and the others alike. The
+ *	session tells the IDLE hub what it watches (imap_notify_watch()):
+ *	the selected mailbox, the ids of the mailboxes its filters cover
+ *	(at most IDLEMSG_WATCH_IDS_MAX; beyond that every mailbox of the
+ *	user) and the user's mailbox-list changes; WATCH is sent again when
+ *	a mailbox comes or goes. On an event it compares the watched
  *	mailboxes with what it last reported (one spool_mbox_info() each):
  *	an event is never lost, several events make one STATUS. Without the
  *	hub it re-checks every imap_idle_fallback seconds. A NOTIFY session
@@ -48,6 +51,7 @@
 #include <time.h>
 
 #include "conf.h"
+#include "idlemsg.h"
 #include "msg.h"
 #include "server.h"
 #include "spool.h"
@@ -86,7 +90,8 @@ struct imap_notify {
 	size_t nfilters;
 	struct nf_mbox *mb;		/* what was last reported */
 	size_t nmb;
-	bool watching;			/* WATCH 0 sent on the hub connection */
+	bool watching;			/* our WATCH sent on the hub connection */
+	bool watch_stale;		/* the watched set changed since that WATCH */
 };
 
 /* nf_now - monotonic milliseconds */
@@ -312,6 +317,17 @@ static bool nf_find_in(const struct nf_mbox *mb, size_t n, const char *name)
 	return false;
 }
 
+/* nf_same_ids - do two snapshots hold the same mailbox ids, in the same order? */
+static bool nf_same_ids(const struct nf_mbox *a, size_t na, const struct nf_mbox *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (a[i].info.mboxid != b[i].info.mboxid)
+			return false;
+	return true;
+}
+
 /*
  * nf_scan - compare the user's mailboxes with the snapshot, report what
  * changed (report false: only take the snapshot; status_all: STATUS for
@@ -369,6 +385,8 @@ static int nf_scan(IMAP_SESSION *s, bool report, bool status_all, char **error_r
 	for (size_t i = 0; names[i] != NULL; i++)
 		free(names[i]);
 	free(names);
+	if (!nf_same_ids(n->mb, n->nmb, mb, nmb))
+		n->watch_stale = true;
 	for (size_t i = 0; i < n->nmb; i++)
 		free(n->mb[i].name);
 	free(n->mb);
@@ -402,6 +420,53 @@ void imap_notify_report(IMAP_SESSION *s)
 	}
 }
 
+/* imap_notify_others - does NOTIFY ask for events of mailboxes other than the selected one? */
+bool imap_notify_others(IMAP_SESSION *s)
+{
+	if (s->notify == NULL)
+		return false;
+	for (size_t i = 0; i < s->notify->nfilters; i++)
+		if (s->notify->filters[i].events != 0)
+			return true;
+	return false;
+}
+
+/*
+ * imap_notify_watch - tell the hub what the session watches: the selected
+ * mailbox (0: none) and the mailboxes NOTIFY covers, with every change to
+ * the user's list of mailboxes. Past IDLEMSG_WATCH_IDS_MAX of them it
+ * watches all the user's mailboxes (the hub keeps at most that many ids
+ * per worker). The hub's descriptor, or -1 (fallback: re-check).
+ */
+int imap_notify_watch(IMAP_SESSION *s, uint32_t selected)
+{
+	struct imap_notify *n = s->notify;
+	uint32_t *ids;
+	size_t k = 0;
+	int fd;
+
+	if (n->nmb > IDLEMSG_WATCH_IDS_MAX) {
+		fd = imap_hub_watch(s->user, 0, true, NULL, 0);
+	} else {
+		ids = xcalloc(n->nmb ? n->nmb : 1, sizeof(*ids));
+		for (size_t i = 0; i < n->nmb; i++)
+			if (n->mb[i].info.mboxid != selected)
+				ids[k++] = n->mb[i].info.mboxid;
+		fd = imap_hub_watch(s->user, selected != 0 ? selected : IDLEMSG_MBOX_NONE, true, ids,
+				    k);
+		free(ids);
+	}
+	n->watching = fd >= 0;
+	n->watch_stale = false;
+	return fd;
+}
+
+/* imap_notify_stale - has the set NOTIFY watches changed since the hub was told? */
+bool imap_notify_stale(IMAP_SESSION *s)
+{
+	return s->notify != NULL && s->notify->watch_stale;
+}
+
 /* imap_notify_after_idle - IDLE replaced the hub's WATCH: watch again, report what changed */
 void imap_notify_after_idle(IMAP_SESSION *s)
 {
@@ -430,8 +495,10 @@ int imap_notify_wait(IMAP_SESSION *s)
 		if (stream_pending(s->stream) > 0)
 			return STREAM_OK;
 		now = nf_now();
+		if (s->notify->watching && s->notify->watch_stale)
+			s->notify->watching = false;	/* a mailbox came or went: WATCH again */
 		if (!s->notify->watching && now >= retry_at) {
-			s->notify->watching = imap_hub_watch(s->user, 0) >= 0;
+			(void)imap_notify_watch(s, imap_idle_mboxid(s));
 			if (!s->notify->watching)
 				retry_at = now + fallback * 1000LL;
 			imap_notify_report(s);	/* what happened before the hub knew, or the re-check */
@@ -460,7 +527,7 @@ int imap_notify_wait(IMAP_SESSION *s)
 		if (n > 0 && hub >= 0 && pfd[1].revents) {
 			bool changed = false;
 
-			if (imap_hub_receive(0, &changed) < 0) {
+			if (imap_hub_receive(0, &changed, NULL) < 0) {
 				s->notify->watching = false;	/* reconnect now, else fall back */
 				retry_at = 0;
 			} else if (changed) {

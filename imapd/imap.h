@@ -143,10 +143,12 @@ void imap_client_run(IMAP_SESSION *s);
 
 /* cmd_idle.c, imap_hub.c, imap_park.c: push by IDLE and parking in the hub */
 void imap_idle_run(IMAP_SESSION *s, const char *tag);
-int imap_hub_watch(const char *user, uint32_t mboxid);
+uint32_t imap_idle_mboxid(IMAP_SESSION *s);
+int imap_hub_watch(const char *user, uint32_t mboxid, bool notify, const uint32_t *ids,
+		   size_t nids);
 void imap_hub_unwatch(void);
 int imap_hub_fd(void);
-int imap_hub_receive(uint32_t mboxid, bool *changed_r);
+int imap_hub_receive(uint32_t mboxid, bool *changed_r, bool *other_r);
 void imap_hub_close(void);
 int imap_park(IMAP_SESSION *s, const char *tag);
 void imap_park_resume(struct server_conn *conn);
@@ -239,6 +241,9 @@ void cmd_notify(IMAP_CMDCTX *c);
 int imap_notify_wait(IMAP_SESSION *s);
 void imap_notify_report(IMAP_SESSION *s);
 void imap_notify_after_idle(IMAP_SESSION *s);
+bool imap_notify_others(IMAP_SESSION *s);
+bool imap_notify_stale(IMAP_SESSION *s);
+int imap_notify_watch(IMAP_SESSION *s, uint32_t selected);
 void imap_notify_free(IMAP_SESSION *s);
 
 #endif

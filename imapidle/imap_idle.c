@@ -11,7 +11,11 @@
  *
  *	WATCH user mboxid / UNWATCH: a worker session in IDLE; each event for
  *	that mailbox is forwarded as EVENT on the worker's connection, and
- *	the session synchronises at once.
+ *	the session synchronises at once. A session with NOTIFY (RFC 5465)
+ *	adds the ids of the other mailboxes it watches (at most
+ *	IDLEMSG_WATCH_IDS_MAX, kept with the worker's connection; beyond
+ *	that it watches all of the user's) and gets every mailbox-list event
+ *	of the user (created, deleted, renamed, subscriptions).
  *
  *	PARK (client descriptor + session blob): the session has been in
  *	IDLE for imap_hibernate_after and moves here; the worker forgets it.
@@ -112,7 +116,10 @@ struct hub_worker {
 	int fd;
 	struct idlemsg_reader in;
 	char *user;			/* watched user, or NULL */
-	uint32_t mboxid;
+	uint32_t mboxid;		/* 0: all the user's; IDLEMSG_MBOX_NONE: only ids */
+	uint32_t *ids;			/* NOTIFY: more mailboxes (at most IDLEMSG_WATCH_IDS_MAX) */
+	uint16_t nids;
+	bool notify;			/* NOTIFY: also every NOTIFY_MAILBOX event of the user */
 	bool last_valid;		/* the last event forwarded for the watch */
 	uint8_t last_what;
 	uint32_t last_uidnext, last_messages;
@@ -416,7 +423,20 @@ static void hub_worker_close(struct hub_worker *w, const char *why)
 	if (w->next)
 		w->next->prev = w->prev;
 	free(w->user);
+	free(w->ids);
 	hub_bury(w);
+}
+
+/* hub_worker_wants - does the worker's watch cover an event on mboxid of its user? */
+static bool hub_worker_wants(const struct hub_worker *w, uint8_t what, uint32_t mboxid)
+{
+	if (w->mboxid == 0 || mboxid == 0 || mboxid == w->mboxid
+	    || (w->notify && what == NOTIFY_MAILBOX))
+		return true;
+	for (uint16_t i = 0; i < w->nids; i++)
+		if (w->ids[i] == mboxid)
+			return true;
+	return false;
 }
 
 /* hub_forward - an event to every worker session watching its mailbox */
@@ -431,7 +451,7 @@ static void hub_forward(const struct notify_event *ev)
 		next = w->next;
 		if (w->user == NULL || strlen(w->user) != ev->user_len
 		    || memcmp(w->user, ev->user, ev->user_len) != 0
-		    || (w->mboxid != 0 && ev->mboxid != 0 && ev->mboxid != w->mboxid))
+		    || !hub_worker_wants(w, ev->what, ev->mboxid))
 			continue;
 		if (ev->mboxid == w->mboxid) {
 			w->last_valid = true;
@@ -545,15 +565,22 @@ static int hub_park(struct hub_worker *w, const struct idlemsg *m, char **error_
 static int hub_worker_message(struct hub_worker *w, const struct idlemsg *m, char **error_r)
 {
 	const char *user;
-	uint16_t ulen;
+	const unsigned char *ids;
+	uint16_t ulen, nids;
 	uint8_t ok;
 
 	switch (m->type) {
 	case IDLEMSG_WATCH:
-		if (idlemsg_watch_decode(m->body, m->len, &w->mboxid, &user, &ulen, error_r) < 0)
+		if (idlemsg_watch_decode(m->body, m->len, &w->mboxid, &user, &ulen, &w->notify, &ids,
+					 &nids, error_r) < 0)
 			return -1;
 		free(w->user);
 		w->user = xstrndup(user, ulen);
+		free(w->ids);
+		w->ids = nids > 0 ? xcalloc(nids, sizeof(*w->ids)) : NULL;
+		if (nids > 0)
+			memcpy(w->ids, ids, (size_t)nids * 4);
+		w->nids = nids;
 		w->last_valid = false;
 		return 0;
 	case IDLEMSG_UNWATCH:

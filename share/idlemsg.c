@@ -35,6 +35,13 @@
  *	It carries keys: never logged.
  *	The counters sit at fixed offsets so that the hub can update them in
  *	place after it told the client about new messages itself.
+ *
+ *	WATCH body: u32 mboxid (0: every mailbox of the user;
+ *	IDLEMSG_MBOX_NONE: none but the ones that follow), the user (u16
+ *	length and octets), then for a NOTIFY session optionally the other
+ *	mailbox ids as one u16-counted string of 1 to IDLEMSG_WATCH_IDS_MAX
+ *	u32 values. The hub forwards the events of all of them, and the
+ *	user's mailbox-list events (mailbox id 0) always.
  * SECURITY
  *	Both peers run as the service user, but each checks every length
  *	before using it: a malformed message ends the connection, never the
@@ -51,6 +58,7 @@
 
 #include "conf.h"
 #include "idlemsg.h"
+#include "msg.h"
 #include "xmalloc.h"
 
 #define IDLEMSG_BLOB_FIXED	44
@@ -365,20 +373,48 @@ int idlemsg_park_decode(const unsigned char *body, size_t len, struct idlemsg_pa
 	return 0;
 }
 
-/* idlemsg_watch_decode - WATCH's mailbox id and user */
-int idlemsg_watch_decode(const unsigned char *body, size_t len, uint32_t *mboxid_r,
-			 const char **user_r, uint16_t *user_len_r, char **error_r)
+/*
+ * idlemsg_watch_encode - a WATCH body: the mailbox, the user and, for a
+ * NOTIFY session (notify), the other mailboxes it watches (at most
+ * IDLEMSG_WATCH_IDS_MAX: the caller watches every mailbox beyond that)
+ */
+void idlemsg_watch_encode(STRBUF *b, uint32_t mboxid, const char *user, bool notify,
+			  const uint32_t *ids, size_t nids)
 {
-	const unsigned char *u;
+	idlemsg_put_u32(b, mboxid);
+	idlemsg_put_str(b, user, strlen(user));
+	if (!notify)
+		return;
+	if (nids > IDLEMSG_WATCH_IDS_MAX)
+		msg_panic("idlemsg_watch_encode: %zu mailbox ids", nids);
+	idlemsg_put_str(b, ids, nids * 4);
+}
+
+/*
+ * idlemsg_watch_decode - WATCH's mailbox id, user and, for a NOTIFY session
+ * (*notify_r), the other mailbox ids (*ids_r: *nids_r unaligned u32 in
+ * host order, inside body)
+ */
+int idlemsg_watch_decode(const unsigned char *body, size_t len, uint32_t *mboxid_r,
+			 const char **user_r, uint16_t *user_len_r, bool *notify_r,
+			 const unsigned char **ids_r, uint16_t *nids_r, char **error_r)
+{
+	const unsigned char *u, *ids = NULL;
+	uint16_t idlen = 0;
 	size_t off = 4;
 
-	if (len < 4 || idlemsg_get_str(body, len, &off, &u, user_len_r) < 0 || off != len
-	    || *user_len_r == 0 || memchr(u, '\0', *user_len_r) != NULL) {
+	if (len < 4 || idlemsg_get_str(body, len, &off, &u, user_len_r) < 0
+	    || (off != len && idlemsg_get_str(body, len, &off, &ids, &idlen) < 0) || off != len
+	    || *user_len_r == 0 || memchr(u, '\0', *user_len_r) != NULL || idlen % 4 != 0
+	    || idlen / 4 > IDLEMSG_WATCH_IDS_MAX) {
 		*error_r = xasprintf("malformed WATCH");
 		return -1;
 	}
 	memcpy(mboxid_r, body, 4);
 	*user_r = (const char *)u;
+	*notify_r = ids != NULL;
+	*ids_r = ids;
+	*nids_r = idlen / 4;
 	return 0;
 }
 
