@@ -9,11 +9,22 @@
  *	only sent between commands anyway), INBOXES (INBOX: the MTA delivers
  *	nowhere else), PERSONAL (every mailbox of the user), SUBSCRIBED,
  *	MAILBOXES and SUBTREE with names. Events: MessageNew, MessageExpunge
- *	(both or neither), FlagChange (needs both), MailboxName, or NONE.
- *	MessageNew's fetch attributes are accepted and ignored (no FETCH is
- *	pushed for a new message: the client fetches after EXISTS). Any
- *	other event is NO [BADEVENT (...)]. More than IMAP_NOTIFY_MAX
- *	mailboxes is NO [NOTIFICATIONOVERFLOW].
+ *	(both or neither), FlagChange (needs both), MailboxName, or NONE
+ *	(as "(NONE)" or bare). Only one SELECTED or SELECTED-DELAYED group,
+ *	with message events only (RFC 5465 6.1); else BAD. Any other event
+ *	is NO [BADEVENT (...)]. More than IMAP_NOTIFY_MAX mailboxes is NO
+ *	[NOTIFICATIONOVERFLOW].
+ *
+ *	MessageNew's fetch attributes (RFC 5465 5.2), only for SELECTED or
+ *	SELECTED-DELAYED (BAD elsewhere): each new message of the selected
+ *	mailbox gets "* n FETCH (...)" with them right after "* n EXISTS",
+ *	except those the session added itself (the sync that ends its own
+ *	APPEND, COPY or MOVE sends none, as 5.2 asks; a message someone else
+ *	added at the same moment is then announced by EXISTS alone). The
+ *	attributes are parsed by cmd_fetch.c (imap_fetch_spec_parse()),
+ *	which refuses with BAD what the RFC asks clients not to use: what
+ *	sets \Seen (BODY[...], BINARY[...], RFC822, RFC822.TEXT; the PEEK
+ *	forms are fine), sections with a part number, and the macros.
  *
  *	The selected mailbox (with a SELECTED filter) gets the usual EXISTS,
  *	EXPUNGE and FETCH FLAGS; other mailboxes get "* STATUS name
@@ -86,6 +97,8 @@ struct nf_mbox {
 
 struct imap_notify {
 	unsigned sel_events;		/* for the selected mailbox */
+	bool sel_given;			/* a SELECTED or SELECTED-DELAYED group was seen */
+	struct imap_fetch_spec *sel_fetch;	/* MessageNew's fetch attributes, or NULL */
 	struct nf_filter *filters;
 	size_t nfilters;
 	struct nf_mbox *mb;		/* what was last reported */
@@ -119,16 +132,23 @@ void imap_notify_free(IMAP_SESSION *s)
 		free(n->mb[i].name);
 	free(n->filters);
 	free(n->mb);
+	imap_fetch_spec_free(&n->sel_fetch);
 	if (n->watching)
 		imap_hub_unwatch();
 	free(n);
 	s->notify = NULL;
 }
 
-/* nf_events - the events of one filter list; -1 with a reply sent */
-static int nf_events(IMAP_CMDCTX *c, const struct imap_arg *a, size_t n, unsigned *ev_r)
+/*
+ * nf_events - the events of one filter list; -1 with a reply sent. For the
+ * selected mailbox (selected) only message events, and MessageNew may
+ * carry fetch attributes (*fetch_r); elsewhere it may not (RFC 5465 6.1, 8).
+ */
+static int nf_events(IMAP_CMDCTX *c, const struct imap_arg *a, size_t n, bool selected,
+		     unsigned *ev_r, struct imap_fetch_spec **fetch_r)
 {
 	bool new = false, expunge = false, flags = false;
+	char *err = NULL, *p;
 
 	*ev_r = 0;
 	if (n == 1 && imap_arg_atom_is(&a[0], "NONE"))
@@ -136,13 +156,31 @@ static int nf_events(IMAP_CMDCTX *c, const struct imap_arg *a, size_t n, unsigne
 	for (size_t i = 0; i < n; i++) {
 		if (imap_arg_atom_is(&a[i], "MessageNew")) {
 			new = true;
-			if (i + 1 < n && a[i + 1].type == IMAP_ARG_LIST)
-				i++;	/* fetch attributes: accepted, not used */
+			if (i + 1 < n && a[i + 1].type == IMAP_ARG_LIST) {
+				i++;
+				if (!selected) {
+					imap_bad(c, "NOTIFY: MessageNew takes fetch attributes only "
+						 "for SELECTED or SELECTED-DELAYED");
+					return -1;
+				}
+				imap_fetch_spec_free(fetch_r);
+				if (imap_fetch_spec_parse(a[i].list, a[i].count, fetch_r, &err) < 0) {
+					p = msg_printable(err, 200);
+					imap_bad(c, "NOTIFY: MessageNew: %s", p);
+					free(p);
+					free(err);
+					return -1;
+				}
+			}
 		} else if (imap_arg_atom_is(&a[i], "MessageExpunge")) {
 			expunge = true;
 		} else if (imap_arg_atom_is(&a[i], "FlagChange")) {
 			flags = true;
 		} else if (imap_arg_atom_is(&a[i], "MailboxName")) {
+			if (selected) {
+				imap_bad(c, "NOTIFY: only message events for SELECTED");
+				return -1;
+			}
 			*ev_r |= EV_NAME;
 		} else if (a[i].type == IMAP_ARG_ATOM) {
 			imap_no(c, "[BADEVENT (MessageNew MessageExpunge FlagChange MailboxName)] "
@@ -181,12 +219,17 @@ static int nf_names(IMAP_CMDCTX *c, const struct imap_arg *a, struct nf_filter *
 	return 0;
 }
 
+static const struct imap_arg nf_none_atom = { .type = IMAP_ARG_ATOM, .str = "NONE" };
+static const struct imap_arg nf_none = { .type = IMAP_ARG_LIST,
+					 .list = (struct imap_arg *)&nf_none_atom, .count = 1 };
+
 /* nf_group - one "(filter (events))"; -1 with a reply sent */
 static int nf_group(IMAP_CMDCTX *c, struct imap_notify *n, const struct imap_arg *g)
 {
 	const struct imap_arg *a = g->list, *ev;
 	struct nf_filter *f;
 	unsigned events;
+	bool selected;
 	size_t k;
 
 	if (g->type != IMAP_ARG_LIST || g->count < 2) {
@@ -195,14 +238,24 @@ static int nf_group(IMAP_CMDCTX *c, struct imap_notify *n, const struct imap_arg
 	}
 	k = imap_arg_atom_is(&a[0], "MAILBOXES") || imap_arg_atom_is(&a[0], "SUBTREE") ? 2 : 1;
 	ev = &a[k];
+	if (g->count == k + 1 && imap_arg_atom_is(ev, "NONE"))
+		ev = &nf_none;	/* events = "(" ... ")" / "NONE" (RFC 5465 8) */
 	if (g->count != k + 1 || ev->type != IMAP_ARG_LIST) {
 		imap_bad(c, "usage: NOTIFY SET [STATUS] (filter (events)) ...");
 		return -1;
 	}
-	if (nf_events(c, ev->list, ev->count, &events) < 0)
+	selected = imap_arg_atom_is(&a[0], "SELECTED") || imap_arg_atom_is(&a[0], "SELECTED-DELAYED");
+	if (selected && n->sel_given) {	/* RFC 5465 6.1 */
+		imap_bad(c, "NOTIFY: only one of SELECTED and SELECTED-DELAYED");
 		return -1;
-	if (imap_arg_atom_is(&a[0], "SELECTED") || imap_arg_atom_is(&a[0], "SELECTED-DELAYED")) {
+	}
+	if (nf_events(c, ev->list, ev->count, selected, &events, &n->sel_fetch) < 0)
+		return -1;
+	if (selected) {
 		n->sel_events = events;
+		n->sel_given = true;
+		if (!(events & EV_NEW))
+			imap_fetch_spec_free(&n->sel_fetch);
 		return 0;
 	}
 	if (n->nfilters == IMAP_NOTIFY_FILTERS) {
@@ -465,6 +518,17 @@ int imap_notify_watch(IMAP_SESSION *s, uint32_t selected)
 bool imap_notify_stale(IMAP_SESSION *s)
 {
 	return s->notify != NULL && s->notify->watch_stale;
+}
+
+/* imap_notify_new_messages - MessageNew's FETCH for the new messages first.. of the selected one */
+void imap_notify_new_messages(IMAP_SESSION *s, size_t first)
+{
+	struct imap_notify *n = s->notify;
+
+	if (n == NULL || n->sel_fetch == NULL || !(n->sel_events & EV_NEW) || s->sync_own_adds)
+		return;
+	for (size_t i = first; i < s->nmails && !s->done; i++)
+		imap_fetch_spec_send(s, n->sel_fetch, i);
 }
 
 /* imap_notify_after_idle - IDLE replaced the hub's WATCH: watch again, report what changed */

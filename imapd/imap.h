@@ -88,6 +88,7 @@ typedef struct imap_session {
 	bool parked;			/* handed to the hub: the worker forgets it */
 	bool compressed;		/* COMPRESS=DEFLATE active: never parked */
 	struct imap_notify *notify;	/* NOTIFY SET active (cmd_notify.c): never parked */
+	bool sync_own_adds;		/* the sync after APPEND/COPY: no NOTIFY FETCH for new ones */
 } IMAP_SESSION;
 
 /* One command being run. */
@@ -108,6 +109,7 @@ typedef struct imap_cmdctx {
 #define IMAP_CMD_NO_EXPUNGE	(1 << 0)	/* no untagged EXPUNGE after it (FETCH, STORE, SEARCH by number) */
 #define IMAP_CMD_UID_OK		(1 << 1)	/* may follow "UID" */
 #define IMAP_CMD_NO_SYNC	(1 << 2)	/* reports nothing about the mailbox after it (LOGOUT) */
+#define IMAP_CMD_ADDS		(1 << 3)	/* adds messages itself (APPEND, COPY, MOVE) */
 
 #define IMAP_ST_NOAUTH		(1u << IMAP_NOT_AUTHENTICATED)
 #define IMAP_ST_AUTH		(1u << IMAP_AUTHENTICATED)
@@ -207,6 +209,11 @@ void cmd_append(IMAP_CMDCTX *c);
 void cmd_close(IMAP_CMDCTX *c);
 void cmd_expunge(IMAP_CMDCTX *c);
 void cmd_fetch(IMAP_CMDCTX *c);
+struct imap_fetch_spec;
+int imap_fetch_spec_parse(const struct imap_arg *items, size_t n, struct imap_fetch_spec **spec_r,
+			  char **error_r);
+void imap_fetch_spec_send(IMAP_SESSION *s, struct imap_fetch_spec *spec, size_t idx);
+void imap_fetch_spec_free(struct imap_fetch_spec **specp);
 void cmd_store(IMAP_CMDCTX *c);
 void cmd_copy(IMAP_CMDCTX *c);
 void cmd_getquota(IMAP_CMDCTX *c);
@@ -241,6 +248,7 @@ void cmd_notify(IMAP_CMDCTX *c);
 int imap_notify_wait(IMAP_SESSION *s);
 void imap_notify_report(IMAP_SESSION *s);
 void imap_notify_after_idle(IMAP_SESSION *s);
+void imap_notify_new_messages(IMAP_SESSION *s, size_t first);
 bool imap_notify_others(IMAP_SESSION *s);
 bool imap_notify_stale(IMAP_SESSION *s);
 int imap_notify_watch(IMAP_SESSION *s, uint32_t selected);
