@@ -30,7 +30,15 @@
  *	EXPUNGE and FETCH FLAGS; other mailboxes get "* STATUS name
  *	(MESSAGES n UIDNEXT u UIDVALIDITY v)" for MessageNew/MessageExpunge,
  *	"(UIDVALIDITY v HIGHESTMODSEQ m)" for FlagChange after CONDSTORE,
- *	and "* LIST" for MailboxName (created; "\NonExistent" when gone).
+ *	and "* LIST" for MailboxName (created; "\NonExistent" when gone;
+ *	renamed: the new name with the extended data item ("OLDNAME"
+ *	("old"))). A rename is recognised by the mailbox's spool id, which a
+ *	rename keeps: each renamed mailbox (children included) gets its LIST
+ *	with OLDNAME and no "\NonExistent" for the old name, unless the new
+ *	name is outside the filters (then the old name is gone for the
+ *	client). Renaming INBOX moves its messages to the new name and
+ *	leaves an empty INBOX: the new name gets OLDNAME ("INBOX"), INBOX
+ *	itself no LIST (RFC 5465 5.4), only a STATUS when it is watched.
  *	STATUS in NOTIFY SET sends the STATUS of every watched mailbox now.
  *
  *	When they are sent (RFC 5465 sections 4 and 5): only while no
@@ -345,10 +353,23 @@ static void nf_status(IMAP_SESSION *s, const char *name, const struct spool_mbox
 	}
 }
 
-/* nf_list - "* LIST (attrs) "/" name" for MailboxName */
-static void nf_list(IMAP_SESSION *s, const char *name, bool gone)
+/*
+ * nf_list - "* LIST (attrs) "/" name" for MailboxName; for a renamed
+ * mailbox (oldname) the extended data item ("OLDNAME" ("old")) of RFC
+ * 5465 5.4 and RFC 5258
+ */
+static void nf_list(IMAP_SESSION *s, const char *name, bool gone, const char *oldname)
 {
+	char *ext;
+
 	nf_write_name(s, gone ? "* LIST (\\NonExistent) \"/\" " : "* LIST () \"/\" ", name);
+	if (oldname != NULL) {
+		ext = imap_mailbox_external(s, oldname);
+		imap_write(s, " (\"OLDNAME\" (", 13);
+		imap_write_quoted(s, ext);
+		imap_write(s, "))", 2);
+		free(ext);
+	}
 	imap_write(s, "\r\n", 2);
 }
 
@@ -359,6 +380,24 @@ static struct nf_mbox *nf_find(struct imap_notify *n, const char *name)
 		if (strcmp(n->mb[i].name, name) == 0)
 			return &n->mb[i];
 	return NULL;
+}
+
+/* nf_find_id - the snapshot entry of mailbox id, or NULL */
+static struct nf_mbox *nf_find_id(struct imap_notify *n, uint32_t mboxid)
+{
+	for (size_t i = 0; i < n->nmb; i++)
+		if (n->mb[i].info.mboxid == mboxid)
+			return &n->mb[i];
+	return NULL;
+}
+
+/* nf_id_in - is mailbox id in the array mb[0..n)? */
+static bool nf_id_in(const struct nf_mbox *mb, size_t n, uint32_t mboxid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (mb[i].info.mboxid == mboxid)
+			return true;
+	return false;
 }
 
 /* nf_find_in - is name in the array mb[0..n)? */
@@ -389,7 +428,7 @@ static bool nf_same_ids(const struct nf_mbox *a, size_t na, const struct nf_mbox
 static int nf_scan(IMAP_SESSION *s, bool report, bool status_all, char **error_r)
 {
 	struct imap_notify *n = s->notify;
-	struct nf_mbox *mb = NULL, *old;
+	struct nf_mbox *mb = NULL, *old, *renamed;
 	size_t nmb = 0;
 	char **names;
 	int rc = 0;
@@ -415,6 +454,13 @@ static int nf_scan(IMAP_SESSION *s, bool report, bool status_all, char **error_r
 		mb[nmb] = (struct nf_mbox){ .name = xstrdup(names[i]), .events = ev, .exists = true,
 					    .info = info };
 		old = nf_find(n, names[i]);
+		if (old != NULL && old->info.mboxid != info.mboxid && strcmp(names[i], "INBOX") != 0)
+			old = NULL;	/* the name belongs to another mailbox now: a new one */
+		renamed = NULL;
+		if (old == NULL && (renamed = nf_find_id(n, info.mboxid)) != NULL)
+			old = renamed;	/* the same mailbox under a new name: RENAME */
+		if (report && (ev & EV_NAME) && !status_all && (old == NULL || renamed != NULL))
+			nf_list(s, names[i], false, renamed != NULL ? renamed->name : NULL);
 		if (report && !nf_is_selected(s, names[i])) {
 			bool counts = (ev & EV_NEW) && (status_all || old == NULL
 					|| old->info.messages != info.messages
@@ -423,8 +469,6 @@ static int nf_scan(IMAP_SESSION *s, bool report, bool status_all, char **error_r
 			bool flags = (ev & EV_FLAGS) && s->condstore && (status_all || (old != NULL
 					&& old->info.highestmodseq != info.highestmodseq));
 
-			if (old == NULL && !status_all && (ev & EV_NAME))
-				nf_list(s, names[i], false);
 			if (old == NULL && !status_all)
 				counts = false;	/* new mailbox: the LIST says it */
 			if (counts || flags)
@@ -432,9 +476,14 @@ static int nf_scan(IMAP_SESSION *s, bool report, bool status_all, char **error_r
 		}
 		nmb++;
 	}
+	/*
+	 * Names that went away: "\NonExistent", unless the mailbox lives on
+	 * under a new name we watch (its LIST with OLDNAME said it).
+	 */
 	for (size_t i = 0; rc == 0 && report && i < n->nmb; i++)
-		if ((n->mb[i].events & EV_NAME) && !nf_find_in(mb, nmb, n->mb[i].name))
-			nf_list(s, n->mb[i].name, true);
+		if ((n->mb[i].events & EV_NAME) && !nf_find_in(mb, nmb, n->mb[i].name)
+		    && !nf_id_in(mb, nmb, n->mb[i].info.mboxid))
+			nf_list(s, n->mb[i].name, true, NULL);
 	for (size_t i = 0; names[i] != NULL; i++)
 		free(names[i]);
 	free(names);

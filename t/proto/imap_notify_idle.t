@@ -17,6 +17,15 @@ DESCRIPTION
     what they name (an APPEND elsewhere is not reported, a mailbox created
     under the subtree is). After NOTIFY NONE, IDLE reports nothing about
     other mailboxes. (Without the hub: imap_notify.t.)
+
+    RENAME (RFC 5465 5.4, RFC 5258 OLDNAME): with MailboxName, a mailbox
+    renamed by another session is announced, between commands and in
+    IDLE, as '* LIST () "/" new ("OLDNAME" ("old"))' and not as a
+    deleted old name (a STATUS may follow: a rename changes UIDVALIDITY); each child of a renamed parent gets its own LIST
+    with OLDNAME; a non-ASCII new name and its old name both go out in
+    modified UTF-7; renaming INBOX announces the new name with OLDNAME
+    ("INBOX") and no LIST for INBOX; a mailbox renamed out of a
+    MAILBOXES filter is announced as "\\NonExistent" under its old name.
 """
 import os
 import re
@@ -25,7 +34,7 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from imap_util import Instance, TAP, Raw, smtp_send, message  # noqa: E402
+from imap_util import Instance, TAP, Raw, smtp_send, message, utf7  # noqa: E402
 
 USER, PW = "alice@example.test", "alice-secret"
 t = TAP()
@@ -162,6 +171,53 @@ t.ok(idle(r, "i4"), "IDLE after NOTIFY NONE")
 append(other, "of", "Work", 11)
 t.ok(quiet(r) is None, "after NOTIFY NONE, IDLE reports nothing about Work")
 t.like(done(r, "i4") or "", r"^i4 OK", "DONE")
+
+# RENAME: OLDNAME
+lines = r.cmd("n6 NOTIFY SET (PERSONAL (MessageNew MessageExpunge MailboxName))")
+t.like(lines[-1], r"^n6 OK", "NOTIFY SET (PERSONAL (... MailboxName))")
+other.cmd("r1 RENAME Work Job")
+line, seen = wait_for(r, r'^\* LIST ', 4)
+t.is_(line, '* LIST () "/" "Job" ("OLDNAME" ("Work"))',
+      "between commands: RENAME Work Job -> * LIST () \"/\" \"Job\" (\"OLDNAME\" (\"Work\"))")
+line, seen = wait_for(r, r'^\* LIST ', 1.5)
+if not t.ok(line is None and all(re.match(r'^\* STATUS "Job" ', x) for x in seen),
+            "RENAME: no \\NonExistent for the old name (a STATUS for the new one at most)"):
+    t.diag(repr(seen))
+other.cmd("r2 RENAME Lists Groups")
+got = []
+for _ in range(3):
+    line, seen = wait_for(r, r'^\* LIST ', 4)
+    got.append(line)
+t.is_(sorted(x or "" for x in got),
+      ['* LIST () "/" "Groups" ("OLDNAME" ("Lists"))',
+       '* LIST () "/" "Groups/a" ("OLDNAME" ("Lists/a"))',
+       '* LIST () "/" "Groups/b" ("OLDNAME" ("Lists/b"))'],
+      "RENAME of a parent: a LIST with OLDNAME for it and for each child")
+line, seen = wait_for(r, r'^\* LIST ', 1.5)
+if not t.ok(line is None and all(re.match(r'^\* STATUS "Groups', x) for x in seen),
+            "RENAME of a parent: no \\NonExistent for the old names"):
+    t.diag(repr(seen))
+t.ok(idle(r, "i6"), "IDLE with MailboxName")
+other.cmd("r3 RENAME Job " + utf7("Entwürfe"))
+line, seen = wait_for(r, r'^\* LIST ', 4)
+t.is_(line, '* LIST () "/" "%s" ("OLDNAME" ("Job"))' % utf7("Entwürfe"),
+      "in IDLE: RENAME to a non-ASCII name -> LIST in modified UTF-7 with OLDNAME")
+other.cmd("r4 RENAME " + utf7("Entwürfe") + " Work")
+line, seen = wait_for(r, r'^\* LIST ', 4)
+t.is_(line, '* LIST () "/" "Work" ("OLDNAME" ("%s"))' % utf7("Entwürfe"),
+      "in IDLE: the old name in OLDNAME in modified UTF-7 too")
+other.cmd("r5 RENAME INBOX Archive")
+line, seen = wait_for(r, r'^\* LIST ', 4)
+t.is_(line, '* LIST () "/" "Archive" ("OLDNAME" ("INBOX"))',
+      "in IDLE: RENAME INBOX Archive -> LIST Archive with OLDNAME (\"INBOX\")")
+line, seen = wait_for(r, r'^\* LIST ', 1.5)
+t.ok(line is None, "RENAME INBOX: no LIST for INBOX itself")
+t.like(done(r, "i6") or "", r"^i6 OK", "DONE")
+lines = r.cmd("n7 NOTIFY SET (MAILBOXES Work (MessageNew MessageExpunge MailboxName))")
+other.cmd("r6 RENAME Work Elsewhere")
+line, seen = wait_for(r, r'^\* LIST ', 4)
+t.is_(line, '* LIST (\\NonExistent) "/" "Work"',
+      "renamed out of MAILBOXES Work -> * LIST (\\NonExistent) \"/\" \"Work\"")
 
 r.sock.settimeout(20)
 lines = r.cmd("z1 LOGOUT")
