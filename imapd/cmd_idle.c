@@ -24,7 +24,9 @@
  *	Without the hub (not running, or it died) IDLE still works: the
  *	session re-checks the spool every imap_idle_fallback seconds;
  *	imap_hub.c logs the change once. A session in IDLE for
- *	imap_hibernate_after (0: never) is parked in the hub (imap_park.c).
+ *	imap_hibernate_after (0: never) is parked in the hub (imap_park.c);
+ *	when the hub does not take it, the session watches again, reports
+ *	what it may have missed, and tries again after the same time.
  *
  *	Input during IDLE. DONE (any case) ends IDLE with "tag OK". Any other
  *	line ends IDLE too, with "tag BAD expected DONE" (counted as a
@@ -248,9 +250,26 @@ void imap_idle_run(IMAP_SESSION *s, const char *tag)
 		}
 		if (park_at > 0 && now >= park_at) {
 			park_at = 0;
-			if (hub >= 0 && imap_park(s, tag) == 0)
+			if (hub >= 0 && s->notify != NULL) {
+				/* what the hub sent, read: the PARK says how many (imap_park.c) */
+				bool changed = false, other = false;
+
+				if (imap_hub_receive(mboxid != 0 ? mboxid : IDLEMSG_MBOX_NONE, &changed,
+						     &other) < 0)
+					hub = -1;
+				else if (changed || other)
+					imap_idle_sync(s, other);
+			}
+			if (hub >= 0 && !s->done && imap_park(s, tag) == 0)
 				break;
-			hub = imap_hub_fd();
+			if (imap_hub_fd() >= 0 && !s->done) {
+				/* refused: the hub dropped our WATCH; look, and try again later */
+				hub = imap_idle_watch(s, mboxid);
+				imap_idle_sync(s, true);
+				park_at = now + hibernate * 1000LL;
+			} else {
+				hub = -1;
+			}
 		}
 	}
 	if (!s->parked && (s->state == IMAP_SELECTED || imap_notify_others(s)))

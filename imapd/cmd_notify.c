@@ -53,9 +53,16 @@
  *	a mailbox comes or goes. On an event it compares the watched
  *	mailboxes with what it last reported (one spool_mbox_info() each):
  *	an event is never lost, several events make one STATUS. Without the
- *	hub it re-checks every imap_idle_fallback seconds. A NOTIFY session
- *	is never parked in the hub (imap_park.c): the hub does not know the
- *	filters.
+ *	hub it re-checks every imap_idle_fallback seconds.
+ *
+ *	Parking (imap_park.c): a NOTIFY session in IDLE is parked with its
+ *	state (imap_notify_export(): filters, fetch attributes, the watched
+ *	mailboxes and what the client was told of them) and the ids the hub
+ *	unparks it for; imap_notify_import() takes it back. When that state
+ *	does not fit the hub's message (more than IDLEMSG_WATCH_IDS_MAX
+ *	mailboxes, or over IDLEMSG_BODY_MAX octets with the rest of the
+ *	blob) the session stays in its worker; so does one in IDLE without a
+ *	selected mailbox (the hub keys parked sessions by mailbox).
  * STANDARDS
  *	RFC 5465 (NOTIFY)
  */
@@ -107,6 +114,8 @@ struct imap_notify {
 	unsigned sel_events;		/* for the selected mailbox */
 	bool sel_given;			/* a SELECTED or SELECTED-DELAYED group was seen */
 	struct imap_fetch_spec *sel_fetch;	/* MessageNew's fetch attributes, or NULL */
+	char **fetch_atts;		/* their text, for parking (imap_notify_export()) */
+	size_t nfetch_atts;
 	struct nf_filter *filters;
 	size_t nfilters;
 	struct nf_mbox *mb;		/* what was last reported */
@@ -122,6 +131,17 @@ static long long nf_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* nf_fetch_forget - MessageNew's fetch attributes gone */
+static void nf_fetch_forget(struct imap_notify *n)
+{
+	imap_fetch_spec_free(&n->sel_fetch);
+	for (size_t i = 0; i < n->nfetch_atts; i++)
+		free(n->fetch_atts[i]);
+	free(n->fetch_atts);
+	n->fetch_atts = NULL;
+	n->nfetch_atts = 0;
 }
 
 /* imap_notify_free - forget NOTIFY (NOTIFY NONE, a new SET, end of session) */
@@ -140,7 +160,7 @@ void imap_notify_free(IMAP_SESSION *s)
 		free(n->mb[i].name);
 	free(n->filters);
 	free(n->mb);
-	imap_fetch_spec_free(&n->sel_fetch);
+	nf_fetch_forget(n);
 	if (n->watching)
 		imap_hub_unwatch();
 	free(n);
@@ -152,8 +172,8 @@ void imap_notify_free(IMAP_SESSION *s)
  * selected mailbox (selected) only message events, and MessageNew may
  * carry fetch attributes (*fetch_r); elsewhere it may not (RFC 5465 6.1, 8).
  */
-static int nf_events(IMAP_CMDCTX *c, const struct imap_arg *a, size_t n, bool selected,
-		     unsigned *ev_r, struct imap_fetch_spec **fetch_r)
+static int nf_events(IMAP_CMDCTX *c, struct imap_notify *nt, const struct imap_arg *a, size_t n,
+		     bool selected, unsigned *ev_r)
 {
 	bool new = false, expunge = false, flags = false;
 	char *err = NULL, *p;
@@ -171,14 +191,18 @@ static int nf_events(IMAP_CMDCTX *c, const struct imap_arg *a, size_t n, bool se
 						 "for SELECTED or SELECTED-DELAYED");
 					return -1;
 				}
-				imap_fetch_spec_free(fetch_r);
-				if (imap_fetch_spec_parse(a[i].list, a[i].count, fetch_r, &err) < 0) {
+				nf_fetch_forget(nt);
+				if (imap_fetch_spec_parse(a[i].list, a[i].count, &nt->sel_fetch,
+							  &err) < 0) {
 					p = msg_printable(err, 200);
 					imap_bad(c, "NOTIFY: MessageNew: %s", p);
 					free(p);
 					free(err);
 					return -1;
 				}
+				nt->fetch_atts = xcalloc(a[i].count, sizeof(char *));
+				for (size_t j = 0; j < a[i].count; j++)	/* all atoms: parsed */
+					nt->fetch_atts[nt->nfetch_atts++] = xstrdup(a[i].list[j].str);
 			}
 		} else if (imap_arg_atom_is(&a[i], "MessageExpunge")) {
 			expunge = true;
@@ -257,13 +281,13 @@ static int nf_group(IMAP_CMDCTX *c, struct imap_notify *n, const struct imap_arg
 		imap_bad(c, "NOTIFY: only one of SELECTED and SELECTED-DELAYED");
 		return -1;
 	}
-	if (nf_events(c, ev->list, ev->count, selected, &events, &n->sel_fetch) < 0)
+	if (nf_events(c, n, ev->list, ev->count, selected, &events) < 0)
 		return -1;
 	if (selected) {
 		n->sel_events = events;
 		n->sel_given = true;
 		if (!(events & EV_NEW))
-			imap_fetch_spec_free(&n->sel_fetch);
+			nf_fetch_forget(n);
 		return 0;
 	}
 	if (n->nfilters == IMAP_NOTIFY_FILTERS) {
@@ -649,6 +673,203 @@ int imap_notify_wait(IMAP_SESSION *s)
 		}
 	}
 	return STREAM_OK;
+}
+
+/*
+ * Parking (imap_park.c). The NOTIFY state travels in the session blob
+ * (share/idlemsg.h, opaque to the hub), host order:
+ *	u8 version (1), u8 selected events, u8 SELECTED given,
+ *	u8 n, n fetch attributes (str: u16 length, octets);
+ *	u8 n, n filters: u8 kind, u8 events, u16 m, m names (str);
+ *	u16 n, n watched mailboxes: name (str), u8 events, u32 mboxid,
+ *	u32 uidvalidity, u32 uidnext, u32 messages, u64 highestmodseq,
+ *	u8 subscribed.
+ * The last part is what the client was last told: after an unpark the
+ * usual comparison reports what changed while the session was parked.
+ */
+#define NF_STATE_VERSION	1
+
+/*
+ * imap_notify_export - the NOTIFY state into out and the other watched
+ * mailbox ids (*ids_r, malloc'd) for parking: 0, or -1 when it cannot be
+ * parked (more mailboxes than one WATCH holds)
+ */
+int imap_notify_export(IMAP_SESSION *s, STRBUF *out, uint32_t **ids_r, size_t *nids_r)
+{
+	struct imap_notify *n = s->notify;
+	size_t k = 0;
+
+	*ids_r = NULL;
+	*nids_r = 0;
+	if (n->nmb > IDLEMSG_WATCH_IDS_MAX || n->nfilters > UINT8_MAX || n->nfetch_atts > UINT8_MAX)
+		return -1;
+	idlemsg_put_u8(out, NF_STATE_VERSION);
+	idlemsg_put_u8(out, (uint8_t)n->sel_events);
+	idlemsg_put_u8(out, n->sel_given);
+	idlemsg_put_u8(out, (uint8_t)n->nfetch_atts);
+	for (size_t i = 0; i < n->nfetch_atts; i++)
+		idlemsg_put_str(out, n->fetch_atts[i], strlen(n->fetch_atts[i]));
+	idlemsg_put_u8(out, (uint8_t)n->nfilters);
+	for (size_t i = 0; i < n->nfilters; i++) {
+		uint16_t m = (uint16_t)n->filters[i].nnames;	/* at most IMAP_NOTIFY_MAX */
+
+		idlemsg_put_u8(out, (uint8_t)n->filters[i].kind);
+		idlemsg_put_u8(out, (uint8_t)n->filters[i].events);
+		strbuf_append(out, &m, 2);
+		for (size_t j = 0; j < m; j++)
+			idlemsg_put_str(out, n->filters[i].names[j], strlen(n->filters[i].names[j]));
+	}
+	{
+		uint16_t m = (uint16_t)n->nmb;
+
+		strbuf_append(out, &m, 2);
+	}
+	*ids_r = xcalloc(n->nmb ? n->nmb : 1, sizeof(**ids_r));
+	for (size_t i = 0; i < n->nmb; i++) {
+		const struct nf_mbox *b = &n->mb[i];
+
+		idlemsg_put_str(out, b->name, strlen(b->name));
+		idlemsg_put_u8(out, (uint8_t)b->events);
+		idlemsg_put_u32(out, b->info.mboxid);
+		idlemsg_put_u32(out, b->info.uidvalidity);
+		idlemsg_put_u32(out, b->info.uidnext);
+		idlemsg_put_u32(out, b->info.messages);
+		idlemsg_put_u64(out, b->info.highestmodseq);
+		idlemsg_put_u8(out, b->info.subscribed);
+		if (b->info.mboxid != s->mboxid)
+			(*ids_r)[k++] = b->info.mboxid;
+	}
+	*nids_r = k;
+	return 0;
+}
+
+/* Reading the state back: every length checked. */
+struct nf_reader {
+	const unsigned char *p;
+	size_t len, off;
+	bool bad;
+};
+
+/* nf_get - n octets at the cursor into v (zero and bad when they are not there) */
+static void nf_get(struct nf_reader *r, void *v, size_t n)
+{
+	if (r->bad || r->len - r->off < n) {
+		r->bad = true;
+		memset(v, 0, n);
+		return;
+	}
+	memcpy(v, r->p + r->off, n);
+	r->off += n;
+}
+
+/* nf_get_str - a u16-counted string as a new C string (NULL and bad when malformed) */
+static char *nf_get_str(struct nf_reader *r)
+{
+	uint16_t l;
+	char *str;
+
+	nf_get(r, &l, 2);
+	if (r->bad || r->len - r->off < l || l == 0 || memchr(r->p + r->off, '\0', l) != NULL) {
+		r->bad = true;
+		return NULL;
+	}
+	str = xstrndup((const char *)r->p + r->off, l);
+	r->off += l;
+	return str;
+}
+
+/* imap_notify_import - NOTIFY as it was when the session was parked: 0, or -1 with *error_r */
+int imap_notify_import(IMAP_SESSION *s, const unsigned char *buf, size_t len, char **error_r)
+{
+	struct nf_reader r = { .p = buf, .len = len };
+	struct imap_notify *n;
+	struct imap_arg *atts = NULL;
+	uint8_t u8, nf, ver;
+	uint16_t m;
+
+	imap_notify_free(s);
+	n = s->notify = xcalloc(1, sizeof(*n));
+	n->filters = xcalloc(IMAP_NOTIFY_FILTERS, sizeof(*n->filters));
+	nf_get(&r, &ver, 1);
+	nf_get(&r, &u8, 1);
+	n->sel_events = u8;
+	nf_get(&r, &u8, 1);
+	n->sel_given = u8 != 0;
+	nf_get(&r, &u8, 1);
+	if (!r.bad && ver != NF_STATE_VERSION)
+		r.bad = true;
+	if (!r.bad && u8 > 0) {
+		n->fetch_atts = xcalloc(u8, sizeof(char *));
+		atts = xcalloc(u8, sizeof(*atts));
+		for (size_t i = 0; i < u8 && !r.bad; i++)
+			if ((n->fetch_atts[n->nfetch_atts] = nf_get_str(&r)) != NULL) {
+				atts[i].type = IMAP_ARG_ATOM;
+				atts[i].str = n->fetch_atts[n->nfetch_atts];
+				atts[i].len = strlen(atts[i].str);
+				n->nfetch_atts++;
+			}
+		if (!r.bad && imap_fetch_spec_parse(atts, u8, &n->sel_fetch, error_r) < 0) {
+			free(atts);
+			imap_notify_free(s);
+			return -1;
+		}
+		free(atts);
+	}
+	nf_get(&r, &nf, 1);
+	if (nf > IMAP_NOTIFY_FILTERS)
+		r.bad = true;
+	for (size_t i = 0; i < nf && !r.bad; i++) {
+		struct nf_filter *f = &n->filters[n->nfilters++];
+
+		nf_get(&r, &u8, 1);
+		f->kind = (enum nf_kind)u8;
+		nf_get(&r, &u8, 1);
+		f->events = u8;
+		nf_get(&r, &m, 2);
+		if (f->kind > NF_SUBTREE || m > IMAP_NOTIFY_MAX) {
+			r.bad = true;
+			break;
+		}
+		f->names = xcalloc(m ? m : 1, sizeof(char *));
+		for (size_t j = 0; j < m && !r.bad; j++)
+			if ((f->names[f->nnames] = nf_get_str(&r)) != NULL)
+				f->nnames++;
+	}
+	nf_get(&r, &m, 2);
+	if (m > IDLEMSG_WATCH_IDS_MAX)
+		r.bad = true;
+	if (!r.bad)
+		n->mb = xcalloc(m ? m : 1, sizeof(*n->mb));
+	for (size_t i = 0; i < m && !r.bad; i++) {
+		struct nf_mbox *b = &n->mb[n->nmb];
+
+		if ((b->name = nf_get_str(&r)) == NULL)
+			break;
+		n->nmb++;
+		b->exists = true;
+		nf_get(&r, &u8, 1);
+		b->events = u8;
+		nf_get(&r, &b->info.mboxid, 4);
+		nf_get(&r, &b->info.uidvalidity, 4);
+		nf_get(&r, &b->info.uidnext, 4);
+		nf_get(&r, &b->info.messages, 4);
+		nf_get(&r, &b->info.highestmodseq, 8);
+		nf_get(&r, &u8, 1);
+		b->info.subscribed = u8 != 0;
+	}
+	if (r.bad || r.off != r.len) {
+		*error_r = xasprintf("malformed NOTIFY state in the session blob");
+		imap_notify_free(s);
+		return -1;
+	}
+	n->watch_stale = true;
+	return 0;
+}
+
+/* imap_notify_newfetch - does new mail in the selected mailbox need a FETCH after EXISTS? */
+bool imap_notify_newfetch(IMAP_SESSION *s)
+{
+	return s->notify != NULL && s->notify->sel_fetch != NULL && (s->notify->sel_events & EV_NEW);
 }
 
 /* cmd_notify - NOTIFY NONE | NOTIFY SET [STATUS] (filter (events)) ... */

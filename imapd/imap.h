@@ -87,7 +87,7 @@ typedef struct imap_session {
 	uint32_t mboxid;		/* the selected mailbox's spool id, for the hub */
 	bool parked;			/* handed to the hub: the worker forgets it */
 	bool compressed;		/* COMPRESS=DEFLATE active: never parked */
-	struct imap_notify *notify;	/* NOTIFY SET active (cmd_notify.c): never parked */
+	struct imap_notify *notify;	/* NOTIFY SET active (cmd_notify.c) */
 	bool sync_own_adds;		/* the sync after APPEND/COPY: no NOTIFY FETCH for new ones */
 } IMAP_SESSION;
 
@@ -150,6 +150,7 @@ int imap_hub_watch(const char *user, uint32_t mboxid, bool notify, const uint32_
 		   size_t nids);
 void imap_hub_unwatch(void);
 int imap_hub_fd(void);
+uint32_t imap_hub_events_read(void);
 int imap_hub_receive(uint32_t mboxid, bool *changed_r, bool *other_r);
 void imap_hub_close(void);
 int imap_park(IMAP_SESSION *s, const char *tag);
@@ -249,6 +250,9 @@ int imap_notify_wait(IMAP_SESSION *s);
 void imap_notify_report(IMAP_SESSION *s);
 void imap_notify_after_idle(IMAP_SESSION *s);
 void imap_notify_new_messages(IMAP_SESSION *s, size_t first);
+int imap_notify_export(IMAP_SESSION *s, STRBUF *out, uint32_t **ids_r, size_t *nids_r);
+int imap_notify_import(IMAP_SESSION *s, const unsigned char *buf, size_t len, char **error_r);
+bool imap_notify_newfetch(IMAP_SESSION *s);
 bool imap_notify_others(IMAP_SESSION *s);
 bool imap_notify_stale(IMAP_SESSION *s);
 int imap_notify_watch(IMAP_SESSION *s, uint32_t selected);

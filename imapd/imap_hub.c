@@ -48,6 +48,7 @@
 static int imap_hub_sock = -1;
 static struct idlemsg_reader imap_hub_in;
 static bool imap_hub_down_logged;
+static uint32_t imap_hub_events;	/* EVENTs read on this connection (PARK says it) */
 
 /* imap_hub_fd - the connection to the hub, or -1 */
 int imap_hub_fd(void)
@@ -101,6 +102,7 @@ static int imap_hub_connect(void)
 	}
 	free(path);
 	imap_hub_sock = fd;
+	imap_hub_events = 0;
 	idlemsg_reader_init(&imap_hub_in);
 	if (imap_hub_down_logged)
 		msg_info("IDLE hub is back");
@@ -116,8 +118,11 @@ static int imap_hub_drain(void)
 	int rc;
 
 	while ((rc = idlemsg_fill(imap_hub_sock, &imap_hub_in, &err)) == 1)
-		while ((rc = idlemsg_next(&imap_hub_in, &m, &err)) == 1)
+		while ((rc = idlemsg_next(&imap_hub_in, &m, &err)) == 1) {
+			if (m.type == IDLEMSG_EVENT)
+				imap_hub_events++;
 			idlemsg_consume(&imap_hub_in, &m);
+		}
 	if (rc < 0) {
 		imap_hub_lost(err);
 		free(err);
@@ -149,6 +154,12 @@ int imap_hub_watch(const char *user, uint32_t mboxid, bool notify, const uint32_
 		return -1;
 	}
 	return imap_hub_sock;
+}
+
+/* imap_hub_events_read - the EVENTs read on the connection to the hub so far */
+uint32_t imap_hub_events_read(void)
+{
+	return imap_hub_events;
 }
 
 /* imap_hub_unwatch - the session leaves IDLE */
@@ -186,6 +197,8 @@ int imap_hub_receive(uint32_t mboxid, bool *changed_r, bool *other_r)
 			    && idlemsg_event_decode(m.body, m.len, &what, &id, &uidnext, &messages,
 						    &hms, &err) < 0)
 				break;
+			if (m.type == IDLEMSG_EVENT)
+				imap_hub_events++;
 			if (m.type == IDLEMSG_EVENT && (mboxid == 0 || id == mboxid || id == 0))
 				*changed_r = true;
 			if (m.type == IDLEMSG_EVENT && other_r != NULL && (id != mboxid || id == 0))

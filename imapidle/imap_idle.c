@@ -54,6 +54,21 @@
  *	connection and applies it to the session it parks when it is newer
  *	than the blob's HIGHESTMODSEQ.
  *
+ *	NOTIFY (RFC 5465): a session with NOTIFY SET is parked with the ids
+ *	of the other mailboxes it watches and imapd's NOTIFY state in its
+ *	blob (IDLEMSG_F_NOTIFY; the state is opaque here), and indexed by
+ *	user as well (one struct hub_nref more). An event on one of those
+ *	mailboxes, or any change to the user's mailboxes (created, deleted,
+ *	renamed, subscribed), unparks it: the worker compares the mailboxes
+ *	with the state and sends STATUS or LIST. With MessageNew fetch
+ *	attributes (IDLEMSG_F_NEWFETCH) new mail on its own mailbox unparks
+ *	it too instead of "* n EXISTS", since the FETCH must follow. The
+ *	hub counts the EVENTs it sent on each worker connection and a NOTIFY
+ *	PARK says how many the worker had read: when they differ, an event
+ *	was still on its way (the worker drops those while it waits for
+ *	PARKED) and the PARK is refused; the worker looks at the spool and
+ *	parks later.
+ *
  *	SIGTERM or SIGINT stops: parked clients get "* BYE" and are closed
  *	(as workers do at a stop), the sockets and the pid file are removed.
  *	The pid file run_dir/imap-idle.pid is locked for the process's life
@@ -105,6 +120,7 @@
 
 #define HUB_SERVICE	"imap-idle"
 #define HUB_BUCKETS	16384		/* parked sessions' hash table */
+#define HUB_NBUCKETS	1024		/* parked NOTIFY sessions by user */
 #define HUB_EVENTS	256		/* epoll events per wait */
 #define HUB_KEEPALIVE_MAX	(29 * 60)
 
@@ -120,6 +136,7 @@ struct hub_worker {
 	uint32_t *ids;			/* NOTIFY: more mailboxes (at most IDLEMSG_WATCH_IDS_MAX) */
 	uint16_t nids;
 	bool notify;			/* NOTIFY: also every NOTIFY_MAILBOX event of the user */
+	uint32_t nforwarded;		/* EVENTs sent on this connection (PARK of NOTIFY checks) */
 	bool last_valid;		/* the last event forwarded for the watch */
 	uint8_t last_what;
 	uint32_t last_uidnext, last_messages;
@@ -130,6 +147,7 @@ struct hub_worker {
 /* A parked connection: this one allocation is all it costs here. */
 struct hub_parked {
 	uint8_t kind;			/* HUB_PARKED */
+	uint8_t notify;			/* NOTIFY: also in hub_ntable (IDLEMSG_F_NOTIFY) */
 	uint16_t bloblen;
 	int fd;
 	uint32_t hash;
@@ -142,6 +160,13 @@ struct hub_parked {
 	unsigned char blob[];		/* the session blob, as the worker sent it */
 };
 
+/* A parked NOTIFY session in the index by user (only those cost this). */
+struct hub_nref {
+	struct hub_parked *p;
+	uint32_t uhash;
+	struct hub_nref *next;
+};
+
 static const char *hub_conf;
 static bool hub_foreground;
 static int hub_epfd = -1, hub_notify_fd = -1, hub_listen_fd = -1, hub_sig_fd = -1;
@@ -150,6 +175,7 @@ static char *hub_pidpath, *hub_sockpath, *hub_unpark_path;
 static struct hub_worker *hub_workers;
 static struct hub_parked *hub_table[HUB_BUCKETS];
 static struct hub_parked *hub_khead, *hub_ktail;
+static struct hub_nref *hub_ntable[HUB_NBUCKETS];
 static unsigned hub_keepalive;
 static unsigned long hub_nparked;
 static const uint8_t hub_kind_notify = HUB_NOTIFY, hub_kind_listen = HUB_LISTEN,
@@ -240,6 +266,30 @@ static unsigned char *hub_parked_stream(struct hub_parked *p, uint16_t *len_r)
 	return p->blob + off + 2;
 }
 
+/* hub_parked_ids - the other mailbox ids a parked NOTIFY session watches (in its blob) */
+static const unsigned char *hub_parked_ids(const struct hub_parked *p, uint16_t *nids_r)
+{
+	size_t off = 44;
+	uint16_t l;
+
+	for (int i = 0; i < 4; i++) {	/* user, mailbox, tag, stream: checked at PARK */
+		memcpy(&l, p->blob + off, 2);
+		off += 2 + (size_t)l;
+	}
+	memcpy(&l, p->blob + off, 2);
+	*nids_r = l / 4;
+	return p->blob + off + 2;
+}
+
+/* hub_parked_flags - the session blob's flags (IDLEMSG_F_*) */
+static uint32_t hub_parked_flags(const struct hub_parked *p)
+{
+	uint32_t flags;
+
+	memcpy(&flags, p->blob + 4, 4);
+	return flags;
+}
+
 /*
  * hub_tls_seal - text as one TLS record (then close_notify when bye) from
  * the state in the blob, into out; the state after it, in next (same
@@ -314,6 +364,20 @@ static void hub_unlink(struct hub_parked *p)
 		hub_ktail = p->kprev;
 	(void)epoll_ctl(hub_epfd, EPOLL_CTL_DEL, p->fd, NULL);
 	hub_nparked--;
+	if (p->notify) {
+		struct hub_nref **rp, *r;
+		uint16_t ulen;
+		const char *user = hub_parked_user(p, &ulen);
+
+		rp = &hub_ntable[hub_hash(user, ulen, 0) % HUB_NBUCKETS];
+		while (*rp != NULL && (*rp)->p != p)
+			rp = &(*rp)->next;
+		if ((r = *rp) != NULL) {
+			*rp = r->next;
+			free(r);
+		}
+		p->notify = 0;
+	}
 }
 
 /* hub_drop - forget a parked session and close its client */
@@ -392,7 +456,8 @@ static void hub_parked_event(struct hub_parked *p, uint8_t what, uint32_t uidnex
 
 	if (hms <= p->hms && what != NOTIFY_MAILBOX)
 		return;		/* the session knew this already */
-	if (what == NOTIFY_NEW && messages > p->exists && uidnext > p->uidnext
+	if (what == NOTIFY_NEW && !(hub_parked_flags(p) & IDLEMSG_F_NEWFETCH)
+	    && messages > p->exists && uidnext > p->uidnext
 	    && messages - p->exists == uidnext - p->uidnext) {
 		snprintf(line, sizeof(line), "* %u EXISTS\r\n", messages);
 		if (hub_send(p, line, false) < 0) {
@@ -464,9 +529,44 @@ static void hub_forward(const struct notify_event *ev)
 			hub_worker_close(w, err);
 			free(err);
 			err = NULL;
+		} else {
+			w->nforwarded++;
 		}
 	}
 	strbuf_free(&b);
+}
+
+/*
+ * hub_notify_parked - an event for the parked NOTIFY sessions of its user:
+ * one on a mailbox it watches besides its own, or a change to the user's
+ * mailboxes, unparks it (the worker reports STATUS or LIST)
+ */
+static void hub_notify_parked(const struct notify_event *ev)
+{
+	uint32_t uh = hub_hash(ev->user, ev->user_len, 0);
+	struct hub_nref *r, *next;
+	const unsigned char *ids;
+	uint16_t ulen, nids;
+	uint32_t id;
+
+	for (r = hub_ntable[uh % HUB_NBUCKETS]; r != NULL; r = next) {
+		struct hub_parked *p = r->p;
+		const char *user = hub_parked_user(p, &ulen);
+		bool hit = ev->what == NOTIFY_MAILBOX;
+
+		next = r->next;	/* hub_unpark() frees r */
+		if (r->uhash != uh || ulen != ev->user_len || memcmp(user, ev->user, ulen) != 0
+		    || (ev->mboxid == p->mboxid && ev->mboxid != 0))
+			continue;	/* its own mailbox: hub_parked_event() */
+		ids = hub_parked_ids(p, &nids);
+		for (uint16_t i = 0; !hit && i < nids; i++) {
+			memcpy(&id, ids + 4 * i, 4);
+			hit = id == ev->mboxid;
+		}
+		if (hit)
+			hub_unpark(p, ev->what == NOTIFY_MAILBOX ? "notify: mailboxes changed"
+				   : "notify: another mailbox changed");
+	}
 }
 
 /* hub_notify - the spool's events: forward to watchers, act for parked sessions */
@@ -480,6 +580,7 @@ static void hub_notify(void)
 
 	while (n++ < 1024 && (rc = notify_receive(hub_notify_fd, &ev)) == 1) {
 		hub_forward(&ev);
+		hub_notify_parked(&ev);
 		if (ev.mboxid == 0)
 			continue;
 		h = hub_hash(ev.user, ev.user_len, ev.mboxid);
@@ -526,6 +627,11 @@ static int hub_park(struct hub_worker *w, const struct idlemsg *m, char **error_
 	}
 	if (blob.stream_len > 0 && hub_tls_check(blob.stream, blob.stream_len, error_r) < 0)
 		return -1;
+	if ((blob.flags & IDLEMSG_F_NOTIFY) && blob.events_read != w->nforwarded) {
+		/* the worker drops those while it waits for PARKED: it must look first */
+		*error_r = xasprintf("NOTIFY events came just before PARK");
+		return -1;
+	}
 	p = xmalloc(sizeof(*p) + m->len);
 	memset(p, 0, sizeof(*p));
 	p->kind = HUB_PARKED;
@@ -553,6 +659,17 @@ static int hub_park(struct hub_worker *w, const struct idlemsg *m, char **error_
 		hub_khead = p;
 	hub_ktail = p;
 	hub_nparked++;
+	if (blob.flags & IDLEMSG_F_NOTIFY) {
+		struct hub_nref *r = xmalloc(sizeof(*r));
+		struct hub_nref **nb;
+
+		r->p = p;
+		r->uhash = hub_hash(blob.user, blob.user_len, 0);
+		nb = &hub_ntable[r->uhash % HUB_NBUCKETS];
+		r->next = *nb;
+		*nb = r;
+		p->notify = 1;
+	}
 	msg_info("park: user=%.*s mailbox=%.*s exists=%u parked=%lu", (int)blob.user_len, blob.user,
 		 (int)blob.mailbox_len, blob.mailbox, blob.exists, hub_nparked);
 	/* An event forwarded to the worker just before the PARK came. */

@@ -28,7 +28,12 @@
  *	  0 u8 blob version, 1 u8 0, 2 u16 0, 4 u32 flags, 8 u32 mboxid,
  *	  12 u32 uidvalidity, 16 u32 exists, 20 u32 uidnext, 24 u64
  *	  highestmodseq, 32 u32 keepalive, 36 u32 enabled, 40 u32 errors,
- *	  44 user, mailbox, tag, stream: each u16 length and its octets.
+ *	  44 user, mailbox, tag, stream: each u16 length and its octets;
+ *	  with IDLEMSG_F_NOTIFY then ids (u16 length, 0 to
+ *	  IDLEMSG_WATCH_IDS_MAX u32: the other mailboxes NOTIFY watches) and
+ *	  notify (u16 length, 1 or more octets: imapd's NOTIFY state, which
+ *	  only imapd reads) and u32 events read (the EVENTs the worker had
+ *	  read on its hub connection when it sent PARK).
  *	The stream is stream_export()'s state of a TLS connection (at most
  *	IDLEMSG_STREAM_MAX octets, with IDLEMSG_F_TLS) or empty for a plain
  *	one (without the flag): the decoder refuses any other combination.
@@ -308,6 +313,11 @@ void idlemsg_park_encode(STRBUF *b, const struct idlemsg_park *p)
 	idlemsg_put_str(b, p->mailbox, p->mailbox_len);
 	idlemsg_put_str(b, p->tag, p->tag_len);
 	idlemsg_put_str(b, p->stream, p->stream_len);
+	if (p->flags & IDLEMSG_F_NOTIFY) {
+		idlemsg_put_str(b, p->ids, (size_t)p->nids * 4);
+		idlemsg_put_str(b, p->notify, p->notify_len);
+		idlemsg_put_u32(b, p->events_read);
+	}
 }
 
 /* idlemsg_get_str - one u16-counted string at *off: 0, or -1 when it does not fit */
@@ -331,7 +341,8 @@ static int idlemsg_get_str(const unsigned char *body, size_t len, size_t *off,
 int idlemsg_park_decode(const unsigned char *body, size_t len, struct idlemsg_park *p,
 			char **error_r)
 {
-	const unsigned char *s[4];
+	const unsigned char *s[6];
+	uint16_t idlen = 0;
 	size_t off = IDLEMSG_BLOB_FIXED;
 
 	if (len < IDLEMSG_BLOB_FIXED || body[0] != IDLEMSG_BLOB_VERSION) {
@@ -351,10 +362,28 @@ int idlemsg_park_decode(const unsigned char *body, size_t len, struct idlemsg_pa
 	if (idlemsg_get_str(body, len, &off, &s[0], &p->user_len) < 0
 	    || idlemsg_get_str(body, len, &off, &s[1], &p->mailbox_len) < 0
 	    || idlemsg_get_str(body, len, &off, &s[2], &p->tag_len) < 0
-	    || idlemsg_get_str(body, len, &off, &s[3], &p->stream_len) < 0 || off != len) {
+	    || idlemsg_get_str(body, len, &off, &s[3], &p->stream_len) < 0
+	    || ((p->flags & IDLEMSG_F_NOTIFY)
+		&& (idlemsg_get_str(body, len, &off, &s[4], &idlen) < 0
+		    || idlemsg_get_str(body, len, &off, &s[5], &p->notify_len) < 0
+		    || len - off != 4))
+	    || ((p->flags & IDLEMSG_F_NOTIFY) ? off + 4 : off) != len) {
 		*error_r = xasprintf("session blob: lengths do not add up");
 		return -1;
 	}
+	if (idlen % 4 != 0 || idlen / 4 > IDLEMSG_WATCH_IDS_MAX
+	    || ((p->flags & IDLEMSG_F_NOTIFY) && p->notify_len == 0)) {
+		*error_r = xasprintf("session blob: malformed NOTIFY state");
+		return -1;
+	}
+	p->ids = (p->flags & IDLEMSG_F_NOTIFY) ? s[4] : NULL;
+	p->nids = idlen / 4;
+	p->notify = (p->flags & IDLEMSG_F_NOTIFY) ? s[5] : NULL;
+	p->events_read = 0;
+	if (p->flags & IDLEMSG_F_NOTIFY)
+		memcpy(&p->events_read, body + off, 4);
+	if (!(p->flags & IDLEMSG_F_NOTIFY))
+		p->notify_len = 0;
 	p->user = (const char *)s[0];
 	p->mailbox = (const char *)s[1];
 	p->tag = (const char *)s[2];

@@ -51,6 +51,8 @@ enum idlemsg_type {
 #define IDLEMSG_F_CONDSTORE	(1u << 4)	/* CONDSTORE enabled (RFC 7162) */
 #define IDLEMSG_F_QRESYNC	(1u << 5)	/* QRESYNC enabled: VANISHED, not EXPUNGE */
 #define IDLEMSG_F_REV2		(1u << 6)	/* ENABLE IMAP4rev2 */
+#define IDLEMSG_F_NOTIFY	(1u << 7)	/* NOTIFY SET: ids and notify follow the stream */
+#define IDLEMSG_F_NEWFETCH	(1u << 8)	/* NOTIFY MessageNew FETCH: new mail unparks */
 
 /* A session blob, decoded; strings point into the message buffer (not NUL-terminated). */
 struct idlemsg_park {
@@ -71,6 +73,12 @@ struct idlemsg_park {
 	uint16_t tag_len;
 	const unsigned char *stream;	/* stream_export() blob; empty for plain connections */
 	uint16_t stream_len;
+	/* IDLEMSG_F_NOTIFY only: */
+	const unsigned char *ids;	/* other mailboxes watched: nids unaligned u32 */
+	uint16_t nids;
+	const unsigned char *notify;	/* imapd's NOTIFY state, opaque to the hub */
+	uint16_t notify_len;
+	uint32_t events_read;	/* EVENTs the worker read on its hub connection so far */
 };
 
 /* Where the counters sit in an encoded blob, so the hub can update them in place. */

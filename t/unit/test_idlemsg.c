@@ -7,7 +7,10 @@
  *	tlsrec blob, a truncated blob and trailing bytes are refused. WATCH:
  *	a plain one and a NOTIFY one with mailbox ids (none, some, the
  *	maximum) decode to what was encoded; ids not a multiple of four
- *	octets, a truncated list and trailing bytes are refused.
+ *	octets, a truncated list and trailing bytes are refused. A blob with
+ *	IDLEMSG_F_NOTIFY carries mailbox ids, the NOTIFY state and the count
+ *	of events read; without them, with an empty state, or with ids not
+ *	whole u32s it is refused.
  */
 #include "sys_defs.h"
 
@@ -120,6 +123,35 @@ int main(void)
 	test_assert(test_blob(&p, 1, 0, &d) < 0);	/* truncated inside the state */
 	test_assert(test_blob(&p, 0, 1, &d) < 0);	/* trailing byte */
 	test_assert(test_blob(&p, 0, 0, &d) == 0);
+	test_end();
+
+	test_begin("a NOTIFY blob round trip");
+	{
+		uint32_t ids[3] = { 7, 8, 9 }, v;
+
+		p.flags = IDLEMSG_F_IDLE | IDLEMSG_F_NOTIFY | IDLEMSG_F_NEWFETCH;
+		p.stream_len = 0;
+		p.ids = (const unsigned char *)ids;
+		p.nids = 3;
+		p.notify = (const unsigned char *)"state";
+		p.notify_len = 5;
+		p.events_read = 42;
+		test_assert(test_blob(&p, 0, 0, &d) == 0);
+		test_assert(d.nids == 3 && d.notify_len == 5 && memcmp(d.notify, "state", 5) == 0);
+		test_assert(d.events_read == 42);
+		memcpy(&v, d.ids + 8, 4);
+		test_assert(v == 9);
+		test_assert(test_blob(&p, 1, 0, &d) < 0);	/* truncated count */
+		test_assert(test_blob(&p, 0, 1, &d) < 0);	/* trailing byte */
+		p.notify_len = 0;
+		test_assert(test_blob(&p, 0, 0, &d) < 0);	/* empty state */
+		p.notify_len = 5;
+		p.flags = IDLEMSG_F_IDLE;	/* trailer without the flag */
+		test_assert(test_blob(&p, 0, 4 + 2 + 12 + 2 + 5, &d) < 0);
+		p.flags = IDLEMSG_F_IDLE | IDLEMSG_F_NOTIFY;
+		p.nids = 0;
+		test_assert(test_blob(&p, 0, 0, &d) == 0 && d.nids == 0);
+	}
 	test_end();
 
 	test_begin("WATCH: plain and NOTIFY, with mailbox ids");
