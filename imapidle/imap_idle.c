@@ -176,6 +176,7 @@ static struct hub_worker *hub_workers;
 static struct hub_parked *hub_table[HUB_BUCKETS];
 static struct hub_parked *hub_khead, *hub_ktail;
 static struct hub_nref *hub_ntable[HUB_NBUCKETS];
+static unsigned long hub_nnotify;	/* parked NOTIFY sessions */
 static unsigned hub_keepalive;
 static unsigned long hub_nparked;
 static const uint8_t hub_kind_notify = HUB_NOTIFY, hub_kind_listen = HUB_LISTEN,
@@ -375,6 +376,7 @@ static void hub_unlink(struct hub_parked *p)
 		if ((r = *rp) != NULL) {
 			*rp = r->next;
 			free(r);
+			hub_nnotify--;
 		}
 		p->notify = 0;
 	}
@@ -543,12 +545,14 @@ static void hub_forward(const struct notify_event *ev)
  */
 static void hub_notify_parked(const struct notify_event *ev)
 {
-	uint32_t uh = hub_hash(ev->user, ev->user_len, 0);
 	struct hub_nref *r, *next;
 	const unsigned char *ids;
 	uint16_t ulen, nids;
-	uint32_t id;
+	uint32_t id, uh;
 
+	if (hub_nnotify == 0)
+		return;
+	uh = hub_hash(ev->user, ev->user_len, 0);
 	for (r = hub_ntable[uh % HUB_NBUCKETS]; r != NULL; r = next) {
 		struct hub_parked *p = r->p;
 		const char *user = hub_parked_user(p, &ulen);
@@ -669,6 +673,7 @@ static int hub_park(struct hub_worker *w, const struct idlemsg *m, char **error_
 		r->next = *nb;
 		*nb = r;
 		p->notify = 1;
+		hub_nnotify++;
 	}
 	msg_info("park: user=%.*s mailbox=%.*s exists=%u parked=%lu", (int)blob.user_len, blob.user,
 		 (int)blob.mailbox_len, blob.mailbox, blob.exists, hub_nparked);
