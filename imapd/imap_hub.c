@@ -4,7 +4,7 @@
  * SYNOPSIS
  *	#include "imap.h"
  *
- *	fd = imap_hub_watch(user, mboxid, notify, ids, nids);	-1: no hub, use the fallback
+ *	fd = imap_hub_watch(user, mboxid, notify, ids, nids);	-1: no hub: fallback
  *	rc = imap_hub_receive(mboxid, &changed, &other);
  *	imap_hub_unwatch();
  * DESCRIPTION
@@ -13,9 +13,12 @@
  *	following sessions. imap_hub_watch() tells the hub which mailbox the
  *	session watches (WATCH user mboxid; it replaces the previous one) and
  *	returns the descriptor to poll beside the client's. A session with
- *	NOTIFY (notify true) gets every mailbox-list event and adds the ids of the other mailboxes it watches (mboxid
+ *	NOTIFY (notify true) gets every mailbox-list event of the user and
+ *	adds the ids of the other mailboxes it watches (mboxid
  *	IDLEMSG_MBOX_NONE when none is selected; more than
  *	IDLEMSG_WATCH_IDS_MAX: the caller watches mailbox 0, all of them).
+ *	imap_hub_events_read() counts the EVENTs read on the connection: a
+ *	NOTIFY session's PARK carries it (imap_park.c).
  *	imap_hub_receive() reads the EVENTs the hub forwards; *changed_r is
  *	set when one concerns mboxid (0: any mailbox of the user), *other_r
  *	(when not NULL) when one concerns another mailbox or the user's

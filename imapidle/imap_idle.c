@@ -777,6 +777,7 @@ static void hub_accept(void)
 		if (hub_workers)
 			hub_workers->prev = w;
 		hub_workers = w;
+		hub_worker_input(w);	/* its first WATCH may be there already */
 	}
 	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 		msg_warn("accept on %s: %s", hub_sockpath, strerror(errno));
@@ -973,24 +974,26 @@ static void hub_loop(void)
 				continue;
 			msg_fatal("epoll_wait: %s", strerror(errno));
 		}
+		/*
+		 * Workers first, the spool's events after: a WATCH sent before a
+		 * change was committed is in place when its event is looked at
+		 * (the worker looked at the spool right after sending it).
+		 */
 		for (int i = 0; i < n; i++) {
 			uint8_t kind = *(const uint8_t *)evs[i].data.ptr;
 
 			if (kind == HUB_SIGNAL && hub_signal())
 				return;
-			if (kind == HUB_NOTIFY)
-				hub_notify();
-			else if (kind == HUB_LISTEN)
+			if (kind == HUB_LISTEN)
 				hub_accept();
-		}
-		for (int i = 0; i < n; i++) {
-			uint8_t kind = *(const uint8_t *)evs[i].data.ptr;
-
-			if (kind == HUB_WORKER)
+			else if (kind == HUB_WORKER)
 				hub_worker_input(evs[i].data.ptr);
 			else if (kind == HUB_PARKED)
 				hub_parked_input(evs[i].data.ptr, evs[i].events);
 		}
+		for (int i = 0; i < n; i++)
+			if (*(const uint8_t *)evs[i].data.ptr == HUB_NOTIFY)
+				hub_notify();
 		hub_keepalives();
 		hub_bury_all();
 	}
