@@ -36,7 +36,9 @@ void cmd_delete(IMAP_CMDCTX *c)
 		imap_no(c, "[CANNOT] INBOX cannot be deleted");
 	else if (imap_deselect_if(c, name, false), spool_mbox_delete(c->s->user, name, &err) < 0)
 		imap_spool_no(c, "DELETE", err);
-	else
+	else {
+		imap_notify_own_names(c->s);	/* no NOTIFY LIST for our own change */
 		imap_ok(c, "DELETE completed");
+	}
 	free(name);
 }

@@ -32,8 +32,12 @@
  *	"(UIDVALIDITY v HIGHESTMODSEQ m)" for FlagChange after CONDSTORE,
  *	and "* LIST" for MailboxName (created; "\NonExistent" when gone;
  *	renamed: the new name with the extended data item ("OLDNAME"
- *	("old"))). A rename is recognised by the mailbox's spool id, which a
- *	rename keeps: each renamed mailbox (children included) gets its LIST
+ *	("old"))). Not for this session's own CREATE, DELETE, RENAME,
+ *	SUBSCRIBE or UNSUBSCRIBE (RFC 5465 5: SHOULD omit): those commands
+ *	take the new names into the snapshot silently
+ *	(imap_notify_own_names()); STATUS for counters still goes out.
+ *	A rename is recognised by the mailbox's spool id, which a rename
+ *	keeps: each renamed mailbox (children included) gets its LIST
  *	with OLDNAME and no "\NonExistent" for the old name, unless the new
  *	name is outside the filters (then the old name is gone for the
  *	client). Renaming INBOX moves its messages to the new name and
@@ -447,9 +451,12 @@ static bool nf_same_ids(const struct nf_mbox *a, size_t na, const struct nf_mbox
 /*
  * nf_scan - compare the user's mailboxes with the snapshot, report what
  * changed (report false: only take the snapshot; status_all: STATUS for
- * every watched one); -1 with *error_r on a spool error
+ * every watched one; absorb: take the names silently, but keep the
+ * counters last reported of the mailboxes known already, by name or by
+ * id, so that their changes are still reported); -1 with *error_r on a
+ * spool error
  */
-static int nf_scan(IMAP_SESSION *s, bool report, bool status_all, char **error_r)
+static int nf_scan(IMAP_SESSION *s, bool report, bool status_all, bool absorb, char **error_r)
 {
 	struct imap_notify *n = s->notify;
 	struct nf_mbox *mb = NULL, *old, *renamed;
@@ -483,6 +490,8 @@ static int nf_scan(IMAP_SESSION *s, bool report, bool status_all, char **error_r
 		renamed = NULL;
 		if (old == NULL && (renamed = nf_find_id(n, info.mboxid)) != NULL)
 			old = renamed;	/* the same mailbox under a new name: RENAME */
+		if (absorb && old != NULL)
+			mb[nmb].info = old->info;
 		if (report && (ev & EV_NAME) && !status_all && (old == NULL || renamed != NULL))
 			nf_list(s, names[i], false, renamed != NULL ? renamed->name : NULL);
 		if (report && !nf_is_selected(s, names[i])) {
@@ -504,7 +513,7 @@ static int nf_scan(IMAP_SESSION *s, bool report, bool status_all, char **error_r
 	 * Names that went away: "\NonExistent", unless the mailbox lives on
 	 * under a new name we watch (its LIST with OLDNAME said it).
 	 */
-	for (size_t i = 0; rc == 0 && report && i < n->nmb; i++)
+	for (size_t i = 0; rc == 0 && report && !absorb && i < n->nmb; i++)
 		if ((n->mb[i].events & EV_NAME) && !nf_find_in(mb, nmb, n->mb[i].name)
 		    && !nf_id_in(mb, nmb, n->mb[i].info.mboxid))
 			nf_list(s, n->mb[i].name, true, NULL);
@@ -531,7 +540,7 @@ void imap_notify_report(IMAP_SESSION *s)
 		return;
 	if (s->state == IMAP_SELECTED && s->notify->sel_events != 0)
 		imap_mailbox_sync(s, true);
-	if ((rc = nf_scan(s, true, false, &err)) < 0) {
+	if ((rc = nf_scan(s, true, false, false, &err)) < 0) {
 		if (rc == -2)
 			imap_untagged(s, "OK [NOTIFICATIONOVERFLOW] %s", err);
 		else
@@ -543,6 +552,31 @@ void imap_notify_report(IMAP_SESSION *s)
 	if (stream_flush(s->stream) < 0) {
 		s->done = true;
 		s->end_reason = "write error";
+	}
+}
+
+/*
+ * imap_notify_own_names - this session created, deleted, renamed or
+ * (un)subscribed mailboxes: RFC 5465 5 asks not to tell a client of its
+ * own changes, so the snapshot takes the new names without a LIST. What
+ * another session did to the names during the command is taken
+ * silently too; changes to counters are still reported.
+ */
+void imap_notify_own_names(IMAP_SESSION *s)
+{
+	char *err = NULL;
+	int rc;
+
+	if (s->notify == NULL)
+		return;
+	if ((rc = nf_scan(s, false, false, true, &err)) < 0) {
+		if (rc == -2)
+			imap_untagged(s, "OK [NOTIFICATIONOVERFLOW] %s", err);
+		else
+			msg_warn("user %s: NOTIFY: %s", s->user, err);
+		free(err);
+		if (rc == -2)
+			imap_notify_free(s);
 	}
 }
 
@@ -908,7 +942,7 @@ void cmd_notify(IMAP_CMDCTX *c)
 			imap_notify_free(s);
 			return;
 		}
-	if ((rc = nf_scan(s, status, status, &err)) < 0) {
+	if ((rc = nf_scan(s, status, status, false, &err)) < 0) {
 		if (rc == -2)
 			imap_no(c, "[NOTIFICATIONOVERFLOW] %s", err);
 		else

@@ -41,8 +41,10 @@ void cmd_rename(IMAP_CMDCTX *c)
 		imap_no(c, "[ALREADYEXISTS] cannot rename a mailbox to INBOX");
 	else if (imap_deselect_if(c, from, true), spool_mbox_rename(c->s->user, from, to, &err) < 0)
 		imap_spool_no(c, "RENAME", err);
-	else
+	else {
+		imap_notify_own_names(c->s);	/* no NOTIFY LIST for our own change */
 		imap_ok(c, "RENAME completed");
+	}
 	free(from);
 	free(to);
 }

@@ -26,6 +26,8 @@ DESCRIPTION
     modified UTF-7; renaming INBOX announces the new name with OLDNAME
     ("INBOX") and no LIST for INBOX; a mailbox renamed out of a
     MAILBOXES filter is announced as "\\NonExistent" under its old name.
+    The session's own CREATE, RENAME, SUBSCRIBE and DELETE get no LIST
+    (RFC 5465 5: SHOULD omit); another session's CREATE still does.
 """
 import os
 import re
@@ -218,6 +220,21 @@ other.cmd("r6 RENAME Work Elsewhere")
 line, seen = wait_for(r, r'^\* LIST ', 4)
 t.is_(line, '* LIST (\\NonExistent) "/" "Work"',
       "renamed out of MAILBOXES Work -> * LIST (\\NonExistent) \"/\" \"Work\"")
+
+# the session's own changes to the names are not told (RFC 5465 5: SHOULD omit)
+lines = r.cmd("n8 NOTIFY SET (PERSONAL (MessageNew MessageExpunge MailboxName))")
+t.like(lines[-1], r"^n8 OK", "NOTIFY SET (PERSONAL (... MailboxName)) again")
+for tag, cmd, what in (("m1", "CREATE Mine", "CREATE"), ("m2", "RENAME Mine Ours", "RENAME"),
+                       ("m3", "SUBSCRIBE Ours", "SUBSCRIBE"), ("m4", "DELETE Ours", "DELETE")):
+    lines = r.cmd("%s %s" % (tag, cmd))
+    line, seen = wait_for(r, r'^\* LIST ', 1.5)
+    if not t.ok(lines[-1].startswith(tag + " OK") and line is None
+                and not any(x.startswith("* LIST") for x in lines),
+                "own %s: no LIST, in its response or after" % what):
+        t.diag(repr(lines + seen))
+other.cmd("oh CREATE Theirs")
+line, seen = wait_for(r, r'^\* LIST ', 4)
+t.is_(line, '* LIST () "/" "Theirs"', "another session's CREATE is still told")
 
 r.sock.settimeout(20)
 lines = r.cmd("z1 LOGOUT")
