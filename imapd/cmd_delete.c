@@ -34,9 +34,10 @@ void cmd_delete(IMAP_CMDCTX *c)
 		return;
 	if (strcmp(name, "INBOX") == 0)
 		imap_no(c, "[CANNOT] INBOX cannot be deleted");
-	else if (imap_deselect_if(c, name, false), spool_mbox_delete(c->s->user, name, &err) < 0)
-		imap_spool_no(c, "DELETE", err);
+	else if (spool_mbox_delete(c->s->user, name, &err) < 0)
+		imap_spool_no(c, "DELETE", err);	/* the selection stays as it was */
 	else {
+		imap_deselect_if(c, name, false);
 		imap_notify_own_names(c->s);	/* no NOTIFY LIST for our own change */
 		imap_ok(c, "DELETE completed");
 	}

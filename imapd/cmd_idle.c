@@ -25,8 +25,9 @@
  *	session re-checks the spool every imap_idle_fallback seconds;
  *	imap_hub.c logs the change once. A session in IDLE for
  *	imap_hibernate_after (0: never) is parked in the hub (imap_park.c);
- *	when the hub does not take it, the session watches again, reports
- *	what it may have missed, and tries again after the same time.
+ *	when the hub does not take it (refused, or dropped at the worker's
+ *	CANCEL after no PARKED came in time), the session watches again,
+ *	reports what it may have missed, and tries again after the same time.
  *
  *	Input during IDLE. DONE (any case) ends IDLE with "tag OK". Any other
  *	line ends IDLE too, with "tag BAD expected DONE" (counted as a
@@ -263,7 +264,11 @@ void imap_idle_run(IMAP_SESSION *s, const char *tag)
 			if (hub >= 0 && !s->done && imap_park(s, tag) == 0)
 				break;
 			if (imap_hub_fd() >= 0 && !s->done) {
-				/* refused: the hub dropped our WATCH; look, and try again later */
+				/*
+				 * Kept: the hub refused the PARK (a late PARKED too) or
+				 * dropped it at our CANCEL (imap_park.c). Events it sent
+				 * meanwhile were skipped: watch again, look, try later.
+				 */
 				hub = imap_idle_watch(s, mboxid);
 				imap_idle_sync(s, true);
 				park_at = now + hibernate * 1000LL;

@@ -30,7 +30,11 @@
  *	a mailbox that vanished in between is left out).
  *
  *	LSUB lists the subscribed names that match, \Noselect for those that
- *	do not exist.
+ *	do not exist. When a subscribed name does not match but a parent
+ *	level of it does (the "%" case: "foo/bar" subscribed, "foo" not,
+ *	LSUB "" "%"), that parent is listed with \Noselect (RFC 3501 6.3.9),
+ *	whether a mailbox of that name exists or not; a subscribed parent is
+ *	listed for itself instead.
  *
  *	Matching is a dynamic programme over pattern and name (no
  *	backtracking), so a pattern of many wildcards costs at most
@@ -245,20 +249,43 @@ static void list_subscribed(IMAP_CMDCTX *c, char **names, struct list_opts *o)
 	}
 }
 
+/*
+ * list_lsub - LSUB: the subscribed names that match; for one that does
+ * not, its unsubscribed parent levels that do, as \Noselect (RFC 3501
+ * 6.3.9: "foo/bar" subscribed, "foo" not, LSUB "" "%" gives "foo")
+ */
+static void list_lsub(IMAP_CMDCTX *c, char **names, struct list_opts *o)
+{
+	for (size_t i = 0; o->subs[i] != NULL; i++) {
+		const char *sub = o->subs[i];
+
+		if (list_matches(o, sub)) {
+			if (!list_once(o, sub))
+				continue;
+			if (list_contains(names, sub))
+				list_one(c, names, sub, o, NULL);
+			else
+				list_reply(c, "\\Noselect", sub, NULL);
+			continue;
+		}
+		for (const char *slash = strchr(sub, '/'); slash; slash = strchr(slash + 1, '/')) {
+			char *parent = xstrndup(sub, (size_t)(slash - sub));
+
+			if (!list_contains(o->subs, parent) && list_matches(o, parent)
+			    && list_once(o, parent))
+				list_reply(c, "\\Noselect", parent, NULL);
+			free(parent);
+		}
+	}
+}
+
 /* list_run - the lines for all patterns */
 static void list_run(IMAP_CMDCTX *c, char **names, struct list_opts *o)
 {
 	bool star = false;
 
 	if (o->lsub) {
-		for (size_t i = 0; o->subs[i] != NULL; i++) {
-			if (!list_matches(o, o->subs[i]) || !list_once(o, o->subs[i]))
-				continue;
-			if (list_contains(names, o->subs[i]))
-				list_one(c, names, o->subs[i], o, NULL);
-			else
-				list_reply(c, "\\Noselect", o->subs[i], NULL);
-		}
+		list_lsub(c, names, o);
 		return;
 	}
 	if (o->subscribed_only) {

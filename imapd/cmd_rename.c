@@ -39,9 +39,12 @@ void cmd_rename(IMAP_CMDCTX *c)
 	}
 	if (strcmp(to, "INBOX") == 0)
 		imap_no(c, "[ALREADYEXISTS] cannot rename a mailbox to INBOX");
-	else if (imap_deselect_if(c, from, true), spool_mbox_rename(c->s->user, from, to, &err) < 0)
-		imap_spool_no(c, "RENAME", err);
+	else if (spool_mbox_rename(c->s->user, from, to, &err) < 0)
+		imap_spool_no(c, "RENAME", err);	/* the selection stays as it was */
 	else {
+		/* The selected mailbox has a new name, or, for INBOX, is a new
+		 * empty one (new UIDVALIDITY, RFC 3501 6.3.5): closed either way. */
+		imap_deselect_if(c, from, true);
 		imap_notify_own_names(c->s);	/* no NOTIFY LIST for our own change */
 		imap_ok(c, "RENAME completed");
 	}

@@ -13,11 +13,18 @@
  *	those are the only other options (RFC 5182 2.4); SAVE alone sends no
  *	ESEARCH response. A SEARCH with SAVE that fails empties "$".
  *
+ *	A MODSEQ search key (RFC 7162 3.1.5) enables CONDSTORE, and a
+ *	non-empty answer ends with the highest modseq of the messages
+ *	returned: "* SEARCH 2 5 (MODSEQ 917)", or "MODSEQ 917" in ESEARCH
+ *	(of the MIN and/or MAX message only, when those are all that is
+ *	asked for: RFC 4731 3.2).
+ *
  *	No untagged EXPUNGE is sent at the end of SEARCH or UID SEARCH
  *	(IMAP_CMD_NO_EXPUNGE in the command table): the client may be using
  *	the numbers just returned.
  * STANDARDS
- *	RFC 3501 6.4.4 and 7.2.5, RFC 9051 6.4.4 and 7.3.4, RFC 4731, RFC 5182.
+ *	RFC 3501 6.4.4 and 7.2.5, RFC 9051 6.4.4 and 7.3.4, RFC 4731, RFC 5182,
+ *	RFC 7162 3.1.5.
  */
 #include "sys_defs.h"
 
@@ -124,8 +131,22 @@ static void search_save(IMAP_CMDCTX *c, int ret, const size_t *idx, size_t n)
 		s->searchres[s->nsearchres++] = s->mails[idx[n - 1]].uid;
 }
 
+/* search_esearch_modseq - the MODSEQ return data: of the messages returned (RFC 4731 3.2) */
+static uint64_t search_esearch_modseq(IMAP_CMDCTX *c, int ret, const size_t *idx, size_t n)
+{
+	uint64_t a = 0, b = 0;
+
+	if (ret & (RET_ALL | RET_COUNT))
+		return imap_search_max_modseq(c->s, idx, n);
+	if (ret & RET_MIN)
+		a = c->s->mails[idx[0]].modseq;
+	if (ret & RET_MAX)
+		b = c->s->mails[idx[n - 1]].modseq;
+	return a > b ? a : b;
+}
+
 /* search_esearch - "* ESEARCH (TAG "t") [UID] ..." */
-static void search_esearch(IMAP_CMDCTX *c, int ret, const size_t *idx, size_t n)
+static void search_esearch(IMAP_CMDCTX *c, int ret, const size_t *idx, size_t n, bool modseq)
 {
 	STRBUF *out = strbuf_alloc(256, STRBUF_UNLIMITED);
 
@@ -140,18 +161,24 @@ static void search_esearch(IMAP_CMDCTX *c, int ret, const size_t *idx, size_t n)
 		strbuf_puts(out, " ALL ");
 		search_set(c, idx, n, out);
 	}
+	if (modseq && n > 0)
+		strbuf_printf(out, " MODSEQ %llu",
+			      (unsigned long long)search_esearch_modseq(c, ret, idx, n));
 	imap_untagged(c->s, "%s", STRBUF_STR(out));
 	strbuf_free(&out);
 }
 
-/* search_plain - "* SEARCH n n ..." */
-static void search_plain(IMAP_CMDCTX *c, const size_t *idx, size_t n)
+/* search_plain - "* SEARCH n n ... [(MODSEQ m)]" */
+static void search_plain(IMAP_CMDCTX *c, const size_t *idx, size_t n, bool modseq)
 {
 	STRBUF *out = strbuf_alloc(256, STRBUF_UNLIMITED);
 
 	strbuf_puts(out, "SEARCH");
 	for (size_t i = 0; i < n; i++)
 		strbuf_printf(out, " %u", search_number(c, idx[i]));
+	if (modseq && n > 0)
+		strbuf_printf(out, " (MODSEQ %llu)",
+			      (unsigned long long)imap_search_max_modseq(c->s, idx, n));
 	imap_untagged(c->s, "%s", STRBUF_STR(out));
 	strbuf_free(&out);
 }
@@ -165,7 +192,7 @@ void cmd_search(IMAP_CMDCTX *c)
 	IMAP_SEARCH *prog;
 	char *err = NULL;
 	int ret = 0;
-	bool esearch = false;
+	bool esearch = false, modseq;
 
 	if (n > 0 && imap_arg_atom_is(&a[0], "RETURN")) {
 		bool saving = false;
@@ -201,6 +228,8 @@ void cmd_search(IMAP_CMDCTX *c)
 			search_saved_clear(c->s);
 		return;
 	}
+	if ((modseq = imap_search_has_modseq(prog)))	/* RFC 7162 3.1: CONDSTORE enabling */
+		imap_condstore_enable(c->s);
 	if (imap_search_run(c->s, prog, &idx, &nidx, &err) < 0) {
 		msg_warn("user %s: SEARCH in %s: %s", c->s->user, c->s->mailbox, err);
 		free(err);
@@ -214,9 +243,9 @@ void cmd_search(IMAP_CMDCTX *c)
 	if (ret & RET_SAVE)
 		search_save(c, ret, idx, nidx);
 	if (esearch && ret != RET_SAVE)
-		search_esearch(c, ret, idx, nidx);
+		search_esearch(c, ret, idx, nidx, modseq);
 	else if (!esearch)
-		search_plain(c, idx, nidx);
+		search_plain(c, idx, nidx, modseq);
 	free(idx);
 	imap_ok(c, "%sSEARCH completed", c->uid ? "UID " : "");
 }

@@ -17,9 +17,11 @@
  *
  *	The header of a matching message is read only when a criterion needs
  *	it. The answer is "* SORT n n ..." (UIDs for UID SORT). At most
- *	SORT_KEYS_MAX criteria.
+ *	SORT_KEYS_MAX criteria. A MODSEQ search key enables CONDSTORE and
+ *	ends a non-empty answer with "(MODSEQ m)", the highest modseq of the
+ *	messages returned (RFC 7162 3.1.5).
  * STANDARDS
- *	RFC 5256 sections 2 and 3.
+ *	RFC 5256 sections 2 and 3, RFC 7162 3.1.5.
  */
 #include "sys_defs.h"
 
@@ -211,6 +213,8 @@ void cmd_sort(IMAP_CMDCTX *c)
 	STRBUF *hdr, *tmp, *out;
 	size_t *idx = NULL, n = 0, kept = 0;
 	char *err = NULL;
+	bool modseq;
+	uint64_t maxmod = 0;
 
 	if (c->nargs < 3) {
 		imap_bad(c, "usage: %sSORT (criteria) charset search-keys", c->uid ? "UID " : "");
@@ -224,6 +228,8 @@ void cmd_sort(IMAP_CMDCTX *c)
 	}
 	if ((prog = imap_search_program(c, &c->args[2], c->nargs - 2, charset)) == NULL)
 		return;
+	if ((modseq = imap_search_has_modseq(prog)))	/* RFC 7162 3.1: CONDSTORE enabling */
+		imap_condstore_enable(c->s);
 	if (imap_search_run(c->s, prog, &idx, &n, &err) < 0) {
 		msg_warn("user %s: SORT in %s: %s", c->s->user, c->s->mailbox, err);
 		free(err);
@@ -255,9 +261,13 @@ void cmd_sort(IMAP_CMDCTX *c)
 		const struct imap_mail *m = &c->s->mails[items[i].idx];
 
 		strbuf_printf(out, " %u", c->uid ? m->uid : (uint32_t)(items[i].idx + 1));
+		if (m->modseq > maxmod)
+			maxmod = m->modseq;
 		for (int k = 0; k < 4; k++)
 			free(items[i].text[k]);
 	}
+	if (modseq && kept > 0)	/* RFC 7162 3.1.5: sort-data's search-sort-mod-seq */
+		strbuf_printf(out, " (MODSEQ %llu)", (unsigned long long)maxmod);
 	imap_untagged(c->s, "%s", STRBUF_STR(out));
 	strbuf_free(&out);
 	strbuf_free(&hdr);

@@ -7,7 +7,8 @@
  *	only when the client wants it), and so do DELETED (RFC 9051) and
  *	DELETED-STORAGE (RFC 9208 5.1: \Deleted messages' size in KiB, as
  *	QUOTA's STORAGE); RECENT is always 0 (see
- *	imap_mailbox.c).
+ *	imap_mailbox.c), and BAD after ENABLE IMAP4rev2, whose STATUS items
+ *	do not include it (RFC 9051 6.3.11).
  * STANDARDS
  *	RFC 3501 6.3.10, RFC 8438 (STATUS=SIZE), RFC 7162 3.1.6 (HIGHESTMODSEQ),
  *	RFC 9208 (DELETED-STORAGE), RFC 9051 6.3.11 (DELETED).
@@ -72,6 +73,10 @@ int imap_status_items_check(IMAP_CMDCTX *c, const struct imap_arg *items)
 	for (size_t i = 0; i < items->count; i++) {
 		const struct imap_arg *it = &items->list[i];
 
+		if (imap_arg_atom_is(it, "RECENT") && c->s->imap4rev2) {	/* not a status-att of RFC 9051 */
+			imap_bad(c, "STATUS RECENT does not exist in IMAP4rev2");
+			return -1;
+		}
 		if (!imap_arg_atom_is(it, "MESSAGES") && !imap_arg_atom_is(it, "RECENT")
 		    && !imap_arg_atom_is(it, "UIDNEXT") && !imap_arg_atom_is(it, "UIDVALIDITY")
 		    && !imap_arg_atom_is(it, "UNSEEN") && !imap_arg_atom_is(it, "SIZE")

@@ -11,7 +11,7 @@
  *	not change keeps its modseq), and the new flags are reported unless
  *	.SILENT (UID STORE adds the UID, RFC 3501 6.4.8). A keyword new to the
  *	mailbox makes a new FLAGS response first. \Recent cannot be stored
- *	and is ignored. A message expunged by another session meanwhile is
+ *	(BAD, as in APPEND). A message expunged by another session meanwhile is
  *	skipped. Refused with NO on a mailbox opened with EXAMINE.
  *
  *	CONDSTORE (RFC 7162 3.1.3): (UNCHANGEDSINCE n) enables it; messages
@@ -45,7 +45,7 @@ static const struct {
 	uint32_t flag;
 } store_flags[] = {
 	{ "\\Seen", SPOOL_SEEN }, { "\\Answered", SPOOL_ANSWERED }, { "\\Flagged", SPOOL_FLAGGED },
-	{ "\\Deleted", SPOOL_DELETED }, { "\\Draft", SPOOL_DRAFT }, { "\\Recent", 0 },
+	{ "\\Deleted", SPOOL_DELETED }, { "\\Draft", SPOOL_DRAFT },
 };
 
 /* imap_parse_flags - system flags and keywords of a flag list; -1 with a BAD sent */
@@ -62,6 +62,13 @@ int imap_parse_flags(IMAP_CMDCTX *c, const struct imap_arg *list, size_t n, uint
 		if (a->type != IMAP_ARG_ATOM || a->len > KEYWORD_MAX
 		    || strpbrk(a->str, "[]*%") != NULL)
 			goto bad;
+		if (strcasecmp(a->str, "\\Recent") == 0) {
+			/* the server's flag; no client sets or clears it (RFC 3501 2.3.2) */
+			free(*keywords_r);
+			*keywords_r = NULL;
+			imap_bad(c, "\\Recent cannot be stored or appended");
+			return -1;
+		}
 		if (a->str[0] != '\\') {
 			(*keywords_r)[(*nkeywords_r)++] = a->str;
 			continue;

@@ -151,6 +151,7 @@ int imap_hub_watch(const char *user, uint32_t mboxid, bool notify, const uint32_
 void imap_hub_unwatch(void);
 int imap_hub_fd(void);
 uint32_t imap_hub_events_read(void);
+void imap_hub_events_skipped(uint32_t n);
 int imap_hub_receive(uint32_t mboxid, bool *changed_r, bool *other_r);
 void imap_hub_close(void);
 int imap_park(IMAP_SESSION *s, const char *tag);

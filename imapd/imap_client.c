@@ -339,6 +339,8 @@ static bool imap_append_message_literal(IMAP_SESSION *s, size_t brace)
 	size_t len = brace;
 	bool yes;
 
+	if (len > 0 && STRBUF_STR(s->cmdbuf)[len - 1] == '~')
+		len--;				/* a literal8 (RFC 3516) */
 	while (len > 0 && STRBUF_STR(s->cmdbuf)[len - 1] == ' ')
 		len--;
 	tmp = strbuf_alloc(len + 3, STRBUF_UNLIMITED);
@@ -497,7 +499,10 @@ static int imap_client_read_command(IMAP_SESSION *s, STRBUF *line)
 		brace = STRBUF_LEN(s->cmdbuf) - 2;
 		while (STRBUF_STR(s->cmdbuf)[brace] != '{')
 			brace--;
-		message = imap_append_message_literal(s, brace);
+		/* A message literal may be large and is staged on disk: only for
+		 * a logged-in session. Before login every literal is line-sized. */
+		message = s->state != IMAP_NOT_AUTHENTICATED
+			  && imap_append_message_literal(s, brace);
 		if (message)
 			limit = s->max_literal;
 		else
@@ -511,6 +516,10 @@ static int imap_client_read_command(IMAP_SESSION *s, STRBUF *line)
 			return -1;
 		if (message) {
 			rc = imap_read_message_literal(s, n);
+			/* APPEND's message may come as a literal8, ~{n} (RFC 3516
+			 * BINARY): staged the same way; the parser sees {0}. */
+			if (brace > 0 && STRBUF_STR(s->cmdbuf)[brace - 1] == '~')
+				brace--;
 			strbuf_truncate(s->cmdbuf, brace);
 			strbuf_puts(s->cmdbuf, "{0}\r\n");
 		} else {

@@ -172,6 +172,13 @@ char *imap_arg_mailbox(IMAP_CMDCTX *c, const struct imap_arg *a)
 		free(name);
 		return NULL;
 	}
+	for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++) {
+		if (*p < 0x20 || *p == 0x7f) {	/* CR LF in a name would forge log lines */
+			imap_no(c, "[CANNOT] mailbox name contains a control character");
+			free(name);
+			return NULL;
+		}
+	}
 	return name;
 }
 

@@ -15,7 +15,12 @@
  *
  *	CONDSTORE is enabled by ENABLE CONDSTORE or QRESYNC, SELECT/EXAMINE
  *	(CONDSTORE), FETCH MODSEQ or CHANGEDSINCE, and STORE UNCHANGEDSINCE;
- *	from then on every FETCH response with FLAGS carries MODSEQ. (STATUS
+ *	from then on every FETCH response with FLAGS carries MODSEQ. When one
+ *	of these (other than SELECT/EXAMINE, which report it anyway) turns
+ *	CONDSTORE on while a mailbox is selected, the session's
+ *	HIGHESTMODSEQ is sent at once as "* OK [HIGHESTMODSEQ n]", so that the
+ *	client has a starting point for its cache. SEARCH and SORT with the
+ *	MODSEQ key enable it too (cmd_search.c, cmd_sort.c). (STATUS
  *	HIGHESTMODSEQ is a CONDSTORE-enabling command too, but STATUS runs
  *	outside the selected mailbox and changes nothing in its responses.)
  *	QRESYNC is enabled only by ENABLE QRESYNC; from then on expunges are
@@ -46,9 +51,15 @@
 
 #include "imap.h"
 
-/* imap_condstore_enable - CONDSTORE on for the rest of the session */
+/*
+ * imap_condstore_enable - CONDSTORE on for the rest of the session; when
+ * that happens with a mailbox selected, "* OK [HIGHESTMODSEQ n]" first
+ */
 void imap_condstore_enable(IMAP_SESSION *s)
 {
+	if (!s->condstore && s->state == IMAP_SELECTED)
+		imap_untagged(s, "OK [HIGHESTMODSEQ %llu] highest modseq",
+			      (unsigned long long)s->highestmodseq);
 	s->condstore = true;
 }
 
@@ -193,7 +204,7 @@ void imap_qresync_report(IMAP_SESSION *s, struct imap_select_opts *o)
 	char *err = NULL;
 
 	if (o->condstore || o->qresync)
-		imap_condstore_enable(s);
+		s->condstore = true;	/* SELECT has just said HIGHESTMODSEQ */
 	if (!o->qresync || o->uidvalidity != s->uidvalidity)
 		goto out;
 	if (spool_mail_changed(s->user, s->mailbox, o->modseq, &mails, &nmails, &gone, &ngone,

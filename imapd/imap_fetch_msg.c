@@ -61,24 +61,25 @@ IMAP_MSG *imap_fetch_msg_parse(SPOOL_READER *rd, char **error_r)
 	return imap_msg_parse(&src, error_r);
 }
 
-/* imap_fetch_msg_stream - length octets from offset of the stored message to the client */
+/*
+ * imap_fetch_msg_stream - length octets from offset of the stored message to
+ * the client, written from the reader's chunk buffer (no copy of our own)
+ */
 int imap_fetch_msg_stream(IMAP_SESSION *s, SPOOL_READER *rd, uint64_t offset, uint64_t length)
 {
-	char *buf;
+	const void *data;
 	ssize_t got = 0;
 
 	if (length > 0 && spool_reader_seek(rd, offset) < 0)
 		goto fail;
-	buf = xmalloc(SPOOL_CHUNK);
 	while (length > 0 && !s->done) {
-		got = spool_reader_read(rd, buf, length > SPOOL_CHUNK ? SPOOL_CHUNK : (size_t)length);
+		got = spool_reader_next(rd, &data, length > SPOOL_CHUNK ? SPOOL_CHUNK : (size_t)length);
 		if (got <= 0)
 			break;
-		imap_write(s, buf, (size_t)got);
+		imap_write(s, data, (size_t)got);
 		length -= (uint64_t)got;
 		s->bytes_sent += (uint64_t)got;
 	}
-	free(buf);
 	if (length == 0 || s->done)
 		return s->done ? -1 : 0;
 fail:

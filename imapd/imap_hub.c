@@ -165,6 +165,12 @@ uint32_t imap_hub_events_read(void)
 	return imap_hub_events;
 }
 
+/* imap_hub_events_skipped - n EVENTs read on the connection elsewhere (imap_park.c) */
+void imap_hub_events_skipped(uint32_t n)
+{
+	imap_hub_events += n;
+}
+
 /* imap_hub_unwatch - the session leaves IDLE */
 void imap_hub_unwatch(void)
 {

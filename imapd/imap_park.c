@@ -32,6 +32,17 @@
  *	IDLEMSG_WATCH_IDS_MAX mailboxes, or the blob over IDLEMSG_BODY_MAX
  *	octets, e.g. many long names) keeps the session in its worker.
  *
+ *	Each PARK has a random hand-over id. Without PARKED within
+ *	IMAP_PARK_WAIT_MS the worker cannot know whether the hub holds the
+ *	descriptor, so it must not simply go on: it sends CANCEL with the id
+ *	and waits as long again. The hub drops the session if it still holds
+ *	it and confirms (CANCELLED 1): the worker goes on serving. If the
+ *	hub no longer holds it (handed on by UNPARK, closed) or never
+ *	answers, the worker lets go, as after a successful park, writing
+ *	nothing. A late PARKED that says "refused" means the hub closed its
+ *	copy: the worker keeps the session. So one process serves the client,
+ *	whichever comes first at the hub.
+ *
  *	imap_park_resume() runs in whichever idle worker accepts the hub's
  *	connection on imap_unpark_listen: it receives UNPARK (descriptor and
  *	blob), imports the TLS state the hub handed back (its sequence
@@ -60,6 +71,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -76,7 +88,7 @@
 
 #define IMAP_PARK_WAIT_MS	5000	/* for the hub's PARKED, for the UNPARK message */
 
-/* imap_park_wait - one message from a socket within the deadline: 1, or -1 */
+/* imap_park_wait - one message from a socket within the deadline: 1, 0 at the deadline, or -1 */
 static int imap_park_wait(int sock, struct idlemsg_reader *r, struct idlemsg *m, int skip_type,
 			  char **error_r)
 {
@@ -87,13 +99,15 @@ static int imap_park_wait(int sock, struct idlemsg_reader *r, struct idlemsg *m,
 		while ((rc = idlemsg_next(r, m, error_r)) == 1) {
 			if ((int)m->type != skip_type)
 				return 1;
+			if (skip_type == IDLEMSG_EVENT)
+				imap_hub_events_skipped(1);	/* a NOTIFY PARK counts them */
 			idlemsg_consume(r, m);
 		}
 		if (rc < 0)
 			return -1;
 		if (waited >= IMAP_PARK_WAIT_MS) {
 			*error_r = xasprintf("no answer within %d ms", IMAP_PARK_WAIT_MS);
-			return -1;
+			return 0;
 		}
 		if (poll(&pfd, 1, 100) < 0 && errno != EINTR) {
 			*error_r = xasprintf("poll: %s", strerror(errno));
@@ -146,15 +160,107 @@ static void imap_park_takeback(IMAP_SESSION *s, const unsigned char *blob, int l
 	}
 }
 
-/* imap_park_send - PARK with the descriptor, and the hub's PARKED: 1 taken, 0 refused, -1 */
-static int imap_park_send(IMAP_SESSION *s, const struct idlemsg_park *p)
+/* imap_park_id - a hand-over id that no other PARK has */
+static uint64_t imap_park_id(void)
+{
+	static uint32_t seq;
+	uint64_t id = 0;
+
+	if (getrandom(&id, sizeof(id), 0) != (ssize_t)sizeof(id) || id == 0)
+		id = ((uint64_t)getpid() << 32) | ++seq;
+	return id;
+}
+
+/*
+ * imap_park_verdict - the next PARKED or CANCELLED for hand-over id (others
+ * skipped): 1 with *type_r and *yes_r, 0 at the deadline, -1 with *error_r
+ */
+static int imap_park_verdict(int sock, struct idlemsg_reader *r, uint64_t id, int *type_r,
+			     uint8_t *yes_r, char **error_r)
+{
+	struct idlemsg m;
+	uint64_t got;
+	int rc;
+
+	for (;;) {
+		if ((rc = imap_park_wait(sock, r, &m, IDLEMSG_EVENT, error_r)) <= 0)
+			return rc;
+		if (idlemsg_verdict_decode(&m, yes_r, &got, error_r) < 0)
+			return -1;
+		*type_r = (int)m.type;
+		idlemsg_consume(r, &m);
+		if (got == id || (got == 0 && *type_r == IDLEMSG_PARKED && *yes_r == 0))
+			return 1;	/* 0: a refusal of a PARK the hub could not read */
+	}
+}
+
+/*
+ * imap_park_cancel - no PARKED in time: CANCEL, and the hub's verdict.
+ * 1: let go (the hub holds or handed on the connection, or cannot say),
+ * 0: keep serving (the hub refused the PARK or dropped it at the CANCEL).
+ */
+static int imap_park_cancel(IMAP_SESSION *s, int sock, struct idlemsg_reader *r, uint64_t id)
+{
+	STRBUF *b = strbuf_alloc(16, IDLEMSG_BODY_MAX);
+	bool refused = false;
+	char *err = NULL;
+	uint8_t yes = 0;
+	int type = 0, rc;
+
+	idlemsg_put_u64(b, id);
+	rc = idlemsg_send(sock, IDLEMSG_CANCEL, STRBUF_STR(b), STRBUF_LEN(b), -1, &err);
+	strbuf_free(&b);
+	while (rc == 0 && (rc = imap_park_verdict(sock, r, id, &type, &yes, &err)) == 1) {
+		if (type == IDLEMSG_CANCELLED)
+			break;
+		refused = refused || yes == 0;	/* the late PARKED */
+		rc = 0;
+	}
+	if (rc != 1) {
+		msg_warn("user %s: cancel of a park in the IDLE hub: %s; %s", s->user,
+			 err ? err : "no answer", refused ? "kept (refused)" : "letting go");
+		free(err);
+		imap_hub_close();
+		return refused ? 0 : 1;
+	}
+	msg_info("user %s: park cancelled: %s", s->user,
+		 refused ? "the hub had refused it" : yes ? "the hub dropped it"
+		 : "the hub had already handed it on, letting go");
+	return refused || yes ? 0 : 1;
+}
+
+/*
+ * imap_park_leftover - the EVENTs read after the verdict (the hub kept or
+ * restored the watch of a refused or cancelled park) are counted as read:
+ * the session looks at the spool after a park it keeps (cmd_idle.c), and a
+ * later NOTIFY PARK compares the count with the hub's
+ */
+static void imap_park_leftover(struct idlemsg_reader *r)
+{
+	struct idlemsg m;
+	char *err = NULL;
+
+	while (idlemsg_next(r, &m, &err) == 1) {
+		if (m.type == IDLEMSG_EVENT)
+			imap_hub_events_skipped(1);
+		idlemsg_consume(r, &m);
+	}
+	free(err);
+}
+
+/*
+ * imap_park_send - PARK with the descriptor, and the hub's PARKED: 1 taken,
+ * 0 refused or cancelled (the worker keeps it), -1 (the hub is gone)
+ */
+static int imap_park_send(IMAP_SESSION *s, struct idlemsg_park *p)
 {
 	struct idlemsg_reader *r;
-	struct idlemsg m;
 	STRBUF *b;
 	char *err = NULL;
-	int sock = imap_hub_fd(), rc;
+	int sock = imap_hub_fd(), rc, type = 0;
+	uint8_t yes = 0;
 
+	p->handover = imap_park_id();
 	b = strbuf_alloc(256, 4 * IDLEMSG_BODY_MAX);	/* every part is at most 64 KB */
 	idlemsg_park_encode(b, p);
 	if (STRBUF_LEN(b) > IDLEMSG_BODY_MAX) {	/* a large NOTIFY state: stays here */
@@ -172,18 +278,24 @@ static int imap_park_send(IMAP_SESSION *s, const struct idlemsg_park *p)
 	r = xmalloc(sizeof(*r));
 	idlemsg_reader_init(r);
 	if (rc == 0)
-		rc = imap_park_wait(sock, r, &m, IDLEMSG_EVENT, &err);
-	if (rc >= 0 && (m.type != IDLEMSG_PARKED || m.len != 1)) {
-		err = xasprintf("unexpected answer of type %d to PARK", m.type);
+		rc = imap_park_verdict(sock, r, p->handover, &type, &yes, &err);
+	if (rc == 1 && type != IDLEMSG_PARKED) {
+		err = xasprintf("CANCELLED without a CANCEL");
 		rc = -1;
 	}
-	if (rc < 0) {
+	if (rc == 0) {	/* the hub may hold it or not: ask it to decide */
+		msg_warn("user %s: park in the IDLE hub: %s; cancelling", s->user, err);
+		free(err);
+		rc = imap_park_cancel(s, sock, r, p->handover);
+	} else if (rc < 0) {	/* the hub is gone: it holds nothing */
 		msg_warn("user %s: park in the IDLE hub: %s", s->user, err);
 		free(err);
 		imap_hub_close();
 	} else {
-		rc = m.body[0] == 1;
+		rc = yes;
 	}
+	if (imap_hub_fd() >= 0)
+		imap_park_leftover(r);
 	idlemsg_reader_reset(r);
 	free(r);
 	return rc;
@@ -438,7 +550,8 @@ void imap_park_resume(struct server_conn *uconn)
 	memset(&m, 0, sizeof(m));
 	m.fd = -1;
 	idlemsg_reader_init(r);
-	if (idlemsg_fill(uconn->fd, r, &err) < 0 || imap_park_wait(uconn->fd, r, &m, -1, &err) < 0
+	if (idlemsg_peer_check(uconn->fd, &err) < 0 || idlemsg_fill(uconn->fd, r, &err) < 0
+	    || imap_park_wait(uconn->fd, r, &m, -1, &err) <= 0
 	    || (m.type != IDLEMSG_UNPARK && (err = xasprintf("message of type %d", m.type)))
 	    || idlemsg_park_decode(m.body, m.len, &p, &err) < 0) {
 		if (m.fd >= 0)

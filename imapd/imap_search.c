@@ -5,7 +5,7 @@
  *	#include "imap.h"
  *	#include "imap_search.h"
  *
- *	rc = imap_search_parse(args, nargs, charset, utf8, &search, &error);
+ *	rc = imap_search_parse(args, nargs, charset, flags, &search, &error);
  *	rc = imap_search_run(s, search, &idx, &n, &error);
  *	imap_search_free(&search);
  * DESCRIPTION
@@ -36,10 +36,18 @@
  *
  *	RECENT matches the messages with \Recent (none: the spool keeps no
  *	\Recent, see imap_mailbox.c), NEW is RECENT UNSEEN, OLD is NOT
- *	RECENT. KEYWORD of a name the mailbox never had matches nothing; a
+ *	RECENT. IMAP4rev2 removed \Recent and these three keys from the
+ *	grammar (RFC 9051 6.4.4, appendix E), so with IMAP_SEARCH_REV2 they
+ *	are unknown keys (BAD), like UNRECENT, which neither revision has.
+ *	KEYWORD of a name the mailbox never had matches nothing; a
  *	system flag name ("\Seen") is accepted as the flag.
+ *
+ *	MODSEQ [entry-name entry-type-req] n matches the messages whose
+ *	modseq is n or more. The spool keeps one modseq per message, not one
+ *	per flag, so the entry name and type are checked for syntax and then
+ *	ignored, as RFC 7162 3.1.5 asks of such a server.
  * STANDARDS
- *	RFC 3501 6.4.4, RFC 9051 6.4.4, RFC 5182 ($), RFC 2047.
+ *	RFC 3501 6.4.4, RFC 9051 6.4.4, RFC 5182 ($), RFC 2047, RFC 7162 3.1.5.
  */
 #include "sys_defs.h"
 
@@ -66,7 +74,7 @@
 enum sk_type {
 	SK_AND, SK_OR, SK_NOT, SK_ALL, SK_SEQ, SK_UID, SK_FLAG, SK_UNFLAG, SK_KEYWORD,
 	SK_UNKEYWORD, SK_RECENT, SK_NEW, SK_OLD, SK_BEFORE, SK_ON, SK_SINCE, SK_SENTBEFORE,
-	SK_SENTON, SK_SENTSINCE, SK_LARGER, SK_SMALLER, SK_HEADER, SK_BODY, SK_TEXT,
+	SK_SENTON, SK_SENTSINCE, SK_LARGER, SK_SMALLER, SK_MODSEQ, SK_HEADER, SK_BODY, SK_TEXT,
 };
 
 enum { NO = 0, YES = 1, MAYBE = 2 };
@@ -82,7 +90,7 @@ struct sk {
 	char *value;		/* HEADER, BODY, TEXT: folded UTF-8 */
 	size_t value_len;
 	int64_t day;		/* dates: days since 1970-01-01 */
-	uint64_t size;
+	uint64_t size;		/* LARGER, SMALLER; MODSEQ: the mod-sequence */
 	int kwbit;		/* KEYWORD: the mailbox's bit, -1 none (resolved per run) */
 	int result;		/* the text keys: per message, YES/NO/MAYBE */
 };
@@ -92,6 +100,7 @@ struct imap_search {
 	struct sk **keys;	/* every key, for the text rounds */
 	unsigned nkeys;
 	bool need_header, need_body;
+	bool modseq;		/* a MODSEQ key: answers carry the highest modseq */
 	size_t max_needle;
 };
 
@@ -99,7 +108,7 @@ struct sp {			/* the parser */
 	const struct imap_arg *args;
 	size_t n, i;
 	const char *charset;
-	bool utf8;
+	unsigned flags;		/* IMAP_SEARCH_UTF8, IMAP_SEARCH_REV2 */
 	IMAP_SEARCH *search;
 	char *error;
 };
@@ -452,6 +461,59 @@ static struct sk *sp_set(struct sp *ps, struct sk *k, const char *text)
 	return k;
 }
 
+/* sp_modseq_entry - entry-name of MODSEQ: "/flags/" attr-flag (RFC 7162 3.1.5) */
+static bool sp_modseq_entry(const char *name, size_t len)
+{
+	const char *p = name + 7;
+
+	if (len < 8 || len > 7 + 1 + SPOOL_KEYWORD_LEN || strncasecmp(name, "/flags/", 7) != 0)
+		return false;
+	if (*p == '\\')
+		p++;
+	if (*p == '\0')
+		return false;
+	for (; *p; p++)		/* atom-char */
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f
+		    || strchr("(){%*\"\\]", *p) != NULL)
+			return false;
+	return true;
+}
+
+/* sp_modseq - MODSEQ [entry-name entry-type-req] mod-sequence-valzer */
+static struct sk *sp_modseq(struct sp *ps, struct sk *k)
+{
+	const struct imap_arg *a = sp_next(ps, "MODSEQ");
+	uint64_t n = 0;
+
+	if (a == NULL)
+		return NULL;
+	if (a->type == IMAP_ARG_STRING || a->type == IMAP_ARG_LITERAL) {
+		const struct imap_arg *t;
+
+		if (!sp_modseq_entry(a->str, a->len))
+			return sp_fail(ps, "MODSEQ entry name must be \"/flags/<flag>\"%s", "");
+		if ((t = sp_next(ps, "MODSEQ")) == NULL)
+			return NULL;
+		if (!imap_arg_atom_is(t, "priv") && !imap_arg_atom_is(t, "shared")
+		    && !imap_arg_atom_is(t, "all"))
+			return sp_fail(ps, "MODSEQ entry type must be priv, shared or all%s", "");
+		if ((a = sp_next(ps, "MODSEQ")) == NULL)
+			return NULL;
+	}
+	if (a->type != IMAP_ARG_ATOM || a->str[0] == '\0' || a->len > 19)
+		return sp_fail(ps, "search key MODSEQ needs a mod-sequence%s", "");
+	for (const char *p = a->str; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return sp_fail(ps, "search key MODSEQ needs a mod-sequence%s", "");
+		n = n * 10 + (uint64_t)(*p - '0');
+	}
+	if (n > (uint64_t)INT64_MAX)
+		return sp_fail(ps, "mod-sequence larger than 2^63-1%s", "");
+	k->size = n;
+	ps->search->modseq = true;
+	return k;
+}
+
 static struct sk *sp_key(struct sp *ps, int depth);
 
 /* sp_and - keys up to the end of a list, as one AND */
@@ -496,6 +558,9 @@ static struct sk *sp_key(struct sp *ps, int depth)
 	w = a->str;
 	for (size_t i = 0; i < CY_ARRAY_SIZE(sk_simple); i++) {
 		if (strcasecmp(w, sk_simple[i].name) == 0) {
+			if ((ps->flags & IMAP_SEARCH_REV2) && sk_simple[i].type >= SK_RECENT
+			    && sk_simple[i].type <= SK_OLD)	/* not in RFC 9051's grammar */
+				break;
 			if ((k = sk_new(ps, sk_simple[i].type)) != NULL)
 				k->flag = sk_simple[i].flag;
 			return k;
@@ -594,6 +659,8 @@ static struct sk *sp_key(struct sp *ps, int depth)
 			ps->search->need_header = true;
 		return sp_string(ps, k, w);
 	}
+	if (strcasecmp(w, "MODSEQ") == 0)
+		return (k = sk_new(ps, SK_MODSEQ)) ? sp_modseq(ps, k) : NULL;
 	if (strcasecmp(w, "LARGER") == 0 || strcasecmp(w, "SMALLER") == 0)
 		return (k = sk_new(ps, toupper((unsigned char)*w) == 'L' ? SK_LARGER : SK_SMALLER))
 		       ? sp_number(ps, k, w) : NULL;
@@ -613,9 +680,9 @@ bool imap_search_charset_ok(const char *charset)
 
 /* imap_search_parse - search keys to a program */
 int imap_search_parse(const struct imap_arg *args, size_t nargs, const char *charset,
-		      bool utf8, IMAP_SEARCH **search_r, char **error_r)
+		      unsigned flags, IMAP_SEARCH **search_r, char **error_r)
 {
-	struct sp ps = { args, nargs, 0, charset, utf8, NULL, NULL };
+	struct sp ps = { args, nargs, 0, charset, flags, NULL, NULL };
 
 	*search_r = NULL;
 	if (charset != NULL && !imap_search_charset_ok(charset)) {
@@ -643,7 +710,8 @@ IMAP_SEARCH *imap_search_program(IMAP_CMDCTX *c, const struct imap_arg *args, si
 {
 	IMAP_SEARCH *p = NULL;
 	char *err = NULL;
-	int rc = imap_search_parse(args, nargs, charset, c->s->utf8, &p, &err);
+	unsigned flags = (c->s->utf8 ? IMAP_SEARCH_UTF8 : 0) | (c->s->imap4rev2 ? IMAP_SEARCH_REV2 : 0);
+	int rc = imap_search_parse(args, nargs, charset, flags, &p, &err);
 
 	if (rc == IMAP_SEARCH_BADCHARSET)
 		imap_no(c, "%s", err);
@@ -669,6 +737,23 @@ void imap_search_free(IMAP_SEARCH **searchp)
 	free(p->keys);
 	free(p);
 	*searchp = NULL;
+}
+
+/* imap_search_has_modseq - the program has a MODSEQ key (RFC 7162 3.1.5) */
+bool imap_search_has_modseq(const IMAP_SEARCH *search)
+{
+	return search->modseq;
+}
+
+/* imap_search_max_modseq - the highest modseq of messages idx[0..n-1] */
+uint64_t imap_search_max_modseq(const IMAP_SESSION *s, const size_t *idx, size_t n)
+{
+	uint64_t max = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (s->mails[idx[i]].modseq > max)
+			max = s->mails[idx[i]].modseq;
+	return max;
 }
 
 /* imap_search_keys - how many keys the program has */
@@ -771,6 +856,8 @@ static int eval(struct run *r, const struct sk *k, size_t idx)
 		return m->size > k->size;
 	case SK_SMALLER:
 		return m->size < k->size;
+	case SK_MODSEQ:
+		return m->modseq >= k->size;
 	default:
 		return k->result;	/* the text keys */
 	}

@@ -4,7 +4,7 @@
  * SYNOPSIS
  *	#include "imap_search.h"
  *
- *	rc = imap_search_parse(args, nargs, charset, utf8, &search, &error);
+ *	rc = imap_search_parse(args, nargs, charset, flags, &search, &error);
  *	rc = imap_search_run(s, search, &idx, &n, &error);
  *	imap_search_free(&search);
  *
@@ -19,10 +19,12 @@
  *	Private to imapd/. imap_search_parse() turns the search keys of a
  *	SEARCH, SORT or THREAD command (after RETURN and CHARSET) into a
  *	program: strings converted from charset (NULL: US-ASCII, or UTF-8
- *	when utf8) to UTF-8 and case folded, dates as day numbers, sets
+ *	with IMAP_SEARCH_UTF8) to UTF-8 and case folded, dates as day numbers, sets
  *	parsed. It never looks at a session, so it is fuzzed on its own
  *	(t/fuzz/fuzz_imap_search.c). It returns -1 with a reason for BAD and
  *	IMAP_SEARCH_BADCHARSET for a charset outside IMAP_SEARCH_CHARSETS.
+ *	IMAP_SEARCH_REV2 (a session after ENABLE IMAP4rev2) parses RFC 9051's
+ *	grammar: RECENT, NEW and OLD are not keys there.
  *	Nesting of NOT, OR and parenthesised keys is limited to
  *	IMAP_SEARCH_DEPTH_MAX levels (the parser and the evaluator recurse
  *	once per level) and a program to IMAP_SEARCH_KEYS_MAX keys (every
@@ -40,11 +42,17 @@
  *	bounded memory. A message expunged by another session meanwhile does
  *	not match.
  *
+ *	A program with a MODSEQ key (RFC 7162 3.1.5) says so through
+ *	imap_search_has_modseq(); SEARCH and SORT then enable CONDSTORE and
+ *	end their answer with the highest modseq of the messages returned
+ *	(imap_search_max_modseq()).
+ *
  *	The saved result of SEARCHRES ("$", RFC 5182) lives in the session
  *	(s->searchres, UIDs ascending); imap_msgset() resolves "$" as a
  *	message set for every command that takes one.
  * STANDARDS
- *	RFC 3501 6.4.4, RFC 9051 6.4.4, RFC 4731, RFC 5182, RFC 5256.
+ *	RFC 3501 6.4.4, RFC 9051 6.4.4, RFC 4731, RFC 5182, RFC 5256,
+ *	RFC 7162 3.1.5.
  */
 #ifndef IMAP_SEARCH_H
 #define IMAP_SEARCH_H
@@ -60,6 +68,8 @@
 #define IMAP_SEARCH_HEADER_MAX	(256 * 1024)	/* header octets looked at */
 #define IMAP_SEARCH_FALLBACK	"GB18030"	/* raw 8-bit header text */
 #define IMAP_SEARCH_BADCHARSET	(-2)
+#define IMAP_SEARCH_UTF8	(1u << 0)	/* UTF8=ACCEPT enabled */
+#define IMAP_SEARCH_REV2	(1u << 1)	/* IMAP4rev2 enabled: RFC 9051 keys */
 #define IMAP_SEARCH_CHARSETS	"UTF-8 US-ASCII GB2312 GBK GB18030 BIG5"
 
 typedef struct imap_search IMAP_SEARCH;
@@ -68,9 +78,11 @@ struct imap_cmdctx;
 
 bool imap_search_charset_ok(const char *charset);
 int imap_search_parse(const struct imap_arg *args, size_t nargs, const char *charset,
-		      bool utf8, IMAP_SEARCH **search_r, char **error_r);
+		      unsigned flags, IMAP_SEARCH **search_r, char **error_r);
 void imap_search_free(IMAP_SEARCH **searchp);
 unsigned imap_search_keys(const IMAP_SEARCH *search);
+bool imap_search_has_modseq(const IMAP_SEARCH *search);
+uint64_t imap_search_max_modseq(const struct imap_session *s, const size_t *idx, size_t n);
 struct imap_search *imap_search_program(struct imap_cmdctx *c, const struct imap_arg *args,
 					size_t nargs, const char *charset);
 int imap_search_run(struct imap_session *s, IMAP_SEARCH *search, size_t **idx_r, size_t *n_r,

@@ -73,10 +73,11 @@
  *	SPECIAL-USE, STATUS=SIZE). LITERAL+ (RFC 7888) is advertised and
  *	accepted for literals of any size within the command caps: it is a
  *	superset of the LITERAL- that rev2 requires, so LITERAL- is not
- *	advertised separately. Not changed under rev2: the SEARCH keys
- *	RECENT, NEW and OLD and STATUS RECENT are still accepted (RECENT
- *	matches nothing); a session parked in the IDLE hub does not yet
- *	carry the IMAP4rev2 (nor CONDSTORE/QRESYNC) flag across (imap_park.c).
+ *	advertised separately. The SEARCH keys RECENT, NEW and OLD and the
+ *	STATUS item RECENT are not in rev2's grammar and answered BAD under
+ *	rev2 (rev1 sessions keep them; RECENT matches nothing). A session
+ *	parked in the IDLE hub keeps its IMAP4rev2, CONDSTORE and QRESYNC
+ *	state across (IDLEMSG_F_* in imap_park.c).
  */
 #include "sys_defs.h"
 

@@ -54,6 +54,19 @@
  *	connection and applies it to the session it parks when it is newer
  *	than the blob's HIGHESTMODSEQ.
  *
+ *	A worker that got no PARKED in time sends CANCEL with the PARK's
+ *	hand-over id (share/idlemsg.h): a session still held is dropped (its
+ *	descriptor closed, nothing written), the worker's watch is restored,
+ *	CANCELLED says so, and the worker serves it on. A session the hub
+ *	has already written to (EXISTS, keepalive: the client's view and a
+ *	TLS state moved on) is handed on by UNPARK instead, and CANCELLED
+ *	says it is gone, as for a session no longer held: the worker lets
+ *	go. If PARKED cannot be sent, the session is dropped. A refused PARK
+ *	leaves the worker's watch in place (it stays in IDLE).
+ *	Test hook: with CAIYOU_TEST_HUB_HOLD_PARKED in the environment the
+ *	hub keeps every PARKED back until that worker's CANCEL, so that the
+ *	tests can take the late path without depending on timing.
+ *
  *	NOTIFY (RFC 5465): a session with NOTIFY SET is parked with the ids
  *	of the other mailboxes it watches and imapd's NOTIFY state in its
  *	blob (IDLEMSG_F_NOTIFY; the state is opaque here), and indexed by
@@ -65,9 +78,10 @@
  *	it too instead of "* n EXISTS", since the FETCH must follow. The
  *	hub counts the EVENTs it sent on each worker connection and a NOTIFY
  *	PARK says how many the worker had read: when they differ, an event
- *	was still on its way (the worker drops those while it waits for
+ *	was still on its way (the worker skips those while it waits for
  *	PARKED) and the PARK is refused; the worker looks at the spool and
- *	parks later.
+ *	parks later. A NOTIFY session dropped at a CANCEL gets its whole
+ *	watch back (the ids from its blob), as a plain one does.
  *
  *	SIGTERM or SIGINT stops: parked clients get "* BYE" and are closed
  *	(as workers do at a stop), the sockets and the pid file are removed.
@@ -141,13 +155,16 @@ struct hub_worker {
 	uint8_t last_what;
 	uint32_t last_uidnext, last_messages;
 	uint64_t last_hms;
+	bool held;			/* test hook: a PARKED kept back until CANCEL */
+	uint8_t held_yes;
+	uint64_t held_id;
 	struct hub_worker *next, *prev;
 };
 
 /* A parked connection: this one allocation is all it costs here. */
 struct hub_parked {
 	uint8_t kind;			/* HUB_PARKED */
-	uint8_t notify;			/* NOTIFY: also in hub_ntable (IDLEMSG_F_NOTIFY) */
+	uint8_t pflags;			/* HUB_P_NOTIFY, HUB_P_WRITTEN */
 	uint16_t bloblen;
 	int fd;
 	uint32_t hash;
@@ -160,6 +177,9 @@ struct hub_parked {
 	unsigned char blob[];		/* the session blob, as the worker sent it */
 };
 
+#define HUB_P_NOTIFY	(1 << 0)	/* NOTIFY: also in hub_ntable (IDLEMSG_F_NOTIFY) */
+#define HUB_P_WRITTEN	(1 << 1)	/* the hub wrote to the client (no cancel then) */
+
 /* A parked NOTIFY session in the index by user (only those cost this). */
 struct hub_nref {
 	struct hub_parked *p;
@@ -169,6 +189,7 @@ struct hub_nref {
 
 static const char *hub_conf;
 static bool hub_foreground;
+static bool hub_hold_parked;	/* test hook CAIYOU_TEST_HUB_HOLD_PARKED */
 static int hub_epfd = -1, hub_notify_fd = -1, hub_listen_fd = -1, hub_sig_fd = -1;
 static int hub_pidfd = -1;
 static char *hub_pidpath, *hub_sockpath, *hub_unpark_path;
@@ -228,8 +249,8 @@ static uint32_t hub_hash(const char *user, size_t len, uint32_t mboxid)
 /* hub_parked_user - the user name inside a parked session's blob */
 static const char *hub_parked_user(const struct hub_parked *p, uint16_t *len_r)
 {
-	memcpy(len_r, p->blob + 44, 2);
-	return (const char *)p->blob + 46;
+	memcpy(len_r, p->blob + IDLEMSG_BLOB_STR_OFF, 2);
+	return (const char *)p->blob + IDLEMSG_BLOB_STR_OFF + 2;
 }
 
 /* hub_epoll_add - watch fd for input, with ptr as its data */
@@ -254,7 +275,7 @@ static int hub_write_raw(int fd, const void *data, size_t len)
 /* hub_parked_stream - the stream state inside a parked session's blob (length 0: plain) */
 static unsigned char *hub_parked_stream(struct hub_parked *p, uint16_t *len_r)
 {
-	size_t off = 44;
+	size_t off = IDLEMSG_BLOB_STR_OFF;
 	uint16_t l;
 
 	for (int i = 0; i < 4; i++) {	/* user, mailbox, tag, stream: checked at PARK */
@@ -270,7 +291,7 @@ static unsigned char *hub_parked_stream(struct hub_parked *p, uint16_t *len_r)
 /* hub_parked_ids - the other mailbox ids a parked NOTIFY session watches (in its blob) */
 static const unsigned char *hub_parked_ids(const struct hub_parked *p, uint16_t *nids_r)
 {
-	size_t off = 44;
+	size_t off = IDLEMSG_BLOB_STR_OFF;
 	uint16_t l;
 
 	for (int i = 0; i < 4; i++) {	/* user, mailbox, tag, stream: checked at PARK */
@@ -334,6 +355,7 @@ static int hub_send(struct hub_parked *p, const char *text, bool bye)
 	size_t len;
 	int rc;
 
+	p->pflags |= HUB_P_WRITTEN;
 	if (slen == 0)
 		return hub_write_raw(p->fd, text, strlen(text));
 	if (strlen(text) > 128 || slen > sizeof(next)
@@ -365,7 +387,7 @@ static void hub_unlink(struct hub_parked *p)
 		hub_ktail = p->kprev;
 	(void)epoll_ctl(hub_epfd, EPOLL_CTL_DEL, p->fd, NULL);
 	hub_nparked--;
-	if (p->notify) {
+	if (p->pflags & HUB_P_NOTIFY) {
 		struct hub_nref **rp, *r;
 		uint16_t ulen;
 		const char *user = hub_parked_user(p, &ulen);
@@ -378,7 +400,7 @@ static void hub_unlink(struct hub_parked *p)
 			free(r);
 			hub_nnotify--;
 		}
-		p->notify = 0;
+		p->pflags &= (uint8_t)~HUB_P_NOTIFY;
 	}
 }
 
@@ -672,7 +694,7 @@ static int hub_park(struct hub_worker *w, const struct idlemsg *m, char **error_
 		nb = &hub_ntable[r->uhash % HUB_NBUCKETS];
 		r->next = *nb;
 		*nb = r;
-		p->notify = 1;
+		p->pflags |= HUB_P_NOTIFY;
 		hub_nnotify++;
 	}
 	msg_info("park: user=%.*s mailbox=%.*s exists=%u parked=%lu", (int)blob.user_len, blob.user,
@@ -683,12 +705,86 @@ static int hub_park(struct hub_worker *w, const struct idlemsg *m, char **error_
 	return 0;
 }
 
+/* hub_find_park - the parked session of a hand-over id, or NULL */
+static struct hub_parked *hub_find_park(uint64_t id)
+{
+	uint64_t got;
+
+	for (struct hub_parked *p = hub_ktail; p != NULL; p = p->kprev) {	/* newest first */
+		memcpy(&got, p->blob + IDLEMSG_BLOB_ID_OFF, 8);
+		if (got == id)
+			return p;
+	}
+	return NULL;
+}
+
+/* hub_verdict - PARKED or CANCELLED to a worker: 0, or -1 */
+static int hub_verdict(struct hub_worker *w, enum idlemsg_type type, uint8_t yes, uint64_t id,
+		       char **error_r)
+{
+	STRBUF *b = strbuf_alloc(16, IDLEMSG_BODY_MAX);
+	int rc;
+
+	idlemsg_verdict_encode(b, yes, id);
+	rc = idlemsg_send(w->fd, type, STRBUF_STR(b), STRBUF_LEN(b), -1, error_r);
+	strbuf_free(&b);
+	return rc;
+}
+
+/*
+ * hub_cancel - a worker gave up waiting for PARKED: drop the session if it
+ * is still held here (the worker serves it on), and say which it was
+ */
+static int hub_cancel(struct hub_worker *w, const struct idlemsg *m, char **error_r)
+{
+	struct hub_parked *p;
+	const unsigned char *ids;
+	const char *user;
+	uint16_t ulen, nids;
+	uint64_t id;
+
+	if (idlemsg_cancel_decode(m, &id, error_r) < 0)
+		return -1;
+	if (w->held) {	/* test hook: the PARKED arrives after the CANCEL was sent */
+		w->held = false;
+		if (hub_verdict(w, IDLEMSG_PARKED, w->held_yes, w->held_id, error_r) < 0)
+			return -1;
+	}
+	if ((p = hub_find_park(id)) == NULL) {
+		msg_info("park cancelled by the worker: not held any more, the worker lets go");
+		return hub_verdict(w, IDLEMSG_CANCELLED, 0, id, error_r);
+	}
+	if (p->pflags & HUB_P_WRITTEN) {	/* the worker's view (and TLS state) is behind: hand it on */
+		hub_unpark(p, "park cancelled after the hub wrote to the client");
+		return hub_verdict(w, IDLEMSG_CANCELLED, 0, id, error_r);
+	}
+	user = hub_parked_user(p, &ulen);	/* the worker goes on in IDLE: watch again */
+	free(w->user);
+	w->user = xstrndup(user, ulen);
+	w->mboxid = p->mboxid;
+	w->last_valid = false;
+	free(w->ids);	/* a NOTIFY session's other mailboxes, from its blob */
+	w->ids = NULL;
+	w->nids = 0;
+	w->notify = (p->pflags & HUB_P_NOTIFY) != 0;
+	if (w->notify) {
+		ids = hub_parked_ids(p, &nids);
+		w->ids = nids > 0 ? xcalloc(nids, sizeof(*w->ids)) : NULL;
+		if (nids > 0)
+			memcpy(w->ids, ids, (size_t)nids * 4);
+		w->nids = nids;
+	}
+	hub_drop(p, "park cancelled by the worker");	/* closes our copy, says nothing */
+	return hub_verdict(w, IDLEMSG_CANCELLED, 1, id, error_r);
+}
+
 /* hub_worker_message - one message from a worker: 0, or -1 to drop the worker */
 static int hub_worker_message(struct hub_worker *w, const struct idlemsg *m, char **error_r)
 {
 	const char *user;
 	const unsigned char *ids;
 	uint16_t ulen, nids;
+	uint64_t id;
 	uint8_t ok;
 
 	switch (m->type) {
@@ -714,16 +810,36 @@ static int hub_worker_message(struct hub_worker *w, const struct idlemsg *m, cha
 		w->user = NULL;
 		return 0;
 	case IDLEMSG_PARK:
+		if (m->len < IDLEMSG_BLOB_STR_OFF)
+			id = 0;		/* refused below; 0: "the PARK I could not read" */
+		else
+			memcpy(&id, m->body + IDLEMSG_BLOB_ID_OFF, 8);
 		ok = hub_park(w, m, error_r) == 0;
 		if (!ok) {
 			msg_warn("park refused: %s", *error_r);
 			free(*error_r);
 			*error_r = NULL;
 			(void)close(m->fd);
+		} else {	/* the worker will not watch for this session any more */
+			free(w->user);
+			w->user = NULL;
 		}
-		free(w->user);
-		w->user = NULL;
-		return idlemsg_send(w->fd, IDLEMSG_PARKED, &ok, 1, -1, error_r);
+		if (hub_hold_parked) {	/* test hook: answer only after the worker's CANCEL */
+			w->held = true;
+			w->held_yes = ok;
+			w->held_id = id;
+			return 0;
+		}
+		if (hub_verdict(w, IDLEMSG_PARKED, ok, id, error_r) < 0) {
+			struct hub_parked *p = ok ? hub_find_park(id) : NULL;
+
+			if (p != NULL)	/* the worker will not let go: neither may we hold it */
+				hub_drop(p, "PARKED could not be sent");
+			return -1;
+		}
+		return 0;
+	case IDLEMSG_CANCEL:
+		return hub_cancel(w, m, error_r);
 	default:
 		if (m->fd >= 0)
 			(void)close(m->fd);
@@ -763,6 +879,14 @@ static void hub_accept(void)
 	int fd;
 
 	while ((fd = accept4(hub_listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
+		char *err = NULL;
+
+		if (idlemsg_peer_check(fd, &err) < 0) {
+			msg_warn("%s: %s; refused", hub_sockpath, err);
+			free(err);
+			(void)close(fd);
+			continue;
+		}
 		w = xcalloc(1, sizeof(*w));
 		w->kind = HUB_WORKER;
 		w->fd = fd;
@@ -847,8 +971,10 @@ static void hub_bind(void)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct stat st;
+	mode_t old_mask;
 	uid_t uid;
 	gid_t gid;
+	int rc;
 
 	if ((hub_sockpath = idlemsg_socket_path()) == NULL
 	    || strlen(hub_sockpath) >= sizeof(sun.sun_path))
@@ -859,9 +985,12 @@ static void hub_bind(void)
 			msg_fatal("%s exists and is not a socket", hub_sockpath);
 		(void)unlink(hub_sockpath);	/* left by a previous run; we hold the pid file */
 	}
-	if ((hub_listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0
-	    || bind(hub_listen_fd, (struct sockaddr *)&sun, sizeof(sun)) < 0
-	    || chmod(hub_sockpath, 0660) < 0 || listen(hub_listen_fd, 128) < 0)
+	if ((hub_listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
+		msg_fatal("socket: %s", strerror(errno));
+	old_mask = umask(0117);		/* never connectable by others, not even until chmod */
+	rc = bind(hub_listen_fd, (struct sockaddr *)&sun, sizeof(sun));
+	(void)umask(old_mask);
+	if (rc < 0 || chmod(hub_sockpath, 0660) < 0 || listen(hub_listen_fd, 128) < 0)
 		msg_fatal("bind %s: %s", hub_sockpath, strerror(errno));
 	if (server_user(&uid, &gid) && chown(hub_sockpath, uid, gid) < 0)
 		msg_fatal("chown %s: %s", hub_sockpath, strerror(errno));
@@ -911,6 +1040,9 @@ static void hub_start(void)
 		msg_fatal("run_dir is not set");
 	hub_pidfile_lock(run_dir);
 	free(run_dir);
+	hub_hold_parked = getenv("CAIYOU_TEST_HUB_HOLD_PARKED") != NULL;
+	if (hub_hold_parked)
+		msg_warn("test hook CAIYOU_TEST_HUB_HOLD_PARKED: PARKED only after a CANCEL");
 	hub_keepalive = conf_time("imap_idle_keepalive");
 	if (hub_keepalive == 0 || hub_keepalive > HUB_KEEPALIVE_MAX)
 		hub_keepalive = HUB_KEEPALIVE_MAX;

@@ -96,6 +96,8 @@ typedef struct smtpd_session {
 	size_t ntarget;
 	size_t *target_slots;		/* hash index of targets: index + 1, 0 empty */
 	size_t target_cap;		/* slots; a power of two, or 0 */
+	char **remotes;			/* remote forward-paths to queue (authenticated clients) */
+	size_t nremote;
 } SMTPD_SESSION;
 
 /* One entry of the command table (smtpd_cmd.c). */

@@ -29,9 +29,12 @@
  *	  DIR_SUSPENDED		550 5.2.1
  *	  DIR_LOOP		554 5.4.6
  *	  DIR_NOT_LOCAL		554 5.7.1 Relay access denied to clients that
- *				did not authenticate; 451 4.4.3 to those who
- *				did (remote delivery comes with the queue)
- *	A local alias that expands to a remote address also gets 451 4.4.3.
+ *				did not authenticate (never an open relay);
+ *				250 2.1.5 to those who did: the address is
+ *				queued for remote delivery (queued/) in the
+ *				transaction that stores the message
+ *	A local alias that expands to a remote address gets 451 4.4.3 (aliases
+ *	to remote addresses come with a later release of the queue).
  *	smtpd_recipient_limit caps recipients per message (452 4.5.3), and
  *	SMTPD_TARGETS_MAX the mailboxes they expand to.
  * STANDARDS
@@ -461,6 +464,26 @@ static void smtpd_accept_local(SMTPD_SESSION *sess, const char *addr, char **tar
 	smtpd_reply(sess, "250 2.1.5 Ok");
 }
 
+/* smtpd_accept_remote - an authenticated client's remote recipient: queue it with the message */
+static void smtpd_accept_remote(SMTPD_SESSION *sess, const char *addr)
+{
+	for (size_t i = 0; i < sess->nremote; i++) {
+		if (strcmp(sess->remotes[i], addr) == 0)
+			goto accepted;	/* named twice: queued once */
+	}
+	if (strlen(addr) > SPOOL_QUEUE_ADDR_MAX || sess->nremote >= SMTPD_TARGETS_MAX) {
+		smtpd_reject(sess, addr, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	sess->remotes = xreallocarray(sess->remotes, sess->nremote + 1, sizeof(*sess->remotes));
+	sess->remotes[sess->nremote++] = xstrdup(addr);
+accepted:
+	sess->rcpts = xreallocarray(sess->rcpts, sess->nrcpt + 1, sizeof(*sess->rcpts));
+	sess->rcpts[sess->nrcpt++] = xstrdup(addr);
+	smtpd_state_set(sess, SMTPD_STATE_RCPT);
+	smtpd_reply(sess, "250 2.1.5 Ok");
+}
+
 /* smtpd_check_rcpt_addr - decide on one recipient and answer */
 void smtpd_check_rcpt_addr(SMTPD_SESSION *sess, const char *addr)
 {
@@ -509,7 +532,7 @@ void smtpd_check_rcpt_addr(SMTPD_SESSION *sess, const char *addr)
 		break;
 	case DIR_NOT_LOCAL:
 		if (sess->auth_user != NULL)
-			reply = xasprintf("451 4.4.3 <%s>: remote delivery not yet available", addr);
+			smtpd_accept_remote(sess, addr);
 		else
 			reply = xasprintf("554 5.7.1 <%s>: Relay access denied", addr);
 		break;

@@ -24,8 +24,8 @@
  *	  - a header over header_size_limit	552 5.3.4
  *	  - max_hops or more Received headers	554 5.4.6 (a mail loop)
  *	Once a message is refused, nothing more of it is stored. Otherwise
- *	spool_deliver() commits it for every target mailbox in one
- *	transaction, and only then is it answered 250 (SPOOL_OVER_QUOTA:
+ *	spool_queue_deliver() commits it for every target mailbox, and queues
+ *	it for every remote recipient, in one transaction, and only then is it answered 250 (SPOOL_OVER_QUOTA:
  *	552 5.2.2; a spool error: 451 4.3.0). An EOF or timeout inside DATA
  *	stores nothing. One summary line is logged per accepted message.
  * STANDARDS
@@ -266,19 +266,23 @@ static void smtpd_data_log_accepted(SMTPD_SESSION *sess, const char *qid, uint64
 				    uint64_t size)
 {
 	STRBUF *to = strbuf_alloc(256, 4096);
+	char queued[40] = "";
 
 	for (size_t i = 0; i < sess->nrcpt; i++)
 		if (strbuf_printf(to, "%s<%s>", i ? "," : "", sess->rcpts[i]) < 0) {
 			strbuf_puts(to, ",...");
 			break;
 		}
-	msg_info("%s: accepted msgid=%llu from=<%s> to=%s size=%llu nrcpt=%zu mailboxes=%zu", qid,
-		 (unsigned long long)msgid, sess->sender, STRBUF_STR(to), (unsigned long long)size,
-		 sess->nrcpt, sess->ntarget);
+	/* "queued=" only when there are remote recipients: the line stays as it was */
+	if (sess->nremote > 0)
+		snprintf(queued, sizeof(queued), " queued=%zu", sess->nremote);
+	msg_info("%s: accepted msgid=%llu from=<%s> to=%s size=%llu nrcpt=%zu mailboxes=%zu%s",
+		 qid, (unsigned long long)msgid, sess->sender, STRBUF_STR(to),
+		 (unsigned long long)size, sess->nrcpt, sess->ntarget, queued);
 	strbuf_free(&to);
 }
 
-/* smtpd_data_deliver - commit the message to every target mailbox, then answer */
+/* smtpd_data_deliver - commit the message to every target mailbox and the queue, then answer */
 static void smtpd_data_deliver(SMTPD_SESSION *sess, struct smtpd_data *d, const char *qid)
 {
 	struct spool_rcpt *rcpts = xcalloc(sess->ntarget, sizeof(*rcpts));
@@ -290,7 +294,9 @@ static void smtpd_data_deliver(SMTPD_SESSION *sess, struct smtpd_data *d, const 
 		rcpts[i].user = sess->targets[i].user;
 		rcpts[i].quota = sess->targets[i].quota;
 	}
-	rc = spool_deliver(d->msg, rcpts, sess->ntarget, time(NULL), &msgid, &error);
+	rc = spool_queue_deliver(d->msg, rcpts, sess->ntarget, sess->sender,
+				 (const char *const *)sess->remotes, sess->nremote, time(NULL),
+				 &msgid, &error);
 	free(rcpts);
 	switch (rc) {
 	case SPOOL_OK:

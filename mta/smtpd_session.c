@@ -97,6 +97,11 @@ void smtpd_transaction_reset(SMTPD_SESSION *sess)
 	free(sess->target_slots);
 	sess->target_slots = NULL;
 	sess->target_cap = 0;
+	for (size_t i = 0; i < sess->nremote; i++)
+		free(sess->remotes[i]);
+	free(sess->remotes);
+	sess->remotes = NULL;
+	sess->nremote = 0;
 	if (sess->state > SMTPD_STATE_HELO && sess->state != SMTPD_STATE_QUIT)
 		smtpd_state_set(sess, SMTPD_STATE_HELO);
 }

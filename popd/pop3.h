@@ -56,6 +56,7 @@ typedef struct pop3_session {
 	uint64_t deleted_bytes;
 	size_t last;			/* LAST: highest message number retrieved */
 	unsigned errors;		/* protocol errors so far */
+	unsigned timeout;	/* pop3d_timeout, seconds (read once per session) */
 	unsigned error_limit;
 	unsigned auth_failures;
 	unsigned auth_max_failures;

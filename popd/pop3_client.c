@@ -53,13 +53,20 @@
 
 #include "pop3.h"
 
-/* pop3_vreply - write one reply line; the line is flushed by the read loop */
-static int pop3_vreply(POP3_SESSION *s, const char *prefix, const char *fmt, va_list ap)
-{
-	char text[512];
+#define POP3_REPLY_MAX	511	/* octets of reply text before CRLF; longer is cut */
 
-	vsnprintf(text, sizeof(text), fmt, ap);
-	if (stream_printf(s->stream, "%s%s\r\n", prefix, text) < 0) {
+/*
+ * pop3_vreply - write one reply line (at most POP3_REPLY_MAX octets of text,
+ * then CRLF), formatted once into the line itself; flushed by the read loop
+ */
+static int pop3_vreply(POP3_SESSION *s, const char *fmt, va_list ap)
+{
+	char text[POP3_REPLY_MAX + 1 + 2];
+	int n = vsnprintf(text, POP3_REPLY_MAX + 1, fmt, ap);
+	size_t len = n < 0 ? 0 : (size_t)n > POP3_REPLY_MAX ? POP3_REPLY_MAX : (size_t)n;
+
+	memcpy(text + len, "\r\n", 2);
+	if (stream_write(s->stream, text, len + 2) < 0) {
 		s->done = true;
 		s->end_reason = "write error";
 		return -1;
@@ -74,7 +81,7 @@ int pop3_reply(POP3_SESSION *s, const char *fmt, ...)
 	int rc;
 
 	va_start(ap, fmt);
-	rc = pop3_vreply(s, "", fmt, ap);
+	rc = pop3_vreply(s, fmt, ap);
 	va_end(ap);
 	return rc;
 }
@@ -182,7 +189,8 @@ int pop3_client_send_message(POP3_SESSION *s, const struct pop3_msg *m, long top
 	struct pop3_filter f;
 	char end[POP3_FILTER_END];
 	SPOOL_READER *r;
-	char *err = NULL, *in, *out;
+	const void *in;
+	char *err = NULL, *out;
 	ssize_t n = 0;
 	uint64_t sent = 0;
 
@@ -197,20 +205,17 @@ int pop3_client_send_message(POP3_SESSION *s, const struct pop3_msg *m, long top
 	else
 		pop3_reply(s, "+OK top of message follows");
 	pop3_filter_init(&f, top_lines);
-	stream_set_limit(s->stream, (unsigned)(conf_time("pop3d_timeout") + m->size / POP3_MIN_SEND_RATE));
-	in = xmalloc(SPOOL_CHUNK);
-	out = xmalloc(POP3_FILTER_OUT(SPOOL_CHUNK));
-	while (!f.stop && !s->done && (n = spool_reader_read(r, in, SPOOL_CHUNK)) > 0) {
-		size_t o = pop3_filter_run(&f, in, (size_t)n, out);
-
-		sent += (uint64_t)n;
-		if (stream_write(s->stream, out, o) < 0) {
+	stream_set_limit(s->stream, (unsigned)(s->timeout + m->size / POP3_MIN_SEND_RATE));
+	/* the filter writes into the stream's buffer: no copy of its own */
+	while (!f.stop && !s->done && (n = spool_reader_next(r, &in, SPOOL_CHUNK)) > 0) {
+		if ((out = stream_reserve(s->stream, POP3_FILTER_OUT((size_t)n))) == NULL) {
 			s->done = true;
 			s->end_reason = "write error";
+			break;
 		}
+		stream_commit(s->stream, pop3_filter_run(&f, in, (size_t)n, out));
+		sent += (uint64_t)n;
 	}
-	free(in);
-	free(out);
 	spool_reader_close(&r);
 	stream_set_limit(s->stream, 0);
 	s->bytes_sent += sent;
@@ -300,7 +305,8 @@ void pop3_client_serve(struct server_conn *conn)
 	memset(s, 0, sizeof(*s));
 	s->conn = conn;
 	s->state = POP3_AUTHORIZATION;
-	s->stream = stream_open(conn->fd, conf_time("pop3d_timeout"));
+	s->timeout = (unsigned)conf_time("pop3d_timeout");
+	s->stream = stream_open(conn->fd, s->timeout);
 	s->line = strbuf_alloc(256, POP3_SASL_LINE_MAX + 2);
 	limit = conf_int("pop3d_error_limit");
 	s->error_limit = limit > 0 ? (unsigned)limit : 1;

@@ -81,6 +81,15 @@ const struct conf_key conf_keys[] = {
 	{ "dns_timeout", CONF_TIME, "5s", "wait for an answer on each try (doubled on each further round)" },
 	{ "dns_tries", CONF_INT, "2", "rounds over the DNS servers before a lookup is a timeout" },
 
+	/* Remote delivery (queued). */
+	{ "queue_run_interval", CONF_TIME, "5s", "queued looks for due queue entries this often (cyctl queue flush wakes it at once)" },
+	{ "queue_smtp_port", CONF_INT, "25", "TCP port of the remote SMTP servers queued delivers to" },
+	{ "queue_retry_min", CONF_TIME, "5m", "wait before the first retry of a deferred recipient; doubled on each further one" },
+	{ "queue_retry_max", CONF_TIME, "4h", "longest wait between two retries" },
+	{ "queue_lifetime", CONF_TIME, "5d", "a recipient still deferred after this long in the queue fails" },
+	{ "queue_connect_timeout", CONF_TIME, "30s", "deadline for connecting to a remote SMTP server" },
+	{ "queue_smtp_timeout", CONF_TIME, "300s", "deadline for each reply of a remote SMTP server (twice this for the reply to the data)" },
+
 	/* POP3 server (popd). */
 	{ "pop3_listen", CONF_LIST, "127.0.0.1:2110", "POP3 addresses, STLS offered" },
 	{ "pop3s_listen", CONF_LIST, "127.0.0.1:2995", "POP3 addresses with implicit TLS" },

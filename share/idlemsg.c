@@ -28,12 +28,14 @@
  *	  0 u8 blob version, 1 u8 0, 2 u16 0, 4 u32 flags, 8 u32 mboxid,
  *	  12 u32 uidvalidity, 16 u32 exists, 20 u32 uidnext, 24 u64
  *	  highestmodseq, 32 u32 keepalive, 36 u32 enabled, 40 u32 errors,
- *	  44 user, mailbox, tag, stream: each u16 length and its octets;
- *	  with IDLEMSG_F_NOTIFY then ids (u16 length, 0 to
- *	  IDLEMSG_WATCH_IDS_MAX u32: the other mailboxes NOTIFY watches) and
- *	  notify (u16 length, 1 or more octets: imapd's NOTIFY state, which
- *	  only imapd reads) and u32 events read (the EVENTs the worker had
- *	  read on its hub connection when it sent PARK).
+ *	  44 u64 hand-over id, 52 user, mailbox, tag, stream: each u16
+ *	  length and its octets; with IDLEMSG_F_NOTIFY then ids (u16
+ *	  length, 0 to IDLEMSG_WATCH_IDS_MAX u32: the other mailboxes NOTIFY
+ *	  watches) and notify (u16 length, 1 or more octets: imapd's NOTIFY
+ *	  state, which only imapd reads) and u32 events read (the EVENTs the
+ *	  worker had read on its hub connection when it sent PARK).
+ *	PARKED and CANCELLED (a verdict): u8 0 or 1, u64 hand-over id.
+ *	CANCEL: u64 hand-over id.
  *	The stream is stream_export()'s state of a TLS connection (at most
  *	IDLEMSG_STREAM_MAX octets, with IDLEMSG_F_TLS) or empty for a plain
  *	one (without the flag): the decoder refuses any other combination.
@@ -51,7 +53,11 @@
  *	Both peers run as the service user, but each checks every length
  *	before using it: a malformed message ends the connection, never the
  *	process. A descriptor that comes with a message that takes none is
- *	closed.
+ *	closed. The sockets are mode 0660 for the service user and group;
+ *	idlemsg_peer_check() also refuses a peer that is not the service user
+ *	(or root) by its kernel credentials, since an UNPARK names the user a
+ *	session is logged in as and a member of the group must not hand over
+ *	a session as anyone.
  */
 #include "sys_defs.h"
 
@@ -66,7 +72,25 @@
 #include "msg.h"
 #include "xmalloc.h"
 
-#define IDLEMSG_BLOB_FIXED	44
+#define IDLEMSG_BLOB_FIXED	IDLEMSG_BLOB_STR_OFF
+
+/* idlemsg_peer_check - 0 if the peer of a UNIX socket runs as us or as root */
+int idlemsg_peer_check(int sock, char **error_r)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		*error_r = xasprintf("SO_PEERCRED: %s", strerror(errno));
+		return -1;
+	}
+	if (cred.uid != geteuid() && cred.uid != 0) {
+		*error_r = xasprintf("peer pid %ld runs as uid %ld, not the service user",
+				     (long)cred.pid, (long)cred.uid);
+		return -1;
+	}
+	return 0;
+}
 
 /* idlemsg_socket_path - run_dir/imap-idle; caller frees; NULL without run_dir */
 char *idlemsg_socket_path(void)
@@ -309,6 +333,7 @@ void idlemsg_park_encode(STRBUF *b, const struct idlemsg_park *p)
 	idlemsg_put_u32(b, p->keepalive);
 	idlemsg_put_u32(b, p->enabled);
 	idlemsg_put_u32(b, p->errors);
+	idlemsg_put_u64(b, p->handover);
 	idlemsg_put_str(b, p->user, p->user_len);
 	idlemsg_put_str(b, p->mailbox, p->mailbox_len);
 	idlemsg_put_str(b, p->tag, p->tag_len);
@@ -359,6 +384,7 @@ int idlemsg_park_decode(const unsigned char *body, size_t len, struct idlemsg_pa
 	memcpy(&p->keepalive, body + 32, 4);
 	memcpy(&p->enabled, body + 36, 4);
 	memcpy(&p->errors, body + 40, 4);
+	memcpy(&p->handover, body + IDLEMSG_BLOB_ID_OFF, 8);
 	if (idlemsg_get_str(body, len, &off, &s[0], &p->user_len) < 0
 	    || idlemsg_get_str(body, len, &off, &s[1], &p->mailbox_len) < 0
 	    || idlemsg_get_str(body, len, &off, &s[2], &p->tag_len) < 0
@@ -399,6 +425,38 @@ int idlemsg_park_decode(const unsigned char *body, size_t len, struct idlemsg_pa
 		*error_r = xasprintf("session blob: TLS flag and stream state disagree");
 		return -1;
 	}
+	return 0;
+}
+
+/* idlemsg_verdict_encode - the body of PARKED and CANCELLED */
+void idlemsg_verdict_encode(STRBUF *b, uint8_t yes, uint64_t id)
+{
+	idlemsg_put_u8(b, yes);
+	idlemsg_put_u64(b, id);
+}
+
+/* idlemsg_verdict_decode - PARKED's or CANCELLED's answer (0 or 1) and hand-over id */
+int idlemsg_verdict_decode(const struct idlemsg *m, uint8_t *yes_r, uint64_t *id_r,
+			   char **error_r)
+{
+	if ((m->type != IDLEMSG_PARKED && m->type != IDLEMSG_CANCELLED) || m->len != 9
+	    || m->body[0] > 1) {
+		*error_r = xasprintf("malformed answer of type %d", m->type);
+		return -1;
+	}
+	*yes_r = m->body[0];
+	memcpy(id_r, m->body + 1, 8);
+	return 0;
+}
+
+/* idlemsg_cancel_decode - CANCEL's hand-over id */
+int idlemsg_cancel_decode(const struct idlemsg *m, uint64_t *id_r, char **error_r)
+{
+	if (m->type != IDLEMSG_CANCEL || m->len != 8) {
+		*error_r = xasprintf("malformed CANCEL");
+		return -1;
+	}
+	memcpy(id_r, m->body, 8);
 	return 0;
 }
 

@@ -15,6 +15,18 @@
  *	unknown version or type, a body too long or too short, a descriptor
  *	where none belongs - is malformed: the receiver logs it and drops the
  *	peer.
+ *
+ *	Hand-over: every PARK carries a hand-over id (random, in the blob).
+ *	The hub answers PARKED (u8 taken, u64 id). A worker that has no
+ *	answer in time cannot know whether the hub took the connection, so
+ *	it sends CANCEL (u64 id) and waits for CANCELLED (u8 dropped, u64
+ *	id). The hub reads a worker's messages in order, so it always sees
+ *	the PARK first; at the CANCEL it drops the session if it still holds
+ *	it (closing its copy of the descriptor without a word to the client)
+ *	and answers 1: the worker keeps serving. It answers 0 when the
+ *	session is no longer there (refused, handed on by UNPARK, closed):
+ *	the worker then lets go, unless the PARKED it got meanwhile said
+ *	refused. Exactly one of them serves the client either way.
  */
 #ifndef IDLEMSG_H
 #define IDLEMSG_H
@@ -26,7 +38,7 @@
 #define IDLEMSG_VERSION		1
 #define IDLEMSG_HDR		8
 #define IDLEMSG_BODY_MAX	4096
-#define IDLEMSG_BLOB_VERSION	1
+#define IDLEMSG_BLOB_VERSION	3	/* 2: hand-over id; 3: and the NOTIFY tail */
 #define IDLEMSG_IN_MAX		(IDLEMSG_HDR + IDLEMSG_BODY_MAX)
 #define IDLEMSG_STREAM_MAX	160	/* a stream state (TLSREC_BLOB_MAX) */
 #define IDLEMSG_WATCH_IDS_MAX	256	/* more mailbox ids in one WATCH (NOTIFY's set) */
@@ -38,9 +50,11 @@ enum idlemsg_type {
 	IDLEMSG_UNWATCH,	/* empty */
 	IDLEMSG_EVENT,		/* u8 what, u32 mboxid, u32 uidnext, u32 messages, u64 hms */
 	IDLEMSG_PARK,		/* blob + fd */
-	IDLEMSG_PARKED,		/* u8 1: the hub holds the connection now; 0: refused, keep it */
+	IDLEMSG_PARKED,		/* u8 1: the hub holds the connection now; 0: refused, keep it; u64 id */
 	IDLEMSG_UNPARK,		/* blob + fd */
-	IDLEMSG_TYPE_MAX = IDLEMSG_UNPARK,
+	IDLEMSG_CANCEL,		/* u64 id: the worker gives up waiting for PARKED */
+	IDLEMSG_CANCELLED,	/* u8 1: dropped, the worker keeps it; 0: not held (any more); u64 id */
+	IDLEMSG_TYPE_MAX = IDLEMSG_CANCELLED,
 };
 
 /* Session blob flags. */
@@ -65,6 +79,7 @@ struct idlemsg_park {
 	uint32_t keepalive;	/* seconds between "* OK Still here" */
 	uint32_t enabled;	/* extension bits of the worker (imap.h) */
 	uint32_t errors;	/* BAD replies so far */
+	uint64_t handover;	/* the PARK's hand-over id (CANCEL names it) */
 	const char *user;
 	uint16_t user_len;
 	const char *mailbox;
@@ -85,6 +100,8 @@ struct idlemsg_park {
 #define IDLEMSG_BLOB_EXISTS_OFF	16
 #define IDLEMSG_BLOB_UIDNEXT_OFF	20
 #define IDLEMSG_BLOB_HMS_OFF	24
+#define IDLEMSG_BLOB_ID_OFF	44	/* the hand-over id */
+#define IDLEMSG_BLOB_STR_OFF	52	/* user, mailbox, tag, stream */
 
 /* A message being received on a non-blocking stream socket. */
 struct idlemsg_reader {
@@ -125,6 +142,11 @@ int idlemsg_event_decode(const unsigned char *body, size_t len, uint8_t *what_r,
 			 uint64_t *hms_r, char **error_r);
 void idlemsg_event_encode(STRBUF *b, uint8_t what, uint32_t mboxid, uint32_t uidnext,
 			  uint32_t messages, uint64_t hms);
+void idlemsg_verdict_encode(STRBUF *b, uint8_t yes, uint64_t id);
+int idlemsg_verdict_decode(const struct idlemsg *m, uint8_t *yes_r, uint64_t *id_r,
+			   char **error_r);
+int idlemsg_cancel_decode(const struct idlemsg *m, uint64_t *id_r, char **error_r);
+int idlemsg_peer_check(int sock, char **error_r);
 char *idlemsg_socket_path(void);
 
 #endif

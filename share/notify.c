@@ -38,8 +38,13 @@
  *	notify_listen() creates the socket file mode 0660 (service user and
  *	group may send), replacing a stale file but refusing to take the
  *	path from a live listener. The receiver trusts nothing in a datagram
- *	beyond what it validated; an event only tells a session to look at
- *	the spool again, it never carries data that is acted on as such.
+ *	beyond what it validated. An event tells a session in a worker to
+ *	look at the spool again; the IDLE hub, which holds no spool handle,
+ *	does act on one: it writes "* n EXISTS" to a parked session from the
+ *	event's counts (imapidle/imap_idle.c), bounded by what it validated
+ *	(a mailbox that only grew). Only the service user and group can send,
+ *	and a false count shows a wrong EXISTS until the session's next
+ *	command, when the worker reads the spool.
  */
 #include "sys_defs.h"
 

@@ -462,9 +462,10 @@ static void server_bind_unix(const struct server_listener *l, const char *spec)
 	char *path = *p == '/' ? xstrdup(p) : xasprintf("%s/%s", conf_instance_dir(), p);
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct stat st;
+	mode_t old_mask;
 	uid_t uid;
 	gid_t gid;
-	int fd;
+	int fd, rc;
 
 	if (*p == '\0' || strlen(path) >= sizeof(sun.sun_path))
 		msg_fatal("%s: bad socket path in \"%s\"", l->name, spec);
@@ -476,7 +477,10 @@ static void server_bind_unix(const struct server_listener *l, const char *spec)
 	}
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 		msg_fatal("%s: socket: %s", spec, strerror(errno));
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
+	old_mask = umask(0117);		/* never connectable by others, not even until chmod */
+	rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	(void)umask(old_mask);
+	if (rc < 0)
 		msg_fatal("%s: cannot bind %s: %s", l->name, spec, strerror(errno));
 	if (chmod(path, 0660) < 0)
 		msg_fatal("chmod %s: %s", path, strerror(errno));

@@ -8,6 +8,7 @@
  *	m = spool_msg_create(); spool_msg_write(m, data, len, &error);
  *	spool_deliver(m, rcpts, n, time(NULL), &msgid, &error); spool_msg_free(&m);
  *	r = spool_reader_open(msgid, &error); spool_reader_read(r, buf, len);
+ *	n = spool_reader_next(r, &data, len);	(no copy: data points into r)
  *	see spool.h for the records, the states and the rest of the interface
  * DESCRIPTION
  *	This file owns the Berkeley DB environment. Settings that matter:
@@ -94,8 +95,8 @@ static pid_t spool_owner;		/* process that opened spool_env */
 
 static DB *spool_body_db, *spool_mbox_db, *spool_mail_db;
 static DB *spool_usage_db, *spool_lock_db, *spool_seq_db, *spool_ctr_db;
-static DB *spool_kw_db, *spool_sub_db, *spool_tomb_db;
-static DB_SEQUENCE *spool_msgid_seq, *spool_mboxid_seq, *spool_uidv_seq;
+static DB *spool_kw_db, *spool_sub_db, *spool_tomb_db, *spool_queue_db;
+static DB_SEQUENCE *spool_msgid_seq, *spool_mboxid_seq, *spool_uidv_seq, *spool_qid_seq;
 
 void (*spool_test_hook)(const char *where);
 
@@ -133,6 +134,7 @@ void (*spool_test_hook)(const char *where);
 #define REC_KEYWORDS	'W'
 #define REC_SUB		'S'
 #define REC_TOMB	'T'
+#define REC_QUEUE	'Q'
 #define REC_VERSION	1
 #define SPOOL_MSG_CHUNK	0	/* body.db chunk number of the MSG record */
 
@@ -337,7 +339,8 @@ static int spool_handles_open(u_int32_t create, char **error_r)
 	    || spool_db_open(&spool_seq_db, "seq.db", 0, 0, create, error_r) < 0
 	    || spool_db_open(&spool_kw_db, "keyword.db", 0, 0, create, error_r) < 0
 	    || spool_db_open(&spool_sub_db, "subscr.db", 0, 0, create, error_r) < 0
-	    || spool_db_open(&spool_tomb_db, "expunged.db", 0, SPOOL_PARTS, create, error_r) < 0)
+	    || spool_db_open(&spool_tomb_db, "expunged.db", 0, SPOOL_PARTS, create, error_r) < 0
+	    || spool_db_open(&spool_queue_db, "queue.db", 0, 0, DB_CREATE, error_r) < 0)
 		return -1;
 
 	/*
@@ -345,11 +348,14 @@ static int spool_handles_open(u_int32_t create, char **error_r)
 	 * together in msg.db and body.db, away from other processes' pages.
 	 * UIDVALIDITY: not cached, so that it never decreases whatever process
 	 * creates a mailbox; it starts at the creation time of the spool.
+	 * queue.db and the queue id sequence came later than the rest: they
+	 * are created when missing, so that a spool made before them opens.
 	 */
 	if (spool_seq_open(&spool_msgid_seq, "msgid", 1, INT64_MAX, 1000, create, error_r) < 0
 	    || spool_seq_open(&spool_mboxid_seq, "mboxid", 1, UINT32_MAX, 20, create, error_r) < 0
 	    || spool_seq_open(&spool_uidv_seq, "uidvalidity", now > 0 ? (db_seq_t)now : 1,
-			      UINT32_MAX, 0, create, error_r) < 0)
+			      UINT32_MAX, 0, create, error_r) < 0
+	    || spool_seq_open(&spool_qid_seq, "queueid", 1, INT64_MAX, 100, DB_CREATE, error_r) < 0)
 		return -1;
 	return 0;
 }
@@ -357,10 +363,11 @@ static int spool_handles_open(u_int32_t create, char **error_r)
 /* spool_handles_close - close sequences and databases (in that order) */
 static void spool_handles_close(void)
 {
-	DB_SEQUENCE **seqs[] = { &spool_msgid_seq, &spool_mboxid_seq, &spool_uidv_seq };
+	DB_SEQUENCE **seqs[] = { &spool_msgid_seq, &spool_mboxid_seq, &spool_uidv_seq,
+				 &spool_qid_seq };
 	DB **dbs[] = { &spool_body_db, &spool_mbox_db, &spool_mail_db,
 		       &spool_usage_db, &spool_lock_db, &spool_seq_db, &spool_ctr_db,
-		       &spool_kw_db, &spool_sub_db, &spool_tomb_db };
+		       &spool_kw_db, &spool_sub_db, &spool_tomb_db, &spool_queue_db };
 	size_t i;
 
 	for (i = 0; i < CY_ARRAY_SIZE(seqs); i++) {
@@ -378,10 +385,10 @@ static void spool_handles_close(void)
 /* spool_forget_inherited - drop handles a child inherited from its parent, unclosed */
 static void spool_forget_inherited(void)
 {
-	spool_msgid_seq = spool_mboxid_seq = spool_uidv_seq = NULL;
+	spool_msgid_seq = spool_mboxid_seq = spool_uidv_seq = spool_qid_seq = NULL;
 	spool_body_db = spool_mbox_db = spool_mail_db = NULL;
 	spool_usage_db = spool_lock_db = spool_seq_db = spool_ctr_db = NULL;
-	spool_kw_db = spool_sub_db = spool_tomb_db = NULL;
+	spool_kw_db = spool_sub_db = spool_tomb_db = spool_queue_db = NULL;
 	spool_env = NULL;
 	free(spool_path);
 	spool_path = NULL;
@@ -1713,7 +1720,13 @@ struct spool_deliver_ctx {
 	time_t internaldate;
 	uint64_t msgid;
 	unsigned char *chunk;	/* 2 + SPOOL_CHUNK bytes */
+	const char *sender;	/* remote recipients: the envelope sender */
+	const char *const *remote;	/* their addresses */
+	size_t nq;
+	uint64_t *qids;		/* their queue ids, taken before the transaction */
 };
+
+static int spool_queue_put_new(DB_TXN *txn, struct spool_deliver_ctx *c, char **error_r);
 
 /* spool_target_cmp - order of visit: by user, then mailbox (the key order of mbox.db) */
 static int spool_target_cmp(const void *a, const void *b)
@@ -1749,7 +1762,7 @@ static int spool_deliver_body(DB_TXN *txn, struct spool_deliver_ctx *c, char **e
 		if (spool_test_hook != NULL)
 			spool_test_hook("deliver-chunk");
 	}
-	r.refcount = (uint32_t)c->nt;
+	r.refcount = (uint32_t)(c->nt + c->nq);	/* each queue entry holds one */
 	r.size = c->m->size;
 	r.hdr_size = c->m->hdr_size ? c->m->hdr_size : c->m->size;
 	r.received = (int64_t)time(NULL);
@@ -1823,6 +1836,8 @@ static int spool_deliver_txn(DB_TXN *txn, void *ctx, char **error_r)
 		if ((ret = spool_usage_put(txn, c->t[i].user, &u, error_r)) != 0)
 			return ret;
 	}
+	if (c->nq > 0 && (ret = spool_queue_put_new(txn, c, error_r)) != 0)
+		return ret;
 	if (spool_test_hook != NULL)
 		spool_test_hook("deliver-commit");
 	return 0;
@@ -1902,17 +1917,16 @@ static void spool_targets_free(struct spool_target *t, size_t nt)
 	free(t);
 }
 
-/* spool_deliver - store one message in its recipients' mailboxes, in one transaction */
-int spool_deliver(SPOOL_MSG *m, struct spool_rcpt *rcpts, size_t n, time_t internaldate,
-		  uint64_t *msgid_r, char **error_r)
+/* spool_deliver_run - local deliveries and queue entries of one message, one transaction */
+static int spool_deliver_run(struct spool_deliver_ctx *c, struct spool_rcpt *rcpts, size_t n,
+			     uint64_t *msgid_r, char **error_r)
 {
-	struct spool_deliver_ctx c;
 	struct spool_target key, *hit;
 	size_t i;
 	char *canon, *err = NULL;
 	int ret;
 
-	if (n == 0) {
+	if (n + c->nq == 0) {
 		*error_r = xasprintf("spool: delivery without recipients");
 		return SPOOL_ERROR;
 	}
@@ -1920,42 +1934,57 @@ int spool_deliver(SPOOL_MSG *m, struct spool_rcpt *rcpts, size_t n, time_t inter
 		*error_r = xasprintf("spool: not open in this process");
 		return SPOOL_ERROR;
 	}
-	memset(&c, 0, sizeof(c));
-	c.m = m;
-	c.internaldate = internaldate;
-	if ((c.t = spool_targets(rcpts, n, &c.nt, error_r)) == NULL)
+	if ((c->t = spool_targets(rcpts, n, &c->nt, error_r)) == NULL)
 		return SPOOL_ERROR;
-	if ((ret = spool_deliver_precheck(&c, error_r)) != 0) {
-		spool_targets_free(c.t, c.nt);
+	if ((ret = spool_deliver_precheck(c, error_r)) != 0) {
+		spool_targets_free(c->t, c->nt);
 		return ret;
 	}
-	if (spool_seq_next(spool_msgid_seq, &c.msgid, error_r) < 0) {
-		spool_targets_free(c.t, c.nt);
+	if (spool_seq_next(spool_msgid_seq, &c->msgid, error_r) < 0) {
+		spool_targets_free(c->t, c->nt);
 		return SPOOL_ERROR;
 	}
-	c.chunk = xmalloc(2 + SPOOL_CHUNK);
-	c.chunk[0] = REC_BODY;
-	c.chunk[1] = REC_VERSION;
-	ret = spool_txn_run(spool_deliver_txn, &c, 0, DB_TXN_SYNC, &err);
-	free(c.chunk);
+	for (i = 0; i < c->nq; i++) {
+		if (spool_seq_next(spool_qid_seq, &c->qids[i], error_r) < 0) {
+			spool_targets_free(c->t, c->nt);
+			return SPOOL_ERROR;
+		}
+	}
+	c->chunk = xmalloc(2 + SPOOL_CHUNK);
+	c->chunk[0] = REC_BODY;
+	c->chunk[1] = REC_VERSION;
+	ret = spool_txn_run(spool_deliver_txn, c, 0, DB_TXN_SYNC, &err);
+	free(c->chunk);
 	if (ret == 0) {
 		for (i = 0; i < n; i++) {
 			canon = spool_mbox_name(rcpts[i].mailbox, &err);
 			key.user = rcpts[i].user;
 			key.mailbox = canon;
-			hit = bsearch(&key, c.t, c.nt, sizeof(*c.t), spool_target_cmp);
+			hit = bsearch(&key, c->t, c->nt, sizeof(*c->t), spool_target_cmp);
 			rcpts[i].uid_r = hit ? hit->uid : 0;
 			free(canon);
 		}
 		if (msgid_r != NULL)
-			*msgid_r = c.msgid;
-		for (i = 0; i < c.nt; i++)
-			spool_notify(NOTIFY_NEW, c.t[i].user, &c.t[i].after);
+			*msgid_r = c->msgid;
+		for (i = 0; i < c->nt; i++)
+			spool_notify(NOTIFY_NEW, c->t[i].user, &c->t[i].after);
 	} else {
 		*error_r = err;
 	}
-	spool_targets_free(c.t, c.nt);
+	spool_targets_free(c->t, c->nt);
 	return ret == 0 ? SPOOL_OK : ret == SPOOL_OVER_QUOTA ? SPOOL_OVER_QUOTA : SPOOL_ERROR;
+}
+
+/* spool_deliver - store one message in its recipients' mailboxes, in one transaction */
+int spool_deliver(SPOOL_MSG *m, struct spool_rcpt *rcpts, size_t n, time_t internaldate,
+		  uint64_t *msgid_r, char **error_r)
+{
+	struct spool_deliver_ctx c;
+
+	memset(&c, 0, sizeof(c));
+	c.m = m;
+	c.internaldate = internaldate;
+	return spool_deliver_run(&c, rcpts, n, msgid_r, error_r);
 }
 
 /* ---------------------------------------------------------------- */
@@ -1971,40 +2000,96 @@ struct spool_reader {
 	size_t len, off;	/* payload bytes in buf (after the record header), consumed */
 };
 
-struct spool_reader_ctx {
-	uint64_t msgid;
-	struct spool_msgrec r;
-	int found;
-};
-
-/* spool_reader_open_txn - read the MSG record */
-static int spool_reader_open_txn(DB_TXN *txn, void *ctx, char **error_r)
+/*
+ * spool_reader_first - one cursor, no transaction: the MSG record and, right
+ * after it in key order, chunk 1 into r->buf. 0; 1 when there is no such
+ * message; -1 with *error_r. A chunk 1 that is not there (the message
+ * went while we looked) is left for spool_reader_fetch() to report.
+ */
+static int spool_reader_first(SPOOL_READER *r, char **error_r)
 {
-	struct spool_reader_ctx *c = ctx;
+	unsigned char k[12], kn[12], v[64];
+	DBT key, val, nkey, nval;
+	struct spool_msgrec m;
+	DBC *dbc;
+	int rc, attempt;
 
-	c->found = spool_msgrec_get(txn, c->msgid, false, &c->r, error_r);
-	return c->found < 0 ? c->found : 0;
+	for (attempt = 0;; attempt++) {
+		if ((rc = spool_body_db->cursor(spool_body_db, NULL, &dbc, 0)) != 0)
+			break;
+		spool_body_key(k, r->msgid, SPOOL_MSG_CHUNK);
+		key = spool_dbt(k, sizeof(k));
+		val = spool_dbt_user(v, sizeof(v));
+		rc = dbc->get(dbc, &key, &val, DB_SET);
+		if (rc == 0 && spool_rec_check(&val, REC_MSG, REC_MSG_LEN, error_r) < 0) {
+			(void)dbc->close(dbc);
+			return -1;
+		}
+		if (rc == 0) {
+			spool_msgrec_dec(v, &m);
+			r->size = m.size;
+			r->chunks = m.chunks;
+			r->len = r->off = 0;
+			r->next = 0;
+			nkey = spool_dbt_user(kn, sizeof(kn));
+			nval = spool_dbt_user(r->buf, 2 + SPOOL_CHUNK);
+			if (m.chunks > 0) {
+				rc = dbc->get(dbc, &nkey, &nval, DB_NEXT);
+				spool_body_key(k, r->msgid, 1);
+				if (rc == 0 && nkey.size == sizeof(k) && memcmp(kn, k, sizeof(k)) == 0
+				    && spool_rec_check(&nval, REC_BODY, 2, error_r) == 0) {
+					r->len = nval.size - 2;
+					r->next = 1;
+				} else if (rc == 0 || rc == DB_NOTFOUND) {
+					free(*error_r);	/* spool_reader_fetch() says what is wrong */
+					*error_r = NULL;
+					rc = 0;
+				}
+			}
+		}
+		(void)dbc->close(dbc);
+		if ((rc != DB_LOCK_DEADLOCK && rc != DB_LOCK_NOTGRANTED) || attempt >= SPOOL_RETRIES)
+			break;
+		spool_backoff(attempt);
+	}
+	if (rc == DB_NOTFOUND)
+		return 1;
+	if (rc != 0) {
+		*error_r = xasprintf("spool: read message %llu: %s", (unsigned long long)r->msgid,
+				     db_strerror(rc));
+		return -1;
+	}
+	return 0;
 }
 
-/* spool_reader_open - start reading a stored message, one chunk at a time */
+/*
+ * spool_reader_open - start reading a stored message, one chunk at a time.
+ * The MSG record and the first chunk come with one cursor outside any
+ * transaction, as every later chunk does (spool_reader_fetch()): stored
+ * bodies never change, and a message freed meanwhile is ESTALE on read.
+ */
 SPOOL_READER *spool_reader_open(uint64_t msgid, char **error_r)
 {
-	struct spool_reader_ctx c;
 	SPOOL_READER *r;
+	int rc;
 
-	memset(&c, 0, sizeof(c));
-	c.msgid = msgid;
-	if (spool_txn_run(spool_reader_open_txn, &c, DB_READ_COMMITTED, 0, error_r) != 0)
-		return NULL;
-	if (c.found == 1) {
-		*error_r = xasprintf("spool: no message %llu", (unsigned long long)msgid);
+	if (spool_env == NULL || spool_owner != getpid()) {
+		*error_r = xasprintf("spool: not open in this process");
 		return NULL;
 	}
 	r = xcalloc(1, sizeof(*r));
 	r->msgid = msgid;
-	r->size = c.r.size;
-	r->chunks = c.r.chunks;
 	r->buf = xmalloc(2 + SPOOL_CHUNK);
+	*error_r = NULL;
+	spool_watch_enter();
+	rc = spool_reader_first(r, error_r);
+	spool_watch_leave();
+	if (rc != 0) {
+		if (rc == 1)
+			*error_r = xasprintf("spool: no message %llu", (unsigned long long)msgid);
+		spool_reader_close(&r);
+		return NULL;
+	}
 	return r;
 }
 
@@ -2069,6 +2154,27 @@ ssize_t spool_reader_read(SPOOL_READER *r, void *buf, size_t len)
 		done += n;
 	}
 	return (ssize_t)done;
+}
+
+/*
+ * spool_reader_next - up to len bytes of the message where they lie, in the
+ * reader's own chunk buffer (*data_r, valid until the next call on r): no
+ * copy; 0 at its end, -1 with errno as spool_reader_read()
+ */
+ssize_t spool_reader_next(SPOOL_READER *r, const void **data_r, size_t len)
+{
+	size_t n;
+
+	while (r->off == r->len) {
+		if (r->next == r->chunks)
+			return 0;
+		if (spool_reader_fetch(r) < 0)
+			return -1;
+	}
+	n = r->len - r->off < len ? r->len - r->off : len;
+	*data_r = r->buf + 2 + r->off;
+	r->off += n;
+	return (ssize_t)n;
 }
 
 /*
@@ -3802,4 +3908,425 @@ void spool_unlock_mailbox(const char *user, const char *name)
 		free(err);
 	}
 	free(c.name);
+}
+
+/* ---------------------------------------------------------------- */
+/* The outbound queue.                                               */
+/* ---------------------------------------------------------------- */
+
+#define REC_QUEUE_HDR	39	/* type, version, state, attempts, msgid, created, next, last */
+#define REC_QUEUE_MAX	(REC_QUEUE_HDR + 3 * 2 + 2 * SPOOL_QUEUE_ADDR_MAX + SPOOL_QUEUE_REPLY_MAX)
+
+/* spool_queue_enc - a QUEUE record into p (REC_QUEUE_MAX bytes); returns its length */
+static size_t spool_queue_enc(unsigned char *p, const struct spool_queue_entry *e)
+{
+	const char *strs[3] = { e->sender, e->rcpt, e->reply ? e->reply : "" };
+	size_t len = REC_QUEUE_HDR, caps[3] = { SPOOL_QUEUE_ADDR_MAX, SPOOL_QUEUE_ADDR_MAX,
+						SPOOL_QUEUE_REPLY_MAX };
+
+	p[0] = REC_QUEUE;
+	p[1] = REC_VERSION;
+	p[2] = (unsigned char)e->state;
+	spool_put32(p + 3, e->attempts);
+	spool_put64(p + 7, e->msgid);
+	spool_put64(p + 15, (uint64_t)e->created);
+	spool_put64(p + 23, (uint64_t)e->next_try);
+	spool_put64(p + 31, (uint64_t)e->last_try);
+	for (int i = 0; i < 3; i++) {
+		size_t l = strlen(strs[i]);
+
+		if (l > caps[i])
+			l = caps[i];	/* only the reply can be longer: kept for show */
+		p[len] = (unsigned char)(l >> 8);
+		p[len + 1] = (unsigned char)l;
+		memcpy(p + len + 2, strs[i], l);
+		len += 2 + l;
+	}
+	return len;
+}
+
+/* spool_queue_dec - a QUEUE record into e (strings allocated); 0 or -1 when corrupt */
+static int spool_queue_dec(const DBT *d, uint64_t qid, struct spool_queue_entry *e,
+			   char **error_r)
+{
+	const unsigned char *p = d->data;
+	char **strs[3] = { &e->sender, &e->rcpt, &e->reply };
+	size_t off = REC_QUEUE_HDR;
+
+	if (spool_rec_check(d, REC_QUEUE, REC_QUEUE_HDR, error_r) < 0)
+		return -1;
+	memset(e, 0, sizeof(*e));
+	e->qid = qid;
+	e->state = (enum spool_queue_state)p[2];
+	e->attempts = spool_get32(p + 3);
+	e->msgid = spool_get64(p + 7);
+	e->created = (time_t)spool_get64(p + 15);
+	e->next_try = (time_t)spool_get64(p + 23);
+	e->last_try = (time_t)spool_get64(p + 31);
+	for (int i = 0; i < 3; i++) {
+		size_t l;
+
+		if (off + 2 > d->size || off + 2 + (l = (size_t)p[off] << 8 | p[off + 1]) > d->size) {
+			free(e->sender);
+			free(e->rcpt);
+			*error_r = xasprintf("spool: corrupt queue entry %llu", (unsigned long long)qid);
+			return -1;
+		}
+		*strs[i] = xstrndup((const char *)p + off + 2, l);
+		off += 2 + l;
+	}
+	if (e->state > SPOOL_QUEUE_FAILED) {
+		spool_queue_free_one(e);
+		*error_r = xasprintf("spool: queue entry %llu: unknown state %d",
+				     (unsigned long long)qid, p[2]);
+		return -1;
+	}
+	return 0;
+}
+
+/* spool_queue_put - write one QUEUE record */
+static int spool_queue_put(DB_TXN *txn, const struct spool_queue_entry *e, u_int32_t flags,
+			   char **error_r)
+{
+	unsigned char k[8], *v = xmalloc(REC_QUEUE_MAX);
+	DBT key, val;
+	int rc;
+
+	spool_put64(k, e->qid);
+	key = spool_dbt(k, sizeof(k));
+	val = spool_dbt(v, spool_queue_enc(v, e));
+	rc = spool_queue_db->put(spool_queue_db, txn, &key, &val, flags);
+	free(v);
+	if (rc != 0)
+		return spool_dberr(rc, error_r, "write queue entry");
+	return 0;
+}
+
+/* spool_queue_put_new - in spool_deliver_txn(): one pending entry per remote recipient */
+static int spool_queue_put_new(DB_TXN *txn, struct spool_deliver_ctx *c, char **error_r)
+{
+	struct spool_queue_entry e;
+	time_t now = time(NULL);
+	int ret;
+
+	for (size_t i = 0; i < c->nq; i++) {
+		memset(&e, 0, sizeof(e));
+		e.qid = c->qids[i];
+		e.msgid = c->msgid;
+		e.state = SPOOL_QUEUE_PENDING;
+		e.created = now;
+		e.next_try = now;
+		e.sender = (char *)c->sender;
+		e.rcpt = (char *)c->remote[i];
+		if ((ret = spool_queue_put(txn, &e, DB_NOOVERWRITE, error_r)) != 0)
+			return ret;
+	}
+	return 0;
+}
+
+/* spool_queue_addr_check - an address a queue entry can hold */
+static int spool_queue_addr_check(const char *addr, bool empty_ok, char **error_r)
+{
+	size_t len = strlen(addr);
+
+	if ((len == 0 && !empty_ok) || len > SPOOL_QUEUE_ADDR_MAX) {
+		*error_r = xasprintf("spool: bad queue address length %zu", len);
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if ((unsigned char)addr[i] < 0x21 || addr[i] == 0x7f) {
+			*error_r = xasprintf("spool: control character or space in queue address");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* spool_queue_deliver - local deliveries and remote recipients queued, in one transaction */
+int spool_queue_deliver(SPOOL_MSG *m, struct spool_rcpt *rcpts, size_t n, const char *sender,
+			const char *const *remote, size_t nremote, time_t internaldate,
+			uint64_t *msgid_r, char **error_r)
+{
+	struct spool_deliver_ctx c;
+	int ret;
+
+	if (spool_queue_addr_check(sender, true, error_r) < 0)
+		return SPOOL_ERROR;
+	for (size_t i = 0; i < nremote; i++)
+		if (spool_queue_addr_check(remote[i], false, error_r) < 0)
+			return SPOOL_ERROR;
+	memset(&c, 0, sizeof(c));
+	c.m = m;
+	c.internaldate = internaldate;
+	c.sender = sender;
+	c.remote = remote;
+	c.nq = nremote;
+	c.qids = xcalloc(nremote, sizeof(*c.qids));
+	ret = spool_deliver_run(&c, rcpts, n, msgid_r, error_r);
+	free(c.qids);
+	return ret;
+}
+
+struct spool_queue_scan {
+	time_t due;		/* only pending/deferred entries due by then; 0: all */
+	size_t max;		/* at most this many; 0: no limit */
+	struct spool_queue_entry *e;
+	size_t n, cap;
+};
+
+/* spool_queue_scan_txn - collect entries in queue id order */
+static int spool_queue_scan_txn(DB_TXN *txn, void *ctx, char **error_r)
+{
+	struct spool_queue_scan *s = ctx;
+	struct spool_queue_entry e;
+	DBC *cur;
+	DBT key, val;
+	int rc, ret = 0;
+
+	spool_queue_free(&s->e, s->n);
+	s->n = s->cap = 0;
+	if ((rc = spool_queue_db->cursor(spool_queue_db, txn, &cur, 0)) != 0)
+		return spool_dberr(rc, error_r, "queue cursor");
+	memset(&key, 0, sizeof(key));
+	memset(&val, 0, sizeof(val));
+	while ((rc = cur->get(cur, &key, &val, DB_NEXT)) == 0) {
+		if (key.size != 8) {
+			*error_r = xasprintf("spool: corrupt queue key");
+			ret = -1;
+			break;
+		}
+		if (spool_queue_dec(&val, spool_get64(key.data), &e, error_r) < 0) {
+			ret = -1;
+			break;
+		}
+		if (s->due != 0 && ((e.state != SPOOL_QUEUE_PENDING && e.state != SPOOL_QUEUE_DEFERRED)
+				    || e.next_try > s->due)) {
+			spool_queue_free_one(&e);
+			continue;
+		}
+		if (s->n == s->cap) {
+			s->cap = s->cap ? 2 * s->cap : 16;
+			s->e = xreallocarray(s->e, s->cap, sizeof(*s->e));
+		}
+		s->e[s->n++] = e;
+		if (s->max != 0 && s->n >= s->max)
+			break;
+	}
+	if (ret == 0 && rc != 0 && rc != DB_NOTFOUND)
+		ret = spool_dberr(rc, error_r, "read queue");
+	cur->close(cur);
+	return ret;
+}
+
+/* spool_queue_collect - run a scan; the caller owns *entries_r */
+static int spool_queue_collect(struct spool_queue_scan *s, struct spool_queue_entry **entries_r,
+			       size_t *n_r, char **error_r)
+{
+	int ret;
+
+	/* Read committed: a long scan keeps no read locks on pages others write. */
+	ret = spool_txn_run(spool_queue_scan_txn, s, DB_READ_COMMITTED, 0, error_r);
+	if (ret != 0) {
+		spool_queue_free(&s->e, s->n);
+		return -1;
+	}
+	*entries_r = s->e;
+	*n_r = s->n;
+	return 0;
+}
+
+/* spool_queue_due - pending and deferred entries whose next try is due by now */
+int spool_queue_due(time_t now, size_t max, struct spool_queue_entry **entries_r, size_t *n_r,
+		    char **error_r)
+{
+	struct spool_queue_scan s = { .due = now > 0 ? now : 1, .max = max };
+
+	return spool_queue_collect(&s, entries_r, n_r, error_r);
+}
+
+/* spool_queue_list - every entry, in queue id order */
+int spool_queue_list(struct spool_queue_entry **entries_r, size_t *n_r, char **error_r)
+{
+	struct spool_queue_scan s = { 0 };
+
+	return spool_queue_collect(&s, entries_r, n_r, error_r);
+}
+
+struct spool_queue_result_ctx {
+	uint64_t qid;
+	enum spool_queue_state state;
+	const char *reply;
+	time_t next_try;
+	enum spool_queue_state was;	/* out */
+};
+
+/* spool_queue_get - read one entry under a write lock; 1 when there is none */
+static int spool_queue_get(DB_TXN *txn, uint64_t qid, struct spool_queue_entry *e,
+			   char **error_r)
+{
+	unsigned char k[8];
+	DBT key, val;
+	int rc;
+
+	spool_put64(k, qid);
+	key = spool_dbt(k, sizeof(k));
+	memset(&val, 0, sizeof(val));
+	val.flags = DB_DBT_MALLOC;
+	rc = spool_queue_db->get(spool_queue_db, txn, &key, &val, DB_RMW);
+	if (rc == DB_NOTFOUND)
+		return 1;
+	if (rc != 0)
+		return spool_dberr(rc, error_r, "read queue entry");
+	rc = spool_queue_dec(&val, qid, e, error_r);
+	free(val.data);
+	return rc;
+}
+
+/* spool_queue_result_txn - record one attempt's outcome */
+static int spool_queue_result_txn(DB_TXN *txn, void *ctx, char **error_r)
+{
+	struct spool_queue_result_ctx *c = ctx;
+	struct spool_queue_entry e;
+	int ret;
+
+	if ((ret = spool_queue_get(txn, c->qid, &e, error_r)) != 0) {
+		if (ret == 1) {
+			*error_r = xasprintf("no queue entry %llu", (unsigned long long)c->qid);
+			errno = ENOENT;
+		}
+		return ret == 1 ? -1 : ret;
+	}
+	c->was = e.state;
+	if (e.state == SPOOL_QUEUE_DELIVERED || e.state == SPOOL_QUEUE_FAILED) {
+		*error_r = xasprintf("queue entry %llu is already %s", (unsigned long long)c->qid,
+				     spool_queue_state_name(e.state));
+		spool_queue_free_one(&e);
+		errno = EALREADY;
+		return -1;
+	}
+	e.state = c->state;
+	e.attempts++;
+	e.last_try = time(NULL);
+	e.next_try = c->state == SPOOL_QUEUE_DEFERRED ? c->next_try : 0;
+	free(e.reply);
+	e.reply = xstrdup(c->reply ? c->reply : "");
+	ret = spool_queue_put(txn, &e, 0, error_r);
+	/* Delivered: the entry no longer needs the body. Failed keeps it for the bounce. */
+	if (ret == 0 && c->state == SPOOL_QUEUE_DELIVERED)
+		ret = spool_msg_unref(txn, e.msgid, error_r);
+	if (ret == 0 && spool_test_hook != NULL)
+		spool_test_hook("queue-result");
+	spool_queue_free_one(&e);
+	return ret;
+}
+
+/* spool_queue_result - record the outcome of a delivery attempt to one remote recipient */
+int spool_queue_result(uint64_t qid, enum spool_queue_state state, const char *reply,
+		       time_t next_try, char **error_r)
+{
+	struct spool_queue_result_ctx c = { .qid = qid, .state = state, .reply = reply,
+					    .next_try = next_try };
+	int saved, ret;
+
+	if (state == SPOOL_QUEUE_PENDING || state > SPOOL_QUEUE_FAILED) {
+		*error_r = xasprintf("spool: bad queue result state %d", (int)state);
+		errno = EINVAL;
+		return -1;
+	}
+	errno = 0;
+	ret = spool_txn_run(spool_queue_result_txn, &c, 0, DB_TXN_SYNC, error_r);
+	saved = errno;
+	errno = ret == 0 ? 0 : saved ? saved : EIO;
+	return ret == 0 ? 0 : -1;
+}
+
+struct spool_queue_flush_ctx {
+	time_t now;
+	size_t n;	/* out */
+};
+
+/* spool_queue_flush_txn - every deferred entry due now */
+static int spool_queue_flush_txn(DB_TXN *txn, void *ctx, char **error_r)
+{
+	struct spool_queue_flush_ctx *c = ctx;
+	struct spool_queue_entry e;
+	DBC *cur;
+	DBT key, val;
+	int rc, ret = 0;
+
+	c->n = 0;
+	if ((rc = spool_queue_db->cursor(spool_queue_db, txn, &cur, 0)) != 0)
+		return spool_dberr(rc, error_r, "queue cursor");
+	memset(&key, 0, sizeof(key));
+	memset(&val, 0, sizeof(val));
+	while ((rc = cur->get(cur, &key, &val, DB_NEXT | DB_RMW)) == 0) {
+		if (key.size != 8 || spool_queue_dec(&val, spool_get64(key.data), &e, error_r) < 0) {
+			if (key.size != 8)
+				*error_r = xasprintf("spool: corrupt queue key");
+			ret = -1;
+			break;
+		}
+		if (e.state == SPOOL_QUEUE_DEFERRED && e.next_try > c->now) {
+			unsigned char *v = xmalloc(REC_QUEUE_MAX);
+			DBT nv;
+
+			e.next_try = c->now;
+			nv = spool_dbt(v, spool_queue_enc(v, &e));
+			rc = cur->put(cur, &key, &nv, DB_CURRENT);
+			free(v);
+			if (rc != 0) {
+				spool_queue_free_one(&e);
+				ret = spool_dberr(rc, error_r, "write queue entry");
+				break;
+			}
+			c->n++;
+		} else if (e.state == SPOOL_QUEUE_DEFERRED) {
+			c->n++;
+		}
+		spool_queue_free_one(&e);
+	}
+	if (ret == 0 && rc != 0 && rc != DB_NOTFOUND)
+		ret = spool_dberr(rc, error_r, "read queue");
+	cur->close(cur);
+	return ret;
+}
+
+/* spool_queue_flush - make every deferred entry due now; *n_r: how many */
+int spool_queue_flush(time_t now, size_t *n_r, char **error_r)
+{
+	struct spool_queue_flush_ctx c = { .now = now };
+
+	if (spool_txn_run(spool_queue_flush_txn, &c, 0, DB_TXN_SYNC, error_r) != 0)
+		return -1;
+	if (n_r != NULL)
+		*n_r = c.n;
+	return 0;
+}
+
+/* spool_queue_free_one - release the strings of one entry */
+void spool_queue_free_one(struct spool_queue_entry *e)
+{
+	free(e->sender);
+	free(e->rcpt);
+	free(e->reply);
+	e->sender = e->rcpt = e->reply = NULL;
+}
+
+/* spool_queue_free - release an array of entries and clear the pointer */
+void spool_queue_free(struct spool_queue_entry **entries, size_t n)
+{
+	if (*entries == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		spool_queue_free_one(&(*entries)[i]);
+	free(*entries);
+	*entries = NULL;
+}
+
+/* spool_queue_state_name - "pending", "deferred", "delivered", "failed" */
+const char *spool_queue_state_name(enum spool_queue_state state)
+{
+	static const char *names[] = { "pending", "deferred", "delivered", "failed" };
+
+	return state <= SPOOL_QUEUE_FAILED ? names[state] : "unknown";
 }

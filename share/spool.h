@@ -46,8 +46,15 @@
  *	expunged.db btree mboxid(u32) uid(u32) -> TOMB: modseq of the expunge;
  *	                                          16 partition files by mboxid;
  *	                                          deliveries never touch it
+ *	queue.db  btree  qid(u64)              -> QUEUE: state(u8), attempts(u32),
+ *	                                          msgid(u64), created, next try,
+ *	                                          last try (u64 seconds), then
+ *	                                          len(u16)+bytes each: sender,
+ *	                                          recipient, last reply (capped
+ *	                                          at SPOOL_QUEUE_REPLY_MAX)
  *	seq.db    btree  sequences: message ids, mailbox/counter ids (cached),
- *	                 UIDVALIDITY (not cached: never decreases)
+ *	                 UIDVALIDITY (not cached: never decreases), queue ids
+ *	                 (cached)
  *	dir_*.db  the embedded directory (dir_bdb.c)
  *
  *	The counters every delivery updates are in a queue database because
@@ -55,10 +62,12 @@
  *	deliveries to different users never wait for each other there.
  *
  * STATES
- *	A message (MSG) exists only while some mailbox refers to it: it is
- *	written in the transaction that adds its first MAIL record, and it is
- *	removed, with its body chunks, in the transaction that drops its
- *	refcount to zero. A message that is being received is not in the
+ *	A message (MSG) exists only while some mailbox or queue entry refers
+ *	to it: it is written in the transaction that adds its first MAIL or
+ *	QUEUE record, and it is removed, with its body chunks, in the
+ *	transaction that drops its refcount to zero. Its refcount counts the
+ *	MAIL records and the QUEUE records that still need the body (pending,
+ *	deferred, failed). A message that is being received is not in the
  *	spool at all: it lives in the SPOOL_MSG buffer (memory, then an
  *	unlinked temporary file) until spool_deliver() commits it. So a crash
  *	at any moment leaves a message either delivered to every recipient
@@ -79,6 +88,28 @@
  *	the mailbox id, so keywords and TOMBs follow it. INBOX exists for
  *	every user: spool_deliver(), spool_mbox_info() and spool_mbox_list()
  *	create it on first use; it cannot be created, deleted or renamed onto.
+ *
+ *	A queue entry (QUEUE) is one remote recipient of one message. Its
+ *	states:
+ *
+ *	  state      next try   body ref  entered by
+ *	  pending    created    held      spool_queue_deliver(), in the same
+ *	                                  transaction as the message's local
+ *	                                  deliveries (so a 250 covers both)
+ *	  deferred   backoff    held      spool_queue_result(): 4xx, no
+ *	                                  connection, DNS failure; attempts+1
+ *	  delivered  0          released  spool_queue_result(): the peer's 250
+ *	                                  after the data; final
+ *	  failed     0          held      spool_queue_result(): 5xx, or too
+ *	                                  old; final (kept for the bounce
+ *	                                  that a later release sends)
+ *
+ *	pending and deferred entries are "due" once their next try has come
+ *	(spool_queue_due()); spool_queue_flush() makes every deferred one due
+ *	now. A final state is never left: spool_queue_result() on a delivered
+ *	or failed entry fails with EALREADY, so a recorded 250 is never
+ *	followed by a second delivery. Delivered and failed entries stay
+ *	until a later release purges them (with the bounces).
  *
  *	A subscription (SUB) is made with every mailbox the spool creates
  *	(as MBOX's subscribed used to be), by spool_subscribe(), and moved
@@ -104,6 +135,12 @@
  *	spool_reader_read() returns -1 with errno ESTALE when the message was
  *	expunged from its last mailbox while being read (what was already
  *	returned stays valid), EIO on a spool error (logged).
+ *	spool_reader_next() is the same without the copy: it points *data_r
+ *	at up to len bytes inside the reader's chunk buffer, valid until the
+ *	next call on that reader. Neither opening nor reading is a
+ *	transaction: a stored body never changes until it is freed, and each
+ *	record is read under its page lock (one cursor for the MSG record
+ *	and the first chunk).
  *
  *	spool_lock_mailbox() is per session: it returns 0 when any live
  *	session holds the lock, this process included; a holder whose pid is
@@ -214,6 +251,7 @@ int spool_deliver(SPOOL_MSG *m, struct spool_rcpt *rcpts, size_t n, time_t inter
 
 SPOOL_READER *spool_reader_open(uint64_t msgid, char **error_r);
 ssize_t spool_reader_read(SPOOL_READER *r, void *buf, size_t len);
+ssize_t spool_reader_next(SPOOL_READER *r, const void **data_r, size_t len);
 uint64_t spool_reader_size(const SPOOL_READER *r);
 void spool_reader_close(SPOOL_READER **rp);
 
@@ -336,13 +374,59 @@ int spool_mail_store(const char *user, const char *mailbox, const uint32_t *uids
 		     int op, uint32_t flags, uint64_t keywords, uint64_t unchangedsince,
 		     struct spool_mail *mails_r, int *status_r, char **error_r);
 
+/*
+ * The outbound queue (see STATES). spool_queue_deliver() is spool_deliver()
+ * plus remote recipients: n local (may be 0) and nremote remote ones (may be
+ * 0; not both 0), the body stored once for all. Addresses are 1 to
+ * SPOOL_QUEUE_ADDR_MAX bytes without spaces or controls (the sender may be
+ * "", the null reverse-path). spool_queue_due() and spool_queue_list()
+ * return arrays in queue id order (due: at most max entries, 0 no limit);
+ * free them with spool_queue_free(). spool_queue_result() takes
+ * SPOOL_QUEUE_DEFERRED (with next_try), _DELIVERED or _FAILED and the
+ * reply text to keep; -1 with errno ENOENT (no such entry) or EALREADY
+ * (already final), EIO on a spool error.
+ */
+#define SPOOL_QUEUE_ADDR_MAX	320	/* a queue entry's sender or recipient, bytes */
+#define SPOOL_QUEUE_REPLY_MAX	512	/* the last reply kept, bytes (longer is cut) */
+
+enum spool_queue_state {
+	SPOOL_QUEUE_PENDING, SPOOL_QUEUE_DEFERRED, SPOOL_QUEUE_DELIVERED, SPOOL_QUEUE_FAILED,
+};
+
+struct spool_queue_entry {
+	uint64_t qid;
+	uint64_t msgid;
+	enum spool_queue_state state;
+	uint32_t attempts;
+	time_t created;
+	time_t next_try;	/* pending/deferred: when it is due; else 0 */
+	time_t last_try;	/* 0: never tried */
+	char *sender;
+	char *rcpt;
+	char *reply;		/* the last reply or error, "" when none */
+};
+
+int spool_queue_deliver(SPOOL_MSG *m, struct spool_rcpt *rcpts, size_t n, const char *sender,
+			const char *const *remote, size_t nremote, time_t internaldate,
+			uint64_t *msgid_r, char **error_r);
+int spool_queue_due(time_t now, size_t max, struct spool_queue_entry **entries_r, size_t *n_r,
+		    char **error_r);
+int spool_queue_list(struct spool_queue_entry **entries_r, size_t *n_r, char **error_r);
+int spool_queue_result(uint64_t qid, enum spool_queue_state state, const char *reply,
+		       time_t next_try, char **error_r);
+int spool_queue_flush(time_t now, size_t *n_r, char **error_r);
+void spool_queue_free_one(struct spool_queue_entry *e);
+void spool_queue_free(struct spool_queue_entry **entries, size_t n);
+const char *spool_queue_state_name(enum spool_queue_state state);
+
 int spool_lock_mailbox(const char *user, const char *name, char **error_r);
 void spool_unlock_mailbox(const char *user, const char *name);
 
 /*
  * For tests only: when set, called inside spool_deliver()'s transaction
  * after each body chunk is written ("deliver-chunk") and just before the
- * commit ("deliver-commit"), so that a test can kill a process there.
+ * commit ("deliver-commit"), and in spool_queue_result()'s before its commit
+ * ("queue-result"), so that a test can kill a process there.
  */
 extern void (*spool_test_hook)(const char *where);
 

@@ -51,7 +51,9 @@
  *
  *	Output is buffered and sent by stream_flush() under the same deadline,
  *	or when the buffer fills. stream_close() flushes what is left unless an
- *	error has occurred.
+ *	error has occurred. stream_reserve() and stream_commit() let a caller
+ *	produce output straight into the buffer (RETR's dot-stuffing) instead
+ *	of into a buffer of its own that stream_write() would copy.
  *
  *	stream_starttls() runs the server side of a TLS handshake under the
  *	deadline, after flushing pending output. It refuses (returns -1 with a
@@ -147,6 +149,16 @@
 #include "xmalloc.h"
 
 #define STREAM_BUFSIZE	16384	/* one TLS record */
+/*
+ * Output is sent when 64 KiB have gathered, not 16 KiB: FETCH 1:* BODY[] of
+ * 10 KB messages then makes a send() every six messages instead of every
+ * one and a half; imapd's CPU (user + system) per message, four runs of ten
+ * FETCHes of 10,000 messages each way: 9.5-12.0 us, mean 10.7, instead of
+ * 11.1-13.6, mean 12.1. TLS still seals 16 KiB records (OpenSSL and
+ * tlsrec.c split a longer write). A stream costs 48 KiB more, only while
+ * a worker serves it (parked sessions keep no STREAM).
+ */
+#define STREAM_OBUFSIZE	65536
 #define STREAM_ZMEMLEVEL 8	/* deflate: 128 KiB window + 128 KiB hash (zlib's default) */
 
 struct stream {
@@ -161,7 +173,7 @@ struct stream {
 	bool logged;		/* the one I/O error log line was written */
 	char ibuf[STREAM_BUFSIZE];
 	size_t ipos, ilen;	/* unread input is ibuf[ipos..ilen) */
-	char obuf[STREAM_BUFSIZE];
+	char obuf[STREAM_OBUFSIZE];
 	size_t olen;
 	TLSREC *rec;		/* compact TLS instead of ssl; NULL otherwise */
 	unsigned char *rbuf;	/* compact TLS: records received (TLSREC_MAX_RECORD) */
@@ -866,6 +878,35 @@ int stream_write(STREAM *s, const void *data, size_t len)
 		len -= room;
 	}
 	return 0;
+}
+
+/*
+ * stream_reserve - room for len octets at the end of the output buffer,
+ * which is sent first if they would not fit: a pointer to write them at,
+ * then stream_commit() with how many were written; NULL after an error
+ */
+char *stream_reserve(STREAM *s, size_t len)
+{
+	if (len > sizeof(s->obuf))
+		msg_panic("stream_reserve: %zu octets do not fit the %zu-octet buffer", len,
+			  sizeof(s->obuf));
+	if (s->error)
+		return NULL;
+	stream_start(s);
+	if (sizeof(s->obuf) - s->olen < len) {
+		if (stream_out(s, s->obuf, s->olen, false) != STREAM_OK)
+			return NULL;
+		s->olen = 0;
+	}
+	return s->obuf + s->olen;
+}
+
+/* stream_commit - the first len octets at the last stream_reserve() are output */
+void stream_commit(STREAM *s, size_t len)
+{
+	if (len > sizeof(s->obuf) - s->olen)
+		msg_panic("stream_commit: %zu octets, more than were reserved", len);
+	s->olen += len;
 }
 
 int stream_puts(STREAM *s, const char *text)

@@ -34,6 +34,8 @@ void stream_discard_input(STREAM *s);
 
 int stream_write(STREAM *s, const void *data, size_t len);
 int stream_puts(STREAM *s, const char *text);
+char *stream_reserve(STREAM *s, size_t len);
+void stream_commit(STREAM *s, size_t len);
 int stream_printf(STREAM *s, const char *fmt, ...) CY_PRINTF(2, 3);
 int stream_vline(STREAM *s, const char *prefix, const char *fmt, va_list ap);
 int stream_flush(STREAM *s);

@@ -24,6 +24,7 @@ extern const struct ctl_command ctl_instance_commands[];
 extern const struct ctl_command ctl_domain_commands[];
 extern const struct ctl_command ctl_user_commands[];
 extern const struct ctl_command ctl_alias_commands[];
+extern const struct ctl_command ctl_queue_commands[];
 
 extern const char *ctl_instance;	/* the instance directory (-d) */
 extern char *ctl_conf_file;		/* ctl_instance/caiyou.conf */
@@ -36,5 +37,6 @@ int ctl_drop_privileges(char **error_r);
 int ctl_open_directory(char **error_r);
 void ctl_close_directory(void);
 int ctl_parse_size(const char *text, uint64_t *bytes_r);
+pid_t ctl_service_pid(const char *service);
 
 #endif

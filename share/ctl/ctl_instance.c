@@ -47,6 +47,7 @@ static const struct ctl_daemon {
 	{ "popd", "caiyou-popd", "pop3d" },
 	{ "imapd", "caiyou-imapd", "imapd" },
 	{ "imap-idle", "caiyou-imap-idle", "imap-idle" },	/* IDLE hub: after imapd, stopped before it */
+	{ "queued", "caiyou-queued", "queued" },	/* the queue runner: remote delivery */
 };
 
 #define CTL_STOP_WAIT	20	/* seconds before SIGKILL */
@@ -121,6 +122,15 @@ static pid_t ctl_daemon_pid(const struct ctl_daemon *d)
 	if (pid <= 1 || !ctl_is_our_daemon((pid_t)pid, d))
 		return 0;
 	return (pid_t)pid;
+}
+
+/* ctl_service_pid - the pid of a running daemon of this instance by service name, or 0 */
+pid_t ctl_service_pid(const char *service)
+{
+	for (size_t i = 0; i < CY_ARRAY_SIZE(ctl_daemons); i++)
+		if (strcmp(ctl_daemons[i].service, service) == 0)
+			return ctl_daemon_pid(&ctl_daemons[i]);
+	return 0;
 }
 
 /* ctl_program_dir - where the daemons are; caller frees */

@@ -40,7 +40,7 @@ static void fuzz_program(const struct imap_command *cmd, const char *charset)
 {
 	IMAP_SEARCH *p = NULL;
 	char *err = NULL;
-	int rc = imap_search_parse(cmd->args, cmd->nargs, charset, true, &p, &err);
+	int rc = imap_search_parse(cmd->args, cmd->nargs, charset, IMAP_SEARCH_UTF8, &p, &err);
 
 	if (rc == 0) {
 		if (p == NULL || err != NULL || imap_search_keys(p) == 0

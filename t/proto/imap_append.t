@@ -193,6 +193,19 @@ t.like(r.cmd("m9 NOOP")[-1], r"^m9 OK", "the session goes on")
 # A plain single APPEND still works, with APPENDUID of one uid.
 r.send(b"m10 APPEND INBOX (\\Draft) {%d+}\r\n" % len(msgs[0]) + msgs[0] + b"\r\n")
 t.like(r.until("m10")[-1], r"^m10 OK \[APPENDUID \d+ \d+\] ", "single APPEND: one uid")
+# BINARY (RFC 3516): the message may come as a literal8, ~{n}.
+data = msgs[1]
+r.send(b"m11 APPEND INBOX ~{%d}\r\n" % len(data))
+t.is_(r.line(), "+ Ready for literal data", "APPEND with a literal8: continuation")
+r.send(data + b"\r\n")
+t.like(r.until("m11")[-1], r"^m11 OK \[APPENDUID \d+ \d+\] ", "APPEND with a literal8 is stored")
+
+# \Recent is the server's: no client sets it (RFC 3501 2.3.2).
+r.send(b"m12 APPEND INBOX (\\Recent) {%d+}\r\n" % len(data) + data + b"\r\n")
+t.like(r.until("m12")[-1], r"^m12 BAD .*Recent", "APPEND with \\Recent: BAD")
+r.cmd("m13 SELECT INBOX")
+t.like(r.cmd("m14 STORE 1 +FLAGS (\\Recent)")[-1], r"^m14 BAD .*Recent", "STORE \\Recent: BAD")
+t.like(r.cmd("m15 STORE 1 +FLAGS (\\Seen)")[-1], r"^m15 OK", "STORE \\Seen still OK")
 r.cmd("z LOGOUT")
 r.close()
 t.done()

@@ -16,7 +16,9 @@ DESCRIPTION
     (QRESYNC (...)) with VANISHED (EARLIER) and the changed flags, known
     UIDs narrowing the answer, a stale UIDVALIDITY getting nothing; UID
     FETCH (CHANGEDSINCE n VANISHED); and garbage in every modifier and
-    parameter answered BAD with the server still serving.
+    parameter answered BAD with the server still serving. CONDSTORE
+    turned on by ENABLE or FETCH MODSEQ with a mailbox selected sends
+    "* OK [HIGHESTMODSEQ n]" once; without a mailbox, nothing.
 """
 import os
 import re
@@ -195,4 +197,18 @@ t.ok(lines[-1].startswith("n5 OK [READ-ONLY]") and hms(lines), "EXAMINE (CONDSTO
 lines = n.cmd("n6 STORE 1 (UNCHANGEDSINCE 5) +FLAGS (\\Seen)")
 t.like(lines[-1], r"^n6 NO \[READ-ONLY\]", "STORE under EXAMINE is NO [READ-ONLY]")
 t.ok(n.cmd("n7 NOOP")[-1].startswith("n7 OK"), "server still serving")
+e = session("SELECT INBOX")
+lines = e.cmd("e1 ENABLE CONDSTORE")
+t.ok(hms(lines) and lines[-1].startswith("e1 OK"),
+     "ENABLE CONDSTORE with a mailbox selected: * OK [HIGHESTMODSEQ n]")
+lines = e.cmd("e2 FETCH 1 (MODSEQ)")
+t.ok(hms(lines) is None, "already enabled: no HIGHESTMODSEQ again")
+f = session("SELECT INBOX")
+lines = f.cmd("f1 FETCH 1 (FLAGS MODSEQ)")
+t.ok(hms(lines) and modseqs(lines), "FETCH MODSEQ turning CONDSTORE on: HIGHESTMODSEQ and MODSEQ")
+g = session()
+lines = g.cmd("g1 ENABLE CONDSTORE")
+t.ok(hms(lines) is None, "ENABLE CONDSTORE with no mailbox selected: no HIGHESTMODSEQ")
+for x in (e, f, g):
+    x.close()
 t.done()

@@ -17,6 +17,7 @@ DESCRIPTION
 """
 import os
 import socket
+import subprocess
 import sys
 import time
 
@@ -122,6 +123,56 @@ line = r.line()
 t.like(line, r"^\* BYE .*autologout", "silent client: BYE autologout")
 t.ok(time.time() - t0 < 10, "after imapd_login_timeout (3 s), not the after-login 30 min")
 r.close()
+
+# Before login an APPEND's literal is no message: refused at the line cap,
+# before any byte is read and with nothing staged on disk.
+r = Raw(inst)
+r.greeting()
+lines = r.cmd("p1 APPEND INBOX {30000000}")
+t.like(lines[-1], r"^p1 BAD \[TOOBIG\]", "APPEND of 30 MB before login: BAD [TOOBIG]")
+t.ok(not any(x.startswith("+") for x in lines), "no '+' for it: nothing read")
+staged = os.listdir(os.path.join(inst.dir, "spool", "tmp")) \
+    if os.path.isdir(os.path.join(inst.dir, "spool", "tmp")) else []
+t.is_(staged, [], "nothing staged in the spool's tmp")
+r.close()
+
+# Control characters in a mailbox name (CR LF would forge log lines).
+r = Raw(inst, tls=True)
+r.greeting()
+r.login(*A)
+lines = r.cmd("c1 CREATE \"evil&AA0ACg-name\"")
+t.like(lines[-1], r"^c1 NO \[CANNOT\] .*control character", "CR LF in a name (modified UTF-7): NO")
+lines = r.cmd("c2 CREATE \"tab&AAk-name\"")
+t.like(lines[-1], r"^c2 NO \[CANNOT\]", "a TAB in a name: NO")
+t.like(r.cmd("c3 LIST \"\" *")[-1], r"^c3 OK", "in step; nothing was created")
+r.close()
+
+# The hub's and the unpark socket are the service group's (0660), but
+# only the service user itself (or root) may speak on them: an UNPARK
+# names the user a session is logged in as.
+def as_group_member(path):
+    """Connect to a UNIX socket as uid nobody in the caiyou group; True if the peer hung up."""
+    import grp
+    gid = grp.getgrnam("caiyou").gr_gid
+    code = ("import socket,sys\n"
+            "s = socket.socket(socket.AF_UNIX); s.settimeout(10); s.connect(sys.argv[1])\n"
+            "try:\n    s.sendall(b'x' * 64); d = s.recv(100)\n"
+            "except (ConnectionResetError, BrokenPipeError):\n    d = b''\n"
+            "sys.exit(0 if d == b'' else 1)\n")
+    r = subprocess.run(["/usr/bin/python3", "-c", code, path], capture_output=True, timeout=30,
+                       preexec_fn=lambda: (os.setgroups([gid]), os.setgid(gid), os.setuid(65534)))
+    return r.returncode == 0
+
+
+if os.geteuid() == 0:
+    for sock, what in (("imap-idle", "the hub"), ("imap-unpark", "imapd's unpark listener")):
+        t.ok(as_group_member(os.path.join(inst.dir, "run", sock)),
+             "%s hangs up on a group member that is not the service user" % what)
+    time.sleep(0.5)
+    t.ok(inst.log().count("not the service user") >= 2, "both refusals logged")
+else:
+    for n in range(3):
+        t.skip("peer credentials %d" % n, "needs root to run as another user")
 
 # A too large announcement on a raw socket, then a new client works.
 s = socket.create_connection((inst.host, inst.port("imap")))

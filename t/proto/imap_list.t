@@ -10,10 +10,13 @@ DESCRIPTION
     RECURSIVEMATCH (CHILDINFO for a parent with a subscribed child),
     SPECIAL-USE, REMOTE; return options SUBSCRIBED, CHILDREN,
     SPECIAL-USE, STATUS (counters right, no STATUS for \\Noselect or
-    \\NonExistent names); several patterns, each name once; LSUB
-    unchanged. Bad input: unknown selection and return options,
-    RECURSIVEMATCH alone or with REMOTE only, an unknown STATUS item, a
-    pattern list that is empty or too long, invalid modified UTF-7.
+    \\NonExistent names); several patterns, each name once; LSUB, and
+    LSUB with "%" giving the unsubscribed parent of a subscribed name as
+    \\Noselect (RFC 3501 6.3.9) where LIST (SUBSCRIBED) gives exactly the
+    subscribed names (RFC 5258 3.1). Bad input: unknown selection and
+    return options, RECURSIVEMATCH alone or with REMOTE only, an unknown
+    STATUS item, a pattern list that is empty or too long, invalid
+    modified UTF-7.
 """
 import os
 import re
@@ -152,7 +155,7 @@ out, st, _ = listing('l8c LIST "" "%" RETURN (STATUS (MESSAGES))')
 t.ok("\\Noselect" in out.get("Archive", ([],))[0] and "Archive" not in st,
      "no STATUS for a \\Noselect parent")
 
-# LSUB unchanged.
+# LSUB.
 lines = r.cmd('l9 LSUB "" "*"')
 lsub = {decode(m.group(2)): m.group(1) for m in
         (re.match(r'^\* LSUB \(([^)]*)\) "/" "(.*)"$', x) for x in lines) if m}
@@ -161,6 +164,50 @@ t.ok("%s/项目" % WORK in lsub and "Gone/Later" in lsub and "Plain" not in lsub
 t.ok("\\Noselect" in lsub.get("Gone/Later", ""), "LSUB: a missing one is \\Noselect")
 t.ok(not any(x.startswith("* LIST") for x in lines), "LSUB answers with LSUB lines")
 t.like(r.cmd('l9b LSUB (SUBSCRIBED) "" "*"')[-1], r"^l9b BAD", "LSUB takes no options")
+
+
+def lsub(cmd):
+    lines = r.cmd(cmd)
+    out = {}
+    for x in lines:
+        m = re.match(r'^\* LSUB \(([^)]*)\) "/" "(.*)"$', x)
+        if m:
+            name = decode(m.group(2))
+            out[name + "#dup" if name in out else name] = m.group(1).split()
+    return out, lines[-1]
+
+
+# LSUB with "%" (RFC 3501 6.3.9): an unsubscribed parent of a subscribed name is \Noselect.
+out, tagged = lsub('l10 LSUB "" "%"')
+t.like(tagged, r"^l10 OK", 'LSUB "" "%"')
+t.ok(out.get(WORK) == ["\\Noselect"],
+     "LSUB %%: the unsubscribed (existing) parent of a subscribed child is \\Noselect: %s"
+     % out.get(WORK))
+t.ok(out.get("Gone") == ["\\Noselect"], "LSUB %: a nonexistent parent too: \\Noselect")
+t.ok("INBOX" in out and "\\Noselect" not in out["INBOX"], "LSUB %: INBOX as itself")
+t.ok("%s/项目" % WORK not in out and "Gone/Later" not in out and "Plain" not in out
+     and "Archive" not in out, "LSUB %: nothing else (no children, no unsubscribed names)")
+t.ok(not any(k.endswith("#dup") for k in out), "LSUB %: each name once")
+out, _ = lsub('l11 LSUB "" "*"')
+t.ok(WORK not in out and "Gone" not in out and "%s/项目" % WORK in out,
+     "LSUB *: the subscribed names, no parents")
+out, _ = lsub('l12 LSUB "" "%s/%%"' % utf7(WORK))
+t.ok(list(out) == ["%s/项目" % WORK] and "\\Noselect" not in out["%s/项目" % WORK],
+     "LSUB parent/%%: the subscribed child itself: %s" % out)
+out, _ = lsub('l13 LSUB "Gone/" "%"')
+t.ok(list(out) == ["Gone/Later"], "LSUB with a reference: Gone/Later")
+out, _ = lsub('l14 LSUB "" "G%"')
+t.ok(list(out) == ["Gone"] and out["Gone"] == ["\\Noselect"], "LSUB G%: Gone \\Noselect")
+r.cmd('l15 SUBSCRIBE "%s"' % utf7(WORK))
+out, _ = lsub('l16 LSUB "" "%"')
+t.ok(WORK in out and "\\Noselect" not in out[WORK] and not any(k.endswith("#dup") for k in out),
+     "once subscribed, the parent is listed for itself, once: %s" % out.get(WORK))
+out, _, _ = listing('l17 LIST (SUBSCRIBED) "" "%"')
+t.ok(WORK in out and "\\Subscribed" in out[WORK][0], "LIST (SUBSCRIBED) %: the parent, now subscribed")
+r.cmd('l18 UNSUBSCRIBE "%s"' % utf7(WORK))
+out, _, _ = listing('l19 LIST (SUBSCRIBED) "" "%"')
+t.ok(WORK not in out and "Gone" not in out,
+     "LIST (SUBSCRIBED) %: exactly the subscribed names that match (RFC 5258 3.1), no parents")
 
 # Bad input.
 for tag, cmd, what in [

@@ -152,5 +152,30 @@ else:
     for n in range(4):
         t.ok(False, "subscriptions %d" % n)
 M.logout()
+
+# RENAME and DELETE close the selected mailbox only when they succeed.
+r = Raw(inst, tls=True)
+r.greeting()
+r.login("alice@example.test", "alice-secret")
+r.cmd("d0 CREATE Keep")
+r.cmd("d1 SELECT Keep")
+lines = r.cmd("d2 RENAME Keep Sent")
+t.like(lines[-1], r"^d2 NO", "RENAME onto an existing name: NO")
+t.ok(not any("[CLOSED]" in x for x in lines), "and the selected mailbox stays selected")
+t.like(r.cmd("d3 UID SEARCH ALL")[-1], r"^d3 OK", "still in the selected state")
+lines = r.cmd("d4 RENAME Keep Kept")
+t.ok(lines[-1].startswith("d4 OK") and any("[CLOSED]" in x for x in lines),
+     "RENAME of the selected mailbox: OK, and [CLOSED]")
+t.like(r.cmd("d5 UID SEARCH ALL")[-1], r"^d5 BAD", "no mailbox selected after it")
+r.cmd("d6 SELECT INBOX")
+lines = r.cmd("d7 RENAME INBOX Archive")
+t.ok(lines[-1].startswith("d7 OK") and any("[CLOSED]" in x for x in lines)
+     and not any(x.startswith("* BYE") for x in lines),
+     "RENAME INBOX while INBOX is selected: OK, [CLOSED] (a new, empty INBOX), no BYE")
+r.cmd("d8 SELECT Kept")
+lines = r.cmd("d9 DELETE Kept")
+t.ok(lines[-1].startswith("d9 OK") and any("[CLOSED]" in x for x in lines),
+     "DELETE of the selected mailbox: OK, and [CLOSED]")
+r.close()
 inst.stop()
 t.done()

@@ -13,7 +13,10 @@ DESCRIPTION
     and UID SEARCH answer ESEARCH, no \\Recent in FLAGS, "* OK [CLOSED]"
     when a SELECT replaces a mailbox, STATUS SIZE and DELETED, UNSELECT,
     \\NonExistent for subscribed names that are gone, FETCH BINARY,
-    MOVE with COPYUID, non-synchronising literals of 4096 octets.
+    MOVE with COPYUID, non-synchronising literals of 4096 octets. Under
+    rev2 the SEARCH keys RECENT, NEW and OLD and STATUS RECENT are gone
+    from the grammar: BAD (SEARCH, UID SEARCH, SORT, STATUS, LIST-STATUS);
+    a rev1 session still has them.
 """
 import os
 import re
@@ -137,6 +140,45 @@ msg = message(9, "appended-rev2")
 r.send(b"k2 APPEND Archive {%d+}\r\n" % len(msg) + msg + b"\r\n")
 lines = r.until("k2")
 t.like(lines[-1] if lines else None, r"^k2 OK \[APPENDUID \d+ \d+\]", "APPEND with {n+}: APPENDUID")
+
+# --- \Recent is gone from rev2 (RFC 9051 6.4.4 grammar, appendix E) ----------------
+r.cmd("v0 SELECT INBOX")
+for k, key in enumerate(("RECENT", "NEW", "OLD", "UNRECENT", "NOT RECENT", "OR NEW SEEN",
+                         "(ALL OLD)", "recent")):
+    lines = r.cmd("v%d SEARCH %s" % (k + 1, key))
+    t.ok(lines[-1].startswith("v%d BAD" % (k + 1)) and not has(lines, r"^\* (E?SEARCH)"),
+         "rev2 SEARCH %s: BAD, no result" % key)
+lines = r.cmd("v20 UID SEARCH RETURN (COUNT) OLD")
+t.like(lines[-1], r"^v20 BAD", "rev2 UID SEARCH RETURN (COUNT) OLD: BAD")
+lines = r.cmd("v21 SORT (ARRIVAL) UTF-8 NEW")
+t.like(lines[-1], r"^v21 BAD", "rev2 SORT with NEW: BAD")
+lines = r.cmd("v22 STATUS INBOX (MESSAGES RECENT)")
+t.ok(lines[-1].startswith("v22 BAD") and not has(lines, r"^\* STATUS"),
+     "rev2 STATUS (RECENT): BAD")
+lines = r.cmd('v23 LIST "" "INBOX" RETURN (STATUS (RECENT))')
+t.like(lines[-1], r"^v23 BAD", "rev2 LIST RETURN (STATUS (RECENT)): BAD")
+lines = r.cmd("v24 SEARCH UNSEEN")
+t.ok(lines[-1].startswith("v24 OK") and has(lines, r'^\* ESEARCH \(TAG "v24"\)'),
+     "rev2 SEARCH UNSEEN still works")
+lines = r.cmd("v25 STATUS INBOX (MESSAGES UNSEEN)")
+t.ok(lines[-1].startswith("v25 OK"), "rev2 STATUS without RECENT: OK")
+t.ok(r.cmd("v26 NOOP")[-1].startswith("v26 OK"), "server still serving")
+r.cmd("z LOGOUT")
+r.close()
+
+# --- a rev1 session keeps the rev1 keys ---------------------------------------------
+r = session()
+r.cmd("w0 SELECT INBOX")
+lines = r.cmd("w1 SEARCH RECENT")
+t.ok(has(lines, r"^\* SEARCH$") and lines[-1].startswith("w1 OK"), "rev1 SEARCH RECENT: OK, none")
+lines = r.cmd("w2 SEARCH NEW")
+t.ok(has(lines, r"^\* SEARCH$") and lines[-1].startswith("w2 OK"), "rev1 SEARCH NEW: OK, none")
+lines = r.cmd("w3 SEARCH OLD")
+t.ok(has(lines, r"^\* SEARCH 1 2$") and lines[-1].startswith("w3 OK"), "rev1 SEARCH OLD: all")
+lines = r.cmd("w4 STATUS INBOX (RECENT)")
+t.ok(has(lines, r"^\* STATUS \"?INBOX\"? \(RECENT 0\)$"), "rev1 STATUS RECENT 0")
+lines = r.cmd("w5 SEARCH UNRECENT")
+t.like(lines[-1], r"^w5 BAD", "UNRECENT is no key in rev1 either: BAD")
 r.cmd("z LOGOUT")
 r.close()
 inst.stop()

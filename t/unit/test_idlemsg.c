@@ -4,7 +4,10 @@
  * DESCRIPTION
  *	A blob with a TLS stream state decodes to the same fields; a TLS flag
  *	without a state, a state without the flag, a state longer than any
- *	tlsrec blob, a truncated blob and trailing bytes are refused. WATCH:
+ *	tlsrec blob, a truncated blob and trailing bytes are refused. The
+ *	hand-over id sits where the hub reads it (IDLEMSG_BLOB_ID_OFF);
+ *	PARKED, CANCELLED and CANCEL bodies decode, wrong lengths and types
+ *	are refused. WATCH:
  *	a plain one and a NOTIFY one with mailbox ids (none, some, the
  *	maximum) decode to what was encoded; ids not a multiple of four
  *	octets, a truncated list and trailing bytes are refused. A blob with
@@ -87,6 +90,7 @@ int main(void)
 	p.exists = 7;
 	p.uidnext = 9;
 	p.highestmodseq = 1234567890123ull;
+	p.handover = 0x0123456789abcdefull;
 	p.user = "alice@example.test";
 	p.user_len = (uint16_t)strlen(p.user);
 	p.mailbox = "INBOX";
@@ -102,6 +106,15 @@ int main(void)
 	test_assert(d.highestmodseq == p.highestmodseq);
 	test_assert(d.stream_len == 122 && memcmp(d.stream, state, 122) == 0);
 	test_assert(d.tag_len == 2 && memcmp(d.tag, "i1", 2) == 0);
+	test_assert(d.handover == p.handover);
+	{
+		uint64_t at;
+
+		memcpy(&at, STRBUF_STR(test_buf) + IDLEMSG_BLOB_ID_OFF, 8);
+		test_assert(at == p.handover);
+		test_assert(memcmp(STRBUF_STR(test_buf) + IDLEMSG_BLOB_STR_OFF + 2, p.user,
+				   p.user_len) == 0);
+	}
 	test_end();
 
 	test_begin("TLS flag and stream state must agree");
@@ -138,7 +151,7 @@ int main(void)
 		p.events_read = 42;
 		test_assert(test_blob(&p, 0, 0, &d) == 0);
 		test_assert(d.nids == 3 && d.notify_len == 5 && memcmp(d.notify, "state", 5) == 0);
-		test_assert(d.events_read == 42);
+		test_assert(d.events_read == 42 && d.handover == p.handover);
 		memcpy(&v, d.ids + 8, 4);
 		test_assert(v == 9);
 		test_assert(test_blob(&p, 1, 0, &d) < 0);	/* truncated count */
@@ -187,6 +200,49 @@ int main(void)
 		test_assert(idlemsg_watch_decode((const unsigned char *)STRBUF_STR(b), STRBUF_LEN(b),
 						 &mboxid, &user, &ulen, &notify, &ids, &nids,
 						 &err) < 0);
+		free(err);
+		strbuf_free(&b);
+	}
+	test_end();
+
+	test_begin("hand-over verdicts and CANCEL");
+	{
+		STRBUF *b = strbuf_alloc(16, IDLEMSG_BODY_MAX);
+		struct idlemsg m = { IDLEMSG_PARKED, NULL, 0, -1 };
+		uint64_t id = 0;
+		uint8_t yes = 9;
+		char *err = NULL;
+
+		idlemsg_verdict_encode(b, 1, 42);
+		m.body = (const unsigned char *)STRBUF_STR(b);
+		m.len = STRBUF_LEN(b);
+		test_assert(idlemsg_verdict_decode(&m, &yes, &id, &err) == 0 && yes == 1 && id == 42);
+		m.type = IDLEMSG_CANCELLED;
+		test_assert(idlemsg_verdict_decode(&m, &yes, &id, &err) == 0);
+		m.type = IDLEMSG_EVENT;
+		test_assert(idlemsg_verdict_decode(&m, &yes, &id, &err) < 0 && err != NULL);
+		free(err);
+		err = NULL;
+		m.type = IDLEMSG_PARKED;
+		m.len = 1;	/* the version 1 PARKED: no id */
+		test_assert(idlemsg_verdict_decode(&m, &yes, &id, &err) < 0);
+		free(err);
+		err = NULL;
+		strbuf_reset(b);
+		idlemsg_verdict_encode(b, 2, 42);	/* neither 0 nor 1 */
+		m.body = (const unsigned char *)STRBUF_STR(b);
+		m.len = STRBUF_LEN(b);
+		test_assert(idlemsg_verdict_decode(&m, &yes, &id, &err) < 0);
+		free(err);
+		err = NULL;
+		strbuf_reset(b);
+		idlemsg_put_u64(b, 77);
+		m.type = IDLEMSG_CANCEL;
+		m.body = (const unsigned char *)STRBUF_STR(b);
+		m.len = STRBUF_LEN(b);
+		test_assert(idlemsg_cancel_decode(&m, &id, &err) == 0 && id == 77);
+		m.len = 7;
+		test_assert(idlemsg_cancel_decode(&m, &id, &err) < 0);
 		free(err);
 		strbuf_free(&b);
 	}

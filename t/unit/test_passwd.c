@@ -7,7 +7,8 @@
  *	slappasswd -h {SSHA}/{SHA} and, with -o module-load=pw-sha2,
  *	{SSHA256}/{SHA512} (slapd 2.5); mkpasswd -m yescrypt/sha512crypt/
  *	sha256crypt/bcrypt/md5crypt (whois 5.5); openssl passwd -6; the
- *	argon2 command line tool (20171227); python3 hashlib for the salted
+ *	argon2 command line tool (20171227, Debian's libargon2: the values
+ *	with 16-byte salts check libsodium's Argon2id against it); python3 hashlib for the salted
  *	digests with chosen salts. The {ARGON2I} "password"/"somesalt" value
  *	is the reference implementation's published test vector.
  */
@@ -58,6 +59,16 @@ static const struct vector vectors[] = {
 	  "zUgFUQGpoaPVxYc", PW },
 	{ "{Argon2id}$argon2id$v=16$m=4096,t=2,p=1$c29tZXNhbHQxMjM$AhBemMy3mhnInUXm3f+6cJIr8Rb4"
 	  "gmkUGe0nCBqooQg", PW },
+	/*
+	 * the same tool, 16-byte salts: Argon2id version 19 with p=1 is
+	 * computed by libsodium (first and third), p=2 by libargon2
+	 */
+	{ "{ARGON2ID}$argon2id$v=19$m=4096,t=2,p=1$MDEyMzQ1Njc4OWFiY2RlZg$L6c7kPn0Q0+pwt7HHxzhhB+QG"
+	  "g1khTPaRz9eiHBu/eM", PW },
+	{ "{ARGON2ID}$argon2id$v=19$m=4096,t=2,p=2$MDEyMzQ1Njc4OWFiY2RlZg$sha9v/5C2oRdlbsKMsYbYp3X1"
+	  "nB8zF9ALq4Lznpq2k8", PW },
+	{ "{ARGON2ID}$argon2id$v=19$m=16384,t=1,p=1$MDEyMzQ1Njc4OWFiY2RlZg$pLDaonrLRH25+plLtGPiDvR6"
+	  "DGA8khlQJR1seaOKqjW5n7wk3MXiqsy+4RnWVCZbIBEpvWIWNCeXblkpL5NkhA", PW },
 	{ "{ARGON2I}$argon2i$v=19$m=4096,t=3,p=2$c29tZXNhbHQxMjM$SntUhqKESlOGsjovQlkBTHg1QjdQr1"
 	  "l7E700/AiqCM4", PW },
 	{ "{ARGON2I}$argon2i$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$wWKIMhR9lyDFvRz9YTZweHKfbftvj+qf+"

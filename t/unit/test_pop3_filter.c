@@ -92,6 +92,81 @@ static void test_top(void)
 	test_end();
 }
 
+/* ref_run - the filter's rules one octet at a time, to check the line-wise one against */
+static size_t ref_run(struct pop3_filter *f, const char *in, size_t len, char *out)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len && !f->stop; i++) {
+		char c = in[i];
+
+		if (f->bol && c == '.')
+			out[o++] = '.';
+		if (c == '\n' && !f->prev_cr)
+			out[o++] = '\r';
+		out[o++] = c;
+		f->prev_cr = (c == '\r');
+		f->bol = (c == '\n');
+		if (c != '\n') {
+			if (c != '\r')
+				f->line_len++;
+			continue;
+		}
+		if (f->in_body)
+			f->body_lines++;
+		else if (f->line_len == 0)
+			f->in_body = true;
+		f->line_len = 0;
+		if (f->top >= 0 && f->in_body && f->body_lines >= f->top)
+			f->stop = true;
+	}
+	return o;
+}
+
+static void test_random(void)
+{
+	static const char alphabet[] = "..\r\r\n\n\nab";
+	char in[200], want[2 * 200 + POP3_FILTER_END], got[2 * 200 + POP3_FILTER_END];
+	struct pop3_filter fr, fg;
+	unsigned seed = 12345;
+	bool same = true;
+
+	test_begin("random dots, CRs and LFs in random pieces: as one octet at a time");
+	for (int round = 0; round < 20000 && same; round++) {
+		size_t len, wo = 0, go = 0, at = 0;
+		long top;
+
+		seed = seed * 1103515245 + 12345;
+		len = (seed >> 8) % sizeof(in);
+		top = (long)((seed >> 20) % 6) - 1;
+		for (size_t i = 0; i < len; i++) {
+			seed = seed * 1103515245 + 12345;
+			in[i] = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
+		}
+		pop3_filter_init(&fr, top);
+		pop3_filter_init(&fg, top);
+		wo = ref_run(&fr, in, len, want);
+		while (at < len) {
+			size_t piece;
+
+			seed = seed * 1103515245 + 12345;
+			piece = 1 + (seed >> 16) % 7;
+			if (piece > len - at)
+				piece = len - at;
+			go += pop3_filter_run(&fg, in + at, piece, got + go);
+			at += piece;
+		}
+		wo += pop3_filter_finish(&fr, want + wo);
+		go += pop3_filter_finish(&fg, got + go);
+		same = wo == go && memcmp(want, got, wo) == 0 && fr.stop == fg.stop
+		       && fr.body_lines == fg.body_lines && fr.in_body == fg.in_body;
+		if (!same)
+			printf("# round %d: %zu octets, top %ld\n", round, len, top);
+	}
+	test_assert(same);
+	test_end();
+}
+
 static void test_bound(void)
 {
 	size_t len = 100000;
@@ -119,5 +194,6 @@ int main(void)
 	test_retr();
 	test_top();
 	test_bound();
+	test_random();
 	return test_done();
 }

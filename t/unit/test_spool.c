@@ -91,6 +91,25 @@ static char *read_all(uint64_t msgid, size_t *len_r)
 	return buf;
 }
 
+/* next_same - does spool_reader_next() give what read_all() gives, in pieces of 1000? */
+static bool next_same(uint64_t msgid, const char *want, size_t wlen)
+{
+	char *err = NULL;
+	SPOOL_READER *r = spool_reader_open(msgid, &err);
+	const void *data;
+	size_t off = 0;
+	ssize_t n;
+	bool same = r != NULL;
+
+	free(err);
+	while (same && (n = spool_reader_next(r, &data, 1000)) > 0) {
+		same = n <= 1000 && off + (size_t)n <= wlen && memcmp(data, want + off, (size_t)n) == 0;
+		off += (size_t)n;
+	}
+	spool_reader_close(&r);
+	return same && n == 0 && off == wlen;
+}
+
 /* msg_bytes - what make_msg() wrote, for comparison */
 static char *msg_bytes(const char *subject, size_t n, size_t *len_r)
 {
@@ -141,7 +160,7 @@ static void test_deliver_shared(void)
 	struct spool_rcpt r[3] = { { .user = "a@x" }, { .user = "b@x" }, { .user = "c@x" } };
 	struct spool_mbox_info info;
 	struct spool_mail *mails = NULL;
-	SPOOL_READER *rd;
+	SPOOL_READER *rd, *rd2;
 	uint64_t msgid = 0, bytes;
 	uint32_t msgs, uid;
 	char *err = NULL, *got, *want, buf[16];
@@ -160,6 +179,7 @@ static void test_deliver_shared(void)
 	got = read_all(msgid, &glen);
 	test_assert(got != NULL && glen == wlen && memcmp(got, want, wlen) == 0);
 	free(got);
+	test_assert(next_same(msgid, want, wlen));
 	test_assert(spool_usage("a@x", &bytes, &msgs, &err) == 0 && bytes == wlen && msgs == 1);
 
 	/* Expunging from two leaves it; from the third removes it and its body. */
@@ -176,6 +196,8 @@ static void test_deliver_shared(void)
 
 	rd = spool_reader_open(msgid, &err);
 	test_assert(rd != NULL && spool_reader_read(rd, buf, sizeof(buf)) == sizeof(buf));
+	rd2 = spool_reader_open(msgid, &err);
+	test_assert(rd2 != NULL);
 	test_assert(spool_expunge("c@x", "INBOX", &uid, 1, &err) == 0);
 	test_assert(spool_reader_open(msgid, &err) == NULL);
 	test_assert(err != NULL && strstr(err, "no message") != NULL);
@@ -189,6 +211,15 @@ static void test_deliver_shared(void)
 		test_assert(got_n == SPOOL_CHUNK - (ssize_t)sizeof(buf));
 		test_assert(spool_reader_read(rd, big, sizeof(big)) == -1 && errno == ESTALE);
 	}
+	/* The same without a copy: the first chunk (read with the MSG record), then ESTALE. */
+	{
+		const void *data;
+
+		test_assert(spool_reader_next(rd2, &data, SPOOL_CHUNK * 2) == SPOOL_CHUNK
+			    && memcmp(data, want, SPOOL_CHUNK) == 0);
+		test_assert(spool_reader_next(rd2, &data, 1) == -1 && errno == ESTALE);
+	}
+	spool_reader_close(&rd2);
 	spool_reader_close(&rd);
 	test_assert(rd == NULL);
 	free(want);

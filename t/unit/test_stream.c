@@ -341,7 +341,7 @@ static void test_write(void)
 	pid_t pid;
 	long total = 0;
 
-	test_begin("buffered writes and flush deliver everything in order");
+	test_begin("buffered writes, reserved writes and flush deliver everything in order");
 	pair(fds);
 	if ((pid = fork()) == 0) {
 		/* the child counts bytes and lines, then answers */
@@ -372,7 +372,15 @@ static void test_write(void)
 		char text[64];
 		int n = snprintf(text, sizeof(text), "line %d\r\n", i);
 		total += n;
-		test_assert(stream_printf(s, "line %d\r\n", i) == 0);
+		if (i % 3 == 0) {	/* straight into the buffer, reserving more than used */
+			char *at = stream_reserve(s, 40000);
+
+			test_assert(at != NULL);
+			memcpy(at, text, (size_t)n);
+			stream_commit(s, (size_t)n);
+		} else {
+			test_assert(stream_printf(s, "line %d\r\n", i) == 0);
+		}
 	}
 	test_assert(stream_puts(s, "END\r\n") == 0);
 	test_assert(stream_flush(s) == 0);
@@ -409,6 +417,7 @@ static void test_write(void)
 	test_assert(stream_flush(s) < 0);
 	test_assert(stream_status(s) == STREAM_ERROR);
 	test_assert(stream_puts(s, "again") < 0);
+	test_assert(stream_reserve(s, 10) == NULL);
 	stream_close(&s);
 	close(fds[0]);
 	test_end();

@@ -1,0 +1,671 @@
+/*
+ * NAME
+ *	caiyou-queued - the queue runner: remote SMTP delivery with retries
+ * SYNOPSIS
+ *	caiyou-queued -c caiyou.conf [-f] [-v]
+ * DESCRIPTION
+ *	One process per instance, started by cyctl after the mta. It binds
+ *	nothing. A small master holds the pid file (run_dir/queued.pid,
+ *	locked for its life like the prefork daemons'), drops privileges and
+ *	forks the runner, which is the only process that opens the spool; a
+ *	runner that dies is replaced after a pause, and after an unclean
+ *	death the master first forks a short check that joins the spool, so
+ *	that Berkeley DB releases what the dead runner held (as share/server.c
+ *	does for workers).
+ *
+ *	The runner loops: it takes the due entries of the queue
+ *	(spool_queue_due(), at most QUEUED_BATCH at a time), groups the
+ *	recipients of one message at one domain, looks up the domain's MX
+ *	hosts (share/dns.c: RFC 5321 5.1 order, the implicit MX, null MX) and
+ *	their A and AAAA addresses, and delivers with share/smtp_client.c
+ *	(opportunistic STARTTLS, PIPELINING) to queue_smtp_port, trying the
+ *	addresses in order until one server takes the transaction. Each
+ *	recipient's outcome is recorded at once with spool_queue_result():
+ *
+ *	  250 after the data		delivered (never sent again: the state
+ *					is final and spool_queue_result() refuses
+ *					to change it)
+ *	  5xx at MAIL, RCPT, DATA, end	failed (kept: bounces come later)
+ *	  4xx, no server reached, a
+ *	  DNS temporary failure		deferred, next try after queue_retry_min
+ *					doubled per attempt, at most
+ *					queue_retry_max; failed once the entry
+ *					is older than queue_lifetime
+ *	  NXDOMAIN, null MX		failed (5.1.2, 5.1.10)
+ *
+ *	Then it sleeps queue_run_interval, or until SIGUSR1 (cyctl queue
+ *	flush sends it to the master, which passes it on). New mail does not
+ *	wake it: it is found on the next round.
+ *
+ *	Not yet (later releases): bounces and delay DSNs (failed entries stay
+ *	recorded), routes and source addresses, connection reuse across
+ *	messages, per-destination concurrency, DKIM.
+ *
+ *	Configuration: run_dir, spool_dir, user, log_file, syslog_facility,
+ *	hostname, dns_servers, dns_timeout, dns_tries, queue_*.
+ * SECURITY
+ *	Started as root only to take the pid file; runs as the "user" of
+ *	caiyou.conf (setgroups, setresgid, setresuid, checked) before it
+ *	opens the spool or talks to the network. What remote servers and the
+ *	DNS send is parsed by share/smtp_client.c and share/dns.c with their
+ *	limits; a reply is kept in the spool cut to SPOOL_QUEUE_REPLY_MAX.
+ * STANDARDS
+ *	RFC 5321 4.5.4 (retry strategy), 5.1 (locating the target host),
+ *	6.1 (reliable delivery); RFC 3207 (STARTTLS); RFC 7505 (null MX).
+ */
+#include "sys_defs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/ssl.h>
+
+#include "conf.h"
+#include "dns.h"
+#include "msg.h"
+#include "server.h"
+#include "smtp_client.h"
+#include "spool.h"
+#include "tls.h"
+#include "xmalloc.h"
+
+#define QUEUED_SERVICE		"queued"
+#define QUEUED_BATCH		100	/* entries taken from the spool per round */
+#define QUEUED_GROUP_MAX	100	/* recipients of one message in one transaction */
+#define QUEUED_MX_MAX		10	/* MX hosts tried per delivery */
+#define QUEUED_ADDR_MAX		20	/* addresses tried per delivery */
+#define QUEUED_RESTART_PAUSE	2	/* seconds before a dead runner is replaced */
+
+static const char *queued_conf;
+static bool queued_foreground;
+static volatile sig_atomic_t queued_stop, queued_wake;
+static pid_t queued_runner;
+static int queued_pidfd = -1;
+static char *queued_pidpath;
+
+/* In the runner. */
+static DNS_CTX *queued_dns;
+static SSL_CTX *queued_tls;
+static char queued_helo[256];
+
+/* What one delivery attempt decided for one recipient. */
+struct queued_rcpt {
+	struct spool_queue_entry *e;
+	enum spool_queue_state state;	/* PENDING: not decided yet */
+	char *reply;
+};
+
+/* queued_on_signal - SIGTERM/SIGINT stop, SIGUSR1/SIGHUP wake the runner */
+static void queued_on_signal(int sig)
+{
+	if (sig == SIGUSR1 || sig == SIGHUP) {
+		queued_wake = 1;
+		if (queued_runner > 0)
+			(void)kill(queued_runner, SIGUSR1);
+	} else {
+		queued_stop = 1;
+		if (queued_runner > 0)
+			(void)kill(queued_runner, SIGTERM);
+	}
+}
+
+/* queued_signals - install the handlers (no SA_RESTART: sleeps end early) */
+static void queued_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = queued_on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* queued_sleep - wait up to secs seconds, less when woken or stopped */
+static void queued_sleep(unsigned secs)
+{
+	struct timespec ts = { (time_t)secs, 0 };
+
+	while (!queued_stop && !queued_wake && nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		continue;
+}
+
+/* queued_backoff - seconds before the next try after attempts failed tries */
+static time_t queued_backoff(uint32_t attempts)
+{
+	time_t min = conf_time("queue_retry_min"), max = conf_time("queue_retry_max"), d = min;
+
+	if (min == 0)
+		min = d = 1;
+	for (uint32_t i = 0; i < attempts && d < max; i++)
+		d *= 2;
+	return d > max && max > 0 ? max : d;
+}
+
+/* queued_decide - one recipient's outcome, unless already decided */
+static void queued_decide(struct queued_rcpt *r, enum spool_queue_state state, const char *reply)
+{
+	if (r->state != SPOOL_QUEUE_PENDING)
+		return;
+	r->state = state;
+	r->reply = xstrdup(reply);
+}
+
+/* queued_decide_all - every undecided recipient of the group */
+static void queued_decide_all(struct queued_rcpt *r, size_t n, enum spool_queue_state state,
+			      const char *reply)
+{
+	for (size_t i = 0; i < n; i++)
+		queued_decide(&r[i], state, reply);
+}
+
+/* queued_record - write each recipient's outcome to the spool */
+static void queued_record(struct queued_rcpt *r, size_t n, const char *relay)
+{
+	time_t now = time(NULL), lifetime = conf_time("queue_lifetime"), next = 0;
+	enum spool_queue_state state;
+	char *error = NULL, *reply;
+
+	for (size_t i = 0; i < n; i++) {
+		queued_decide(&r[i], SPOOL_QUEUE_DEFERRED, "451 4.4.1 not delivered");
+		state = r[i].state;
+		reply = xstrdup(r[i].reply);
+		if (state == SPOOL_QUEUE_DEFERRED) {
+			if (lifetime > 0 && now - r[i].e->created >= lifetime) {
+				state = SPOOL_QUEUE_FAILED;
+				free(reply);
+				reply = xasprintf("%s (gave up: in the queue longer than %lld s)",
+						  r[i].reply, (long long)lifetime);
+			} else {
+				next = now + queued_backoff(r[i].e->attempts);
+			}
+		}
+		if (spool_queue_result(r[i].e->qid, state, reply, next, &error) < 0) {
+			msg_warn("q%llu: recording %s: %s", (unsigned long long)r[i].e->qid,
+				 spool_queue_state_name(state), error);
+			free(error);
+			error = NULL;
+		} else {
+			msg_info("q%llu: msgid=%llu to=<%s> relay=%s attempts=%u status=%s (%s)",
+				 (unsigned long long)r[i].e->qid, (unsigned long long)r[i].e->msgid,
+				 r[i].e->rcpt, relay ? relay : "none", r[i].e->attempts + 1,
+				 spool_queue_state_name(state), reply);
+		}
+		free(reply);
+	}
+}
+
+/* queued_read - smtp_reader over a stored message */
+static ssize_t queued_read(void *context, char *buf, size_t len, char **error_r)
+{
+	ssize_t n = spool_reader_read(context, buf, len);
+
+	if (n < 0)
+		*error_r = xasprintf("reading the message: %s", strerror(errno));
+	return n;
+}
+
+/* queued_client_conf - the SMTP client settings of one connection */
+static void queued_client_conf(struct smtp_client_conf *c, const char *host)
+{
+	unsigned t = conf_time("queue_smtp_timeout");
+
+	memset(c, 0, sizeof(*c));
+	c->helo_name = queued_helo;
+	c->connect_timeout = conf_time("queue_connect_timeout");
+	c->greeting_timeout = c->command_timeout = c->data_timeout = t;
+	c->final_timeout = 2 * t;
+	c->tls = queued_tls != NULL ? SMTP_TLS_MAY : SMTP_TLS_NONE;
+	c->tls_ctx = queued_tls;
+	c->tls_servername = host;
+}
+
+/*
+ * queued_try_addr - one SMTP session to one address. Returns 1 when a server
+ * took the transaction (every recipient it decided is decided), 0 to try the
+ * next address (*last_r says why).
+ */
+static int queued_try_addr(const char *host, const char *addr, SPOOL_READER *reader,
+			   struct queued_rcpt *r, size_t n, char **last_r)
+{
+	struct smtp_client_conf conf;
+	struct smtp_envelope env;
+	struct smtp_rcpt *rcpts = xcalloc(n, sizeof(*rcpts));
+	struct smtp_reply hello = { 0 };
+	SMTP_CLIENT *c;
+	char *error = NULL, *text;
+	size_t m = 0, *map = xcalloc(n, sizeof(*map));
+	int rc, done = 0;
+
+	queued_client_conf(&conf, host);
+	if ((c = smtp_client_connect(&conf, addr, (unsigned)conf_int("queue_smtp_port"),
+				     &error)) == NULL) {
+		free(*last_r);
+		*last_r = xasprintf("451 4.4.1 %s[%s]: %s", host, addr, error);
+		goto out;
+	}
+	if (smtp_client_hello(c, &hello, &error) < 0 || hello.code / 100 != 2) {
+		text = error ? xstrdup(error) : smtp_reply_str(&hello);
+		free(*last_r);
+		/* RFC 5321 3.8, 5.1: a refused greeting sends us to the next host */
+		*last_r = xasprintf("451 4.4.2 %s[%s] greeting: %s", host, addr, text);
+		free(text);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (r[i].state != SPOOL_QUEUE_PENDING)
+			continue;
+		rcpts[m].address = r[i].e->rcpt;
+		map[m++] = i;
+	}
+	memset(&env, 0, sizeof(env));
+	env.sender = r[0].e->sender;
+	env.size = (size_t)spool_reader_size(reader);
+	env.body_8bit = true;
+	env.rcpts = rcpts;
+	env.nrcpts = m;
+	if (spool_reader_seek(reader, 0) < 0) {
+		free(*last_r);
+		*last_r = xasprintf("451 4.3.0 cannot rewind the stored message");
+		goto out;
+	}
+	rc = smtp_client_send(c, &env, queued_read, reader, &error);
+	done = env.mail_reply.code != 0;
+	for (size_t j = 0; j < m; j++) {
+		struct queued_rcpt *q = &r[map[j]];
+		struct smtp_rcpt *s = &rcpts[j];
+		char *said;
+
+		if (s->stage == SMTP_STAGE_NONE) {
+			if (error != NULL) {
+				free(*last_r);
+				*last_r = xasprintf("451 4.4.2 %s[%s]: %s", host, addr, error);
+			}
+			continue;	/* lost before a decision: the caller defers it */
+		}
+		said = smtp_reply_str(&s->reply);
+		text = xasprintf("%s[%s] said: %s", host, addr, said);
+		free(said);
+		if (s->stage == SMTP_STAGE_DOT && s->reply.code == 250)
+			queued_decide(q, SPOOL_QUEUE_DELIVERED, text);
+		else if (s->reply.code / 100 == 5)
+			queued_decide(q, SPOOL_QUEUE_FAILED, text);
+		else
+			queued_decide(q, SPOOL_QUEUE_DEFERRED, text);
+		free(text);
+	}
+	if (rc == 0)
+		smtp_client_quit(c);
+	smtp_reply_clear(&env.mail_reply);
+	smtp_reply_clear(&env.data_reply);
+	smtp_reply_clear(&env.final_reply);
+	for (size_t j = 0; j < m; j++)
+		smtp_reply_clear(&rcpts[j].reply);
+out:
+	free(error);
+	smtp_reply_clear(&hello);
+	smtp_client_close(&c);
+	free(rcpts);
+	free(map);
+	return done;
+}
+
+/* queued_host_addrs - the addresses of one MX host, A then AAAA, into addrs */
+static void queued_host_addrs(const char *host, char **addrs, size_t *n, char **last_r)
+{
+	enum dns_type types[2] = { DNS_T_A, DNS_T_AAAA };
+	struct dns_result *res;
+
+	for (int t = 0; t < 2; t++) {
+		res = dns_lookup(queued_dns, host, types[t]);
+		if (res->status == DNS_OK) {
+			for (size_t i = 0; i < res->count && *n < QUEUED_ADDR_MAX; i++)
+				addrs[(*n)++] = xasprintf("%s\t%s", host, res->rr[i].data);
+		} else if (res->status == DNS_TEMPFAIL || res->status == DNS_TIMEOUT) {
+			free(*last_r);
+			*last_r = xasprintf("451 4.4.3 %s: %s", host,
+					    res->why ? res->why : dns_status_str(res->status));
+		}
+		dns_result_free(&res);
+	}
+}
+
+/* queued_deliver_group - recipients of one message at one domain */
+static void queued_deliver_group(struct spool_queue_entry *e, size_t n)
+{
+	struct queued_rcpt *r = xcalloc(n, sizeof(*r));
+	const char *domain = strrchr(e[0].rcpt, '@') + 1;
+	char *addrs[QUEUED_ADDR_MAX], *last = NULL, *error = NULL, *relay = NULL;
+	struct dns_result *mx = NULL;
+	SPOOL_READER *reader;
+	size_t naddr = 0;
+
+	for (size_t i = 0; i < n; i++)
+		r[i].e = &e[i];
+	if ((reader = spool_reader_open(e[0].msgid, &error)) == NULL) {
+		msg_warn("msgid=%llu: %s", (unsigned long long)e[0].msgid, error);
+		queued_decide_all(r, n, SPOOL_QUEUE_DEFERRED, "451 4.3.0 cannot read the stored message");
+		free(error);
+		goto record;
+	}
+	if (domain[0] == '[') {
+		/* an address literal: [192.0.2.1] or [IPv6:2001:db8::1] */
+		size_t len = strlen(domain);
+		const char *a = domain + 1;
+
+		if (strncasecmp(a, "IPv6:", 5) == 0)
+			a += 5;
+		if (len > 2 && domain[len - 1] == ']')
+			addrs[naddr++] = xasprintf("%s\t%.*s", domain, (int)(domain + len - 1 - a), a);
+	} else {
+		mx = dns_lookup_mx(queued_dns, domain);
+		switch (mx->status) {
+		case DNS_OK:
+			if (mx->null_mx) {
+				queued_decide_all(r, n, SPOOL_QUEUE_FAILED,
+						  "556 5.1.10 the domain accepts no mail (null MX)");
+				goto record;
+			}
+			for (size_t i = 0; i < mx->count && i < QUEUED_MX_MAX; i++)
+				queued_host_addrs(mx->rr[i].data, addrs, &naddr, &last);
+			break;
+		case DNS_NXDOMAIN:
+		case DNS_BADNAME:
+		case DNS_NODATA:
+			break;
+		default:
+			last = xasprintf("451 4.4.3 MX of %s: %s", domain,
+					 mx->why ? mx->why : dns_status_str(mx->status));
+			break;
+		}
+		if (naddr == 0 && last == NULL) {
+			/* no such domain, or no address for any of its hosts */
+			char *t = xasprintf("550 5.1.2 %s: %s", domain, mx->status == DNS_OK
+					    ? "no address for its mail servers"
+					    : mx->why ? mx->why : dns_status_str(mx->status));
+
+			queued_decide_all(r, n, SPOOL_QUEUE_FAILED, t);
+			free(t);
+			goto record;
+		}
+	}
+	for (size_t i = 0; i < naddr; i++) {
+		char *tab = strchr(addrs[i], '\t');
+
+		*tab = '\0';
+		if (queued_try_addr(addrs[i], tab + 1, reader, r, n, &last)) {
+			relay = xasprintf("%s[%s]", addrs[i], tab + 1);
+			break;
+		}
+		if (queued_stop)
+			break;
+	}
+	if (last == NULL)
+		last = xasprintf("451 4.4.1 no server of %s could be reached", domain);
+	queued_decide_all(r, n, SPOOL_QUEUE_DEFERRED, last);
+record:
+	queued_record(r, n, relay);
+	for (size_t i = 0; i < naddr; i++)
+		free(addrs[i]);
+	for (size_t i = 0; i < n; i++)
+		free(r[i].reply);
+	free(r);
+	free(last);
+	free(relay);
+	dns_result_free(&mx);
+	spool_reader_close(&reader);
+}
+
+/* queued_same_group - may b travel in a's transaction (same message, sender, domain)? */
+static bool queued_same_group(const struct spool_queue_entry *a, const struct spool_queue_entry *b)
+{
+	return a->msgid == b->msgid && strcmp(a->sender, b->sender) == 0
+	       && strcasecmp(strrchr(a->rcpt, '@'), strrchr(b->rcpt, '@')) == 0;
+}
+
+/* queued_round - one pass over the due entries; returns how many it took */
+static size_t queued_round(void)
+{
+	struct spool_queue_entry *e = NULL;
+	char *error = NULL;
+	size_t n = 0, i, j, k;
+	bool *done;
+
+	if (spool_queue_due(time(NULL), QUEUED_BATCH, &e, &n, &error) < 0) {
+		msg_warn("reading the queue: %s", error);
+		free(error);
+		return 0;
+	}
+	done = xcalloc(n, sizeof(*done));
+	for (i = 0; i < n && !queued_stop; i++) {
+		struct spool_queue_entry *g;
+
+		if (done[i])
+			continue;
+		if (strchr(e[i].rcpt, '@') == NULL) {
+			/* spool_queue_deliver() takes what mta checked; guard anyway */
+			if (spool_queue_result(e[i].qid, SPOOL_QUEUE_FAILED, "553 5.1.3 bad address",
+					       0, &error) < 0) {
+				msg_warn("q%llu: %s", (unsigned long long)e[i].qid, error);
+				free(error);
+				error = NULL;
+			}
+			done[i] = true;
+			continue;
+		}
+		g = xcalloc(QUEUED_GROUP_MAX, sizeof(*g));
+		for (j = i, k = 0; j < n && k < QUEUED_GROUP_MAX; j++) {
+			if (!done[j] && strchr(e[j].rcpt, '@') != NULL && queued_same_group(&e[i], &e[j])) {
+				g[k++] = e[j];	/* shallow: e keeps the strings */
+				done[j] = true;
+			}
+		}
+		queued_deliver_group(g, k);
+		free(g);
+	}
+	free(done);
+	spool_queue_free(&e, n);
+	return n;
+}
+
+/* queued_helo_name - hostname of caiyou.conf, else the system's */
+static void queued_helo_name(void)
+{
+	const char *h = conf_str("hostname");
+
+	if (h != NULL && *h != '\0')
+		snprintf(queued_helo, sizeof(queued_helo), "%s", h);
+	else if (gethostname(queued_helo, sizeof(queued_helo) - 1) < 0)
+		snprintf(queued_helo, sizeof(queued_helo), "localhost");
+}
+
+/* queued_run - the runner: open the spool and DNS, deliver until told to stop */
+static void queued_run(void)
+{
+	char *dir = conf_path("spool_dir"), *error = NULL;
+	uint64_t env_id;
+
+	msg_set_prefix("runner");
+	if (dir == NULL)
+		msg_fatal("spool_dir is not set");
+	if (spool_open(dir, 0, &error) < 0)
+		msg_fatal("%s", error);
+	env_id = spool_env_id(dir);
+	if ((queued_dns = dns_open(&error)) == NULL)
+		msg_fatal("%s", error);
+	if ((queued_tls = tls_client_ctx(false, &error)) == NULL) {
+		msg_warn("no TLS for outbound mail: %s", error);
+		free(error);
+		error = NULL;
+	}
+	queued_helo_name();
+	while (!queued_stop) {
+		size_t n;
+
+		queued_wake = 0;
+		n = queued_round();
+		/* recovered by another process: this handle is stale (as server.c's workers) */
+		if (spool_panicked() || spool_env_id(dir) != env_id)
+			msg_fatal("the spool was recovered or needs recovery; starting again");
+		if (n < QUEUED_BATCH)
+			queued_sleep(conf_time("queue_run_interval"));
+	}
+	dns_close(&queued_dns);
+	if (queued_tls != NULL)
+		SSL_CTX_free(queued_tls);
+	spool_close();
+	free(dir);
+	exit(0);
+}
+
+/* queued_spool_check - join and leave the spool: releases what a dead runner held */
+static void queued_spool_check(void)
+{
+	char *dir = conf_path("spool_dir"), *error = NULL;
+	pid_t pid;
+	int status;
+
+	if ((pid = fork()) < 0) {
+		msg_warn("fork: %s", strerror(errno));
+	} else if (pid == 0) {
+		if (dir == NULL || spool_open(dir, 0, &error) < 0)
+			msg_fatal("spool check: %s", error ? error : "spool_dir is not set");
+		spool_close();
+		_exit(0);
+	} else {
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			continue;
+	}
+	free(dir);
+}
+
+/* queued_pidfile_lock - take run_dir/queued.pid for the process's life */
+static void queued_pidfile_lock(void)
+{
+	char *run_dir = conf_path("run_dir");
+	struct stat st;
+	uid_t uid;
+	gid_t gid;
+
+	if (run_dir == NULL)
+		msg_fatal("run_dir is not set");
+	if (mkdir(run_dir, 0755) == 0) {
+		if (server_user(&uid, &gid) && chown(run_dir, uid, gid) < 0)
+			msg_fatal("chown %s: %s", run_dir, strerror(errno));
+	} else if (errno != EEXIST) {
+		msg_fatal("mkdir %s: %s", run_dir, strerror(errno));
+	}
+	queued_pidpath = xasprintf("%s/%s.pid", run_dir, QUEUED_SERVICE);
+	free(run_dir);
+	if ((queued_pidfd = open(queued_pidpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644)) < 0)
+		msg_fatal("open %s: %s", queued_pidpath, strerror(errno));
+	if (fstat(queued_pidfd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)
+		msg_fatal("%s is not a plain pid file; remove it", queued_pidpath);
+	if (flock(queued_pidfd, LOCK_EX | LOCK_NB) < 0)
+		msg_fatal("%s is already running (%s)", QUEUED_SERVICE, queued_pidpath);
+	if (server_user(&uid, &gid) && fchown(queued_pidfd, uid, gid) < 0)
+		msg_fatal("chown %s: %s", queued_pidpath, strerror(errno));
+}
+
+/* queued_start - configuration, logging, pid file, privileges */
+static void queued_start(void)
+{
+	char *error = NULL, *log_file, buf[32];
+	int len;
+
+	if (conf_load(queued_conf, &error) < 0)
+		msg_fatal("%s", error);
+	log_file = conf_path("log_file");
+	msg_open(QUEUED_SERVICE, conf_str("syslog_facility"), log_file, true);
+	free(log_file);
+	queued_pidfile_lock();
+	server_drop_privileges();
+	if (!queued_foreground)
+		server_daemonize();
+	len = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (ftruncate(queued_pidfd, 0) < 0 || pwrite(queued_pidfd, buf, (size_t)len, 0) != len)
+		msg_fatal("write %s: %s", queued_pidpath, strerror(errno));
+	queued_signals();
+	msg_info("started: retry %u s to %u s, lifetime %u s, port %lld",
+		 conf_time("queue_retry_min"), conf_time("queue_retry_max"),
+		 conf_time("queue_lifetime"), conf_int("queue_smtp_port"));
+}
+
+/* queued_master - keep one runner alive until told to stop */
+static void queued_master(void)
+{
+	int status;
+	pid_t pid;
+
+	while (!queued_stop) {
+		if ((pid = fork()) < 0) {
+			msg_warn("fork: %s", strerror(errno));
+			queued_sleep(QUEUED_RESTART_PAUSE);
+			continue;
+		}
+		if (pid == 0) {
+			queued_runner = 0;
+			queued_run();
+		}
+		queued_runner = pid;
+		if (queued_stop)
+			(void)kill(pid, SIGTERM);
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			continue;
+		queued_runner = 0;
+		if (queued_stop)
+			break;
+		msg_warn("runner %ld died (%s %d); replacing it", (long)pid,
+			 WIFSIGNALED(status) ? "signal" : "exit status",
+			 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+		queued_spool_check();
+		queued_wake = 0;
+		queued_sleep(QUEUED_RESTART_PAUSE);
+	}
+	if (unlink(queued_pidpath) < 0)
+		msg_warn("remove %s: %s", queued_pidpath, strerror(errno));
+	msg_info("stopped");
+}
+
+int main(int argc, char **argv)
+{
+	int ch;
+
+	msg_open(QUEUED_SERVICE, "", NULL, true);
+	while ((ch = getopt(argc, argv, "c:fv")) != -1) {
+		switch (ch) {
+		case 'c':
+			queued_conf = optarg;
+			break;
+		case 'f':
+			queued_foreground = true;
+			break;
+		case 'v':
+			msg_verbose = true;
+			break;
+		default:
+			fprintf(stderr, "usage: %s -c CONFIG [-f] [-v]\n", argv[0]);
+			return 2;
+		}
+	}
+	if (queued_conf == NULL || optind != argc) {
+		fprintf(stderr, "usage: %s -c CONFIG [-f] [-v]\n", argv[0]);
+		return 2;
+	}
+	queued_start();
+	queued_master();
+	return 0;
+}

@@ -1,0 +1,307 @@
+#!/usr/bin/env python3
+"""
+NAME
+    queue.t - remote delivery: mta queues, caiyou-queued delivers by MX
+
+DESCRIPTION
+    Real peers on loopback: Debian's unbound on a free 127.0.0.1 port
+    serving MX records for the test domains, each pointing at a host on
+    its own 127.0.0.x address, where Postfix's smtp-sink listens on one
+    common port (queue_smtp_port): 127.0.0.2 accepts (ok.test), 127.0.0.3
+    first refuses RCPT with a 4xx (soft.test), 127.0.0.4 refuses RCPT with
+    a 5xx (hard.test); nothing listens on 127.0.0.5 (down.test). The
+    instance uses that unbound (dns_servers).
+
+    Checks: an authenticated user's mail to a remote address is accepted
+    and arrives at the sink with its body, and a local recipient of the
+    same message gets it too; the queue shows it delivered, once. The 4xx
+    peer leaves a deferred entry with a next try and the reply; it stays
+    deferred across a restart of the instance; with the peer fixed, cyctl
+    queue flush gets it delivered. The 5xx peer gives a failed entry. An
+    unauthenticated client is still refused remote recipients (554 5.7.1)
+    and nothing is queued for it. queued runs as a daemon cyctl knows. A
+    second instance with a one-second queue_lifetime: a server that
+    refuses connections is a temporary failure, which becomes final once
+    the entry is older than the lifetime.
+"""
+import os
+import re
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from caiyou import Instance, TAP, TOP, tmpdir  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from smtp_util import Client, inbox  # noqa: E402
+
+TOOL = os.path.join(TOP, "t", "bin", "dns_tool")
+t = TAP()
+HOSTS = {"ok": "127.0.0.2", "soft": "127.0.0.3", "hard": "127.0.0.4", "down": "127.0.0.5"}
+
+
+def free_port_all(hosts):
+    """A TCP port free on every one of hosts."""
+    while True:
+        with socket.socket() as s:
+            s.bind((hosts[0], 0))
+            port = s.getsockname()[1]
+        try:
+            for h in hosts[1:]:
+                with socket.socket() as s:
+                    s.bind((h, port))
+            return port
+        except OSError:
+            continue
+
+
+def free_udp_port():
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                    return port
+                except OSError:
+                    continue
+
+
+class Unbound:
+    """unbound in the foreground with MX records for the test domains."""
+
+    def __init__(self):
+        self.dir = tmpdir("queue-dns")
+        self.port = free_udp_port()
+        zone = ""
+        for name, addr in HOSTS.items():
+            zone += '  local-zone: "%s.test." static\n' % name
+            zone += '  local-data: "%s.test. 300 IN MX 10 mx.%s.test."\n' % (name, name)
+            zone += '  local-data: "mx.%s.test. 300 IN A %s"\n' % (name, addr)
+        conf = os.path.join(self.dir, "unbound.conf")
+        with open(conf, "w") as f:
+            f.write("""server:
+  interface: 127.0.0.1@%d
+  do-daemonize: no
+  username: ""
+  chroot: ""
+  directory: "%s"
+  pidfile: ""
+  use-syslog: no
+  logfile: "%s/unbound.log"
+  verbosity: 1
+  do-ip6: no
+  num-threads: 1
+  module-config: "iterator"
+%s""" % (self.port, self.dir, self.dir, zone))
+        self.proc = subprocess.Popen(["unbound", "-d", "-c", conf],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.time() + 10
+        while True:
+            p = subprocess.run([TOOL, "-s", "127.0.0.1:%d" % self.port, "mx:ok.test"],
+                               capture_output=True, text=True, timeout=30)
+            if " ok " in p.stdout:
+                break
+            if time.time() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("unbound does not answer: " + p.stdout + p.stderr)
+            time.sleep(0.1)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+class Sink:
+    """Postfix's smtp-sink on host:port, one file per message received."""
+
+    def __init__(self, host, port, *opts):
+        self.host, self.port = host, port
+        self.dir = tempfile.mkdtemp(prefix="sink.", dir=os.path.join(TOP, "t", "tmp"))
+        os.chmod(self.dir, 0o777)
+        args = ["smtp-sink", "-h", "sink.test", "-d", self.dir + "/%M.", "-m", "20", "-t", "30"]
+        if os.geteuid() == 0:
+            args += ["-u", "nobody"]
+        self.proc = subprocess.Popen(args + list(opts) + ["%s:%d" % (host, port), "20"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while True:
+            try:
+                socket.create_connection((host, port), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("smtp-sink does not start")
+                time.sleep(0.05)
+        time.sleep(0.1)
+        for name in os.listdir(self.dir):
+            os.unlink(os.path.join(self.dir, name))
+
+    def dumps(self):
+        out = []
+        for name in sorted(os.listdir(self.dir)):
+            with open(os.path.join(self.dir, name), "rb") as f:
+                out.append(f.read())
+        return out
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+        for name in os.listdir(self.dir):
+            os.unlink(os.path.join(self.dir, name))
+        os.rmdir(self.dir)
+
+
+def queue(inst):
+    """cyctl queue list as a list of dicts."""
+    out = inst.ctl("queue", "list").splitlines()
+    head = out[0].split("\t")
+    return [dict(zip(head, line.split("\t"))) for line in out[1:]]
+
+
+def wait_for(what, cond, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.2)
+    t.diag("timed out waiting for " + what)
+    return None
+
+
+def entry(inst, rcpt):
+    for e in queue(inst):
+        if e["recipient"] == "<%s>" % rcpt:
+            return e
+    return None
+
+
+def submit(inst, rcpts, subject):
+    s = smtplib.SMTP("127.0.0.1", inst.port("submission"), timeout=30)
+    s.ehlo("client.test")
+    s.login("alice@example.test", "alice-secret")
+    msg = "From: alice@example.test\r\nSubject: %s\r\n\r\nbody of %s\r\n" % (subject, subject)
+    refused = s.sendmail("alice@example.test", rcpts, msg)
+    s.quit()
+    return refused
+
+
+dns = Unbound()
+port = free_port_all(list(HOSTS.values()))
+ok_sink = Sink(HOSTS["ok"], port)
+soft_sink = Sink(HOSTS["soft"], port, "-r", "rcpt")
+hard_sink = Sink(HOSTS["hard"], port, "-f", "rcpt")
+
+inst = Instance("queue", auth_fail_delay="0s", auth_require_tls="no",
+                dns_servers="127.0.0.1:%d" % dns.port, dns_timeout="2s",
+                queue_smtp_port=port, queue_run_interval="1s", queue_retry_min="1h")
+inst.add_domain("example.test")
+inst.add_user("alice@example.test", "alice-secret")
+inst.add_user("bob@example.test", "bob-secret")
+inst.start()
+t.like(inst.ctl("status"), r"queued: running", "cyctl status lists queued")
+
+# 1. Delivered to the remote sink, and locally in the same transaction.
+t.is_(submit(inst, ["friend@ok.test", "bob@example.test"], "hello remote"), {},
+      "authenticated user: remote and local recipients accepted")
+t.is_(inbox(inst, "bob@example.test"), 1, "the local recipient has it at once")
+e = wait_for("delivery to ok.test",
+             lambda: (entry(inst, "friend@ok.test") or {}).get("state") == "delivered"
+             and entry(inst, "friend@ok.test"))
+t.ok(e is not None, "the queue entry for friend@ok.test is delivered")
+if e:
+    t.is_(e["sender"], "<alice@example.test>", "it shows the sender")
+    t.is_(e["attempts"], "1", "after one attempt")
+    t.like(e["last reply"], r"250", "with the peer's 250")
+d = ok_sink.dumps()
+t.is_(len(d), 1, "the sink received one message")
+if d:
+    t.like(d[0].decode(errors="replace"), r"Subject: hello remote", "with its header")
+    t.like(d[0].decode(errors="replace"), r"body of hello remote", "and its body")
+
+# 2. A 5xx peer: failed.
+t.is_(submit(inst, ["nobody@hard.test"], "to hard"), {}, "mail to hard.test accepted")
+e = wait_for("failure at hard.test",
+             lambda: (entry(inst, "nobody@hard.test") or {}).get("state") == "failed"
+             and entry(inst, "nobody@hard.test"))
+t.ok(e is not None, "a 5xx answer makes the entry failed")
+if e:
+    t.like(e["last reply"], r"^mx\.hard\.test\[127\.0\.0\.4\] said: 5\d\d ", "with the peer's 5xx reply kept")
+    t.is_(e["next try"], "-", "and no next try")
+
+# 3. A 4xx peer: deferred with a next try, across a restart; flushed once fixed.
+t.is_(submit(inst, ["later@soft.test"], "to soft"), {}, "mail to soft.test accepted")
+e = wait_for("deferral at soft.test",
+             lambda: (entry(inst, "later@soft.test") or {}).get("state") == "deferred"
+             and entry(inst, "later@soft.test"))
+t.ok(e is not None, "a 4xx answer makes the entry deferred")
+if e:
+    t.like(e["last reply"], r"^mx\.soft\.test\[127\.0\.0\.3\] said: 4\d\d ", "with the peer's 4xx reply kept")
+    t.like(e["next try"], r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$", "and a next try time")
+    if re.match(r"^\d{4}-", e["next try"]):
+        wait = time.mktime(time.strptime(e["next try"], "%Y-%m-%d %H:%M:%S")) - time.time()
+        t.ok(3000 < wait <= 3600, "the next try is queue_retry_min (1h) after the attempt")
+    t.is_(e["attempts"], "1", "after one attempt")
+inst.restart()
+e = entry(inst, "later@soft.test")
+t.ok(e is not None and e["state"] == "deferred", "still deferred after a restart")
+t.ok(entry(inst, "friend@ok.test")["state"] == "delivered", "the delivered entry stays delivered")
+time.sleep(2)
+t.is_(soft_sink.dumps(), [], "not retried before its time")
+soft_sink.stop()
+soft_sink = Sink(HOSTS["soft"], port)
+t.like(inst.ctl("queue", "flush"), r"^1 deferred entry due now; queued woken", "cyctl queue flush")
+e = wait_for("delivery to soft.test after the flush",
+             lambda: (entry(inst, "later@soft.test") or {}).get("state") == "delivered"
+             and entry(inst, "later@soft.test"))
+t.ok(e is not None, "after the flush with the peer fixed it is delivered")
+if e:
+    t.is_(e["attempts"], "2", "on the second attempt")
+t.is_(len(soft_sink.dumps()), 1, "the fixed peer received it once")
+time.sleep(2)
+t.is_(len(ok_sink.dumps()), 1, "the first message was never sent twice")
+
+# 4. No open relay.
+before = len(queue(inst))
+c = Client(inst, "smtp")
+c.reply()
+c.cmd("EHLO client.test")
+t.is_(c.cmd("MAIL FROM:<x@elsewhere.test>")[0], 250, "unauthenticated MAIL")
+code, text = c.cmd("RCPT TO:<friend@ok.test>")
+t.ok(code == 554 and "5.7.1" in text, "unauthenticated relay attempt: 554 5.7.1")
+c.cmd("QUIT")
+c.close()
+t.is_(len(queue(inst)), before, "and nothing was queued")
+
+# 5. No server reachable: deferred, then failed after queue_lifetime.
+inst2 = Instance("queue_life", auth_fail_delay="0s", auth_require_tls="no",
+                 dns_servers="127.0.0.1:%d" % dns.port, dns_timeout="2s",
+                 queue_smtp_port=port, queue_run_interval="1s", queue_retry_min="1s",
+                 queue_lifetime="1s")
+inst2.add_domain("example.test")
+inst2.add_user("alice@example.test", "alice-secret")
+inst2.start()
+t.is_(submit(inst2, ["gone@down.test"], "to down"), {}, "mail to down.test accepted")
+e = wait_for("failure at down.test",
+             lambda: (entry(inst2, "gone@down.test") or {}).get("state") == "failed"
+             and entry(inst2, "gone@down.test"))
+t.ok(e is not None, "no server reachable past queue_lifetime: failed")
+if e:
+    t.like(e["last reply"], r"^4\d\d 4\.4\.1 mx\.down\.test\[127\.0\.0\.5\]: .*gave up",
+           "with the temporary connection error and why it gave up")
+inst2.stop()
+
+inst.stop()
+log = inst.log()
+t.ok(re.search(r"queued\[\d+\]: .*status=delivered", log) is not None, "queued logs deliveries")
+t.ok(re.search(r"accepted .*to=<friend@ok\.test>,<bob@example\.test> .*mailboxes=1 queued=1$",
+               log, re.M) is not None, "mta logs one local mailbox and one queued recipient")
+for s in (ok_sink, soft_sink, hard_sink):
+    s.stop()
+dns.stop()
+t.done()

@@ -1,0 +1,423 @@
+/*
+ * NAME
+ *	test_spool_queue - unit tests of the spool's outbound queue
+ * DESCRIPTION
+ *	Through spool.h only: a message delivered to local mailboxes and
+ *	queued for remote recipients in one call, with the body stored once
+ *	and held by the queue entries (it outlives the local copy, and goes
+ *	with the last reference); the states pending, deferred (next try,
+ *	attempts, last reply), delivered and failed; due entries and flush;
+ *	final states that cannot be left (no second delivery after a 250);
+ *	bad input refused with nothing stored; the queue after the spool is
+ *	closed and opened again; a process killed with -9 inside the queueing
+ *	transaction leaves no entry, and one killed inside the transaction
+ *	that records a 250 leaves the entry as it was (to be tried again),
+ *	never half delivered.
+ */
+#include "sys_defs.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "spool.h"
+#include "test_common.h"
+#include "xmalloc.h"
+
+static char *spool_tmp, *spool_dir;
+
+/* open_fresh - a new empty spool */
+static void open_fresh(void)
+{
+	char *err = NULL;
+
+	spool_tmp = test_tmpdir();
+	spool_dir = xasprintf("%s/spool", spool_tmp);
+	if (spool_open(spool_dir, SPOOL_CREATE | SPOOL_RECOVER, &err) < 0) {
+		printf("Bail out! spool_open: %s\n", err);
+		exit(1);
+	}
+}
+
+/* make_msg - a small message */
+static SPOOL_MSG *make_msg(const char *text)
+{
+	SPOOL_MSG *m = spool_msg_create();
+	char *err = NULL;
+
+	if (spool_msg_write(m, text, strlen(text), &err) < 0) {
+		printf("# %s\n", err);
+		free(err);
+	}
+	return m;
+}
+
+/* body_readable - can the stored message still be read, whole? */
+static bool body_readable(uint64_t msgid, const char *want)
+{
+	char *err = NULL, buf[256];
+	SPOOL_READER *r = spool_reader_open(msgid, &err);
+	ssize_t n;
+
+	if (r == NULL) {
+		free(err);
+		return false;
+	}
+	n = spool_reader_read(r, buf, sizeof(buf) - 1);
+	spool_reader_close(&r);
+	if (n < 0)
+		return false;
+	buf[n] = '\0';
+	return strcmp(buf, want) == 0;
+}
+
+/* find - the listed entry for a recipient, or NULL */
+static struct spool_queue_entry *find(struct spool_queue_entry *e, size_t n, const char *rcpt)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(e[i].rcpt, rcpt) == 0)
+			return &e[i];
+	return NULL;
+}
+
+/* count_entries - entries in the queue, -1 on error */
+static long count_entries(void)
+{
+	struct spool_queue_entry *e = NULL;
+	char *err = NULL;
+	size_t n = 0;
+
+	if (spool_queue_list(&e, &n, &err) < 0) {
+		printf("# %s\n", err);
+		free(err);
+		return -1;
+	}
+	spool_queue_free(&e, n);
+	return (long)n;
+}
+
+static const char *text1 = "Subject: one\r\n\r\nto here and there\r\n";
+
+static void test_deliver_and_queue(uint64_t *msgid_r, uint64_t *q_r)
+{
+	struct spool_rcpt r[1] = { { .user = "alice@local.test" } };
+	const char *remote[] = { "bob@remote.test", "carol@remote.test", "bob@remote.test" };
+	struct spool_queue_entry *e = NULL, *b, *c;
+	SPOOL_MSG *m = make_msg(text1);
+	uint64_t msgid = 0;
+	uint32_t uid;
+	char *err = NULL;
+	size_t n = 0;
+	time_t now = time(NULL);
+
+	test_begin("one transaction: local mailbox and two queue entries, body stored once");
+	test_assert(spool_queue_deliver(m, r, 1, "alice@local.test", remote, 2, now, &msgid,
+					&err) == SPOOL_OK);
+	spool_msg_free(&m);
+	test_assert(r[0].uid_r == 1);
+	test_assert(spool_queue_list(&e, &n, &err) == 0);
+	test_assert(n == 2);
+	b = find(e, n, "bob@remote.test");
+	c = find(e, n, "carol@remote.test");
+	test_assert(b != NULL && c != NULL);
+	if (b != NULL && c != NULL) {
+		test_assert(b->msgid == msgid && c->msgid == msgid);
+		test_assert(b->state == SPOOL_QUEUE_PENDING && b->attempts == 0);
+		test_assert_str(b->sender, "alice@local.test");
+		test_assert_str(b->reply, "");
+		test_assert(b->qid != c->qid);
+		test_assert(b->next_try >= now && b->next_try <= time(NULL));
+		q_r[0] = b->qid;
+		q_r[1] = c->qid;
+	}
+	spool_queue_free(&e, n);
+	test_assert(e == NULL);
+	test_end();
+
+	test_begin("the queue holds the body after the local copy is expunged");
+	uid = 1;
+	test_assert(spool_expunge("alice@local.test", NULL, &uid, 1, &err) == 0);
+	test_assert(body_readable(msgid, text1));
+	test_end();
+
+	test_begin("due entries: both pending ones, now");
+	test_assert(spool_queue_due(time(NULL), 0, &e, &n, &err) == 0);
+	test_assert(n == 2);
+	spool_queue_free(&e, n);
+	test_assert(spool_queue_due(time(NULL), 1, &e, &n, &err) == 0);
+	test_assert(n == 1);	/* max */
+	spool_queue_free(&e, n);
+	test_end();
+	*msgid_r = msgid;
+}
+
+static void test_states(uint64_t msgid, const uint64_t *q)
+{
+	struct spool_queue_entry *e = NULL, *b;
+	char *err = NULL, longreply[2000];
+	size_t n = 0, flushed = 0;
+	time_t now = time(NULL);
+
+	test_begin("deferred: next try, attempts, last reply; not due before its time");
+	test_assert(spool_queue_result(q[0], SPOOL_QUEUE_DEFERRED, "451 4.3.0 try later",
+				       now + 300, &err) == 0);
+	test_assert(spool_queue_due(now, 0, &e, &n, &err) == 0);
+	test_assert(n == 1 && e[0].qid == q[1]);
+	spool_queue_free(&e, n);
+	test_assert(spool_queue_list(&e, &n, &err) == 0);
+	b = find(e, n, "bob@remote.test");
+	test_assert(b != NULL && b->state == SPOOL_QUEUE_DEFERRED && b->attempts == 1);
+	test_assert(b != NULL && b->next_try == now + 300 && b->last_try >= now);
+	test_assert_str(b ? b->reply : "", "451 4.3.0 try later");
+	spool_queue_free(&e, n);
+	test_assert(spool_queue_due(now + 300, 0, &e, &n, &err) == 0 && n == 2);
+	spool_queue_free(&e, n);
+	test_end();
+
+	test_begin("flush makes the deferred entry due now");
+	test_assert(spool_queue_flush(now, &flushed, &err) == 0);
+	test_assert(flushed == 1);
+	test_assert(spool_queue_due(now, 0, &e, &n, &err) == 0 && n == 2);
+	spool_queue_free(&e, n);
+	test_end();
+
+	test_begin("delivered is final: a second result is refused with EALREADY");
+	test_assert(spool_queue_result(q[0], SPOOL_QUEUE_DELIVERED, "250 2.0.0 Ok", 0, &err) == 0);
+	test_assert(spool_queue_result(q[0], SPOOL_QUEUE_DEFERRED, "451 again", now, &err) < 0);
+	test_assert(errno == EALREADY);
+	free(err);
+	err = NULL;
+	test_assert(spool_queue_result(q[0], SPOOL_QUEUE_DELIVERED, "250 again", 0, &err) < 0);
+	test_assert(errno == EALREADY);
+	free(err);
+	err = NULL;
+	test_assert(spool_queue_due(now + 100000, 0, &e, &n, &err) == 0 && n == 1
+		    && e[0].qid == q[1]);
+	spool_queue_free(&e, n);
+	test_assert(body_readable(msgid, text1));	/* carol's entry still holds it */
+	test_end();
+
+	test_begin("failed is final and keeps the body for the bounce; a long reply is cut");
+	memset(longreply, 'x', sizeof(longreply) - 1);
+	longreply[sizeof(longreply) - 1] = '\0';
+	memcpy(longreply, "550 5.1.1 ", 10);
+	test_assert(spool_queue_result(q[1], SPOOL_QUEUE_FAILED, longreply, 0, &err) == 0);
+	test_assert(spool_queue_result(q[1], SPOOL_QUEUE_DELIVERED, "250", 0, &err) < 0
+		    && errno == EALREADY);
+	free(err);
+	err = NULL;
+	test_assert(body_readable(msgid, text1));
+	test_assert(spool_queue_list(&e, &n, &err) == 0 && n == 2);
+	b = find(e, n, "carol@remote.test");
+	test_assert(b != NULL && b->state == SPOOL_QUEUE_FAILED && b->next_try == 0);
+	test_assert(b != NULL && strlen(b->reply) == SPOOL_QUEUE_REPLY_MAX);
+	spool_queue_free(&e, n);
+	test_assert(spool_queue_due(now + 100000, 0, &e, &n, &err) == 0 && n == 0);
+	spool_queue_free(&e, n);
+	test_end();
+}
+
+static void test_remote_only(void)
+{
+	const char *remote[] = { "dave@remote.test" };
+	const char *text = "Subject: only remote\r\n\r\nx\r\n";
+	struct spool_queue_entry *e = NULL;
+	SPOOL_MSG *m = make_msg(text);
+	uint64_t msgid = 0, qid = 0;
+	char *err = NULL;
+	size_t n = 0;
+
+	test_begin("remote recipients only; the 250 releases the body");
+	test_assert(spool_queue_deliver(m, NULL, 0, "", remote, 1, time(NULL), &msgid, &err)
+		    == SPOOL_OK);
+	spool_msg_free(&m);
+	test_assert(body_readable(msgid, text));
+	test_assert(spool_queue_list(&e, &n, &err) == 0);
+	for (size_t i = 0; i < n; i++)
+		if (e[i].msgid == msgid) {
+			qid = e[i].qid;
+			test_assert_str(e[i].sender, "");
+		}
+	spool_queue_free(&e, n);
+	test_assert(qid != 0);
+	test_assert(spool_queue_result(qid, SPOOL_QUEUE_DELIVERED, "250 ok", 0, &err) == 0);
+	test_assert(!body_readable(msgid, text));
+	test_end();
+}
+
+static void test_bad_input(void)
+{
+	const char *spaced[] = { "a b@remote.test" }, *empty[] = { "" };
+	const char *ok[] = { "e@remote.test" };
+	SPOOL_MSG *m = make_msg("Subject: bad\r\n\r\n");
+	long before = count_entries();
+	char *err = NULL, *longaddr = xmalloc(SPOOL_QUEUE_ADDR_MAX + 2);
+	const char *toolong[1];
+
+	memset(longaddr, 'a', SPOOL_QUEUE_ADDR_MAX + 1);
+	longaddr[SPOOL_QUEUE_ADDR_MAX + 1] = '\0';
+	toolong[0] = longaddr;
+	test_begin("bad addresses, no recipients, bad results: refused, nothing stored");
+	test_assert(spool_queue_deliver(m, NULL, 0, "s@x.test", spaced, 1, 0, NULL, &err)
+		    == SPOOL_ERROR);
+	free(err);
+	err = NULL;
+	test_assert(spool_queue_deliver(m, NULL, 0, "s@x.test", empty, 1, 0, NULL, &err)
+		    == SPOOL_ERROR);
+	free(err);
+	err = NULL;
+	test_assert(spool_queue_deliver(m, NULL, 0, "s@x.test", toolong, 1, 0, NULL, &err)
+		    == SPOOL_ERROR);
+	free(err);
+	err = NULL;
+	test_assert(spool_queue_deliver(m, NULL, 0, "s x", ok, 1, 0, NULL, &err) == SPOOL_ERROR);
+	free(err);
+	err = NULL;
+	test_assert(spool_queue_deliver(m, NULL, 0, "s@x.test", ok, 0, 0, NULL, &err)
+		    == SPOOL_ERROR);
+	free(err);
+	err = NULL;
+	test_assert(count_entries() == before);
+	test_assert(spool_queue_result(999999, SPOOL_QUEUE_FAILED, "550", 0, &err) < 0
+		    && errno == ENOENT);
+	free(err);
+	err = NULL;
+	test_assert(spool_queue_result(1, SPOOL_QUEUE_PENDING, "", 0, &err) < 0 && errno == EINVAL);
+	free(err);
+	test_end();
+	spool_msg_free(&m);
+	free(longaddr);
+}
+
+static void test_reopen(void)
+{
+	char *err = NULL;
+	long before = count_entries();
+
+	test_begin("the queue survives closing and opening the spool");
+	spool_close();
+	test_assert(spool_open(spool_dir, 0, &err) == 0);
+	test_assert(before > 0 && count_entries() == before);
+	test_end();
+}
+
+static int hook_fd = -1;
+static const char *hook_where;
+
+/* pause_hook - stop inside the transaction at hook_where, and say so */
+static void pause_hook(const char *where)
+{
+	if (strcmp(where, hook_where) != 0)
+		return;
+	(void)write(hook_fd, "P", 1);
+	for (;;)
+		pause();
+}
+
+/* kill_inside - run fn in a child that is killed -9 at the hook; 0 when it paused there */
+static int kill_inside(const char *where, void (*fn)(void *), void *arg)
+{
+	int hp[2], status;
+	char c = 0, *err = NULL;
+	pid_t pid;
+
+	if (pipe(hp) < 0)
+		return -1;
+	if ((pid = fork()) == 0) {
+		close(hp[0]);
+		hook_fd = hp[1];
+		hook_where = where;
+		if (spool_open(spool_dir, 0, &err) < 0)
+			_exit(10);
+		spool_test_hook = pause_hook;
+		fn(arg);
+		_exit(11);	/* not reached: paused, then killed */
+	}
+	close(hp[1]);
+	if (read(hp[0], &c, 1) != 1 || c != 'P') {
+		close(hp[0]);
+		(void)waitpid(pid, &status, 0);
+		return -1;
+	}
+	close(hp[0]);
+	kill(pid, SIGKILL);
+	(void)waitpid(pid, &status, 0);
+	return WIFSIGNALED(status) && spool_failchk() == 0 ? 0 : -1;
+}
+
+/* queue_one - child: queue a message for one remote recipient */
+static void queue_one(void *arg)
+{
+	const char *remote[] = { "crash@remote.test" };
+	SPOOL_MSG *m = make_msg("Subject: crash\r\n\r\nx\r\n");
+	char *err = NULL;
+
+	(void)arg;
+	(void)spool_queue_deliver(m, NULL, 0, "s@local.test", remote, 1, time(NULL), NULL, &err);
+}
+
+/* record_delivered - child: record a 250 for the entry *arg */
+static void record_delivered(void *arg)
+{
+	char *err = NULL;
+
+	(void)spool_queue_result(*(uint64_t *)arg, SPOOL_QUEUE_DELIVERED, "250 ok", 0, &err);
+}
+
+static void test_kill(void)
+{
+	const char *remote[] = { "kill@remote.test" };
+	const char *text = "Subject: kill\r\n\r\nkilled\r\n";
+	struct spool_queue_entry *e = NULL, *k;
+	SPOOL_MSG *m = make_msg(text);
+	uint64_t msgid = 0, qid = 0;
+	long before = count_entries();
+	char *err = NULL;
+	size_t n = 0;
+
+	test_begin("kill -9 inside the queueing transaction: no entry, nothing stored");
+	test_assert(kill_inside("deliver-commit", queue_one, NULL) == 0);
+	test_assert(count_entries() == before);
+	test_end();
+
+	test_begin("kill -9 inside the transaction recording a 250: the entry is as it was");
+	test_assert(spool_queue_deliver(m, NULL, 0, "s@local.test", remote, 1, time(NULL), &msgid,
+					&err) == SPOOL_OK);
+	spool_msg_free(&m);
+	test_assert(spool_queue_list(&e, &n, &err) == 0);
+	k = find(e, n, "kill@remote.test");
+	qid = k ? k->qid : 0;
+	spool_queue_free(&e, n);
+	test_assert(kill_inside("queue-result", record_delivered, &qid) == 0);
+	test_assert(spool_queue_list(&e, &n, &err) == 0);
+	k = find(e, n, "kill@remote.test");
+	test_assert(k != NULL && k->state == SPOOL_QUEUE_PENDING && k->attempts == 0);
+	spool_queue_free(&e, n);
+	test_assert(body_readable(msgid, text));
+	test_assert(spool_queue_result(qid, SPOOL_QUEUE_DELIVERED, "250 ok", 0, &err) == 0);
+	test_assert(!body_readable(msgid, text));
+	test_end();
+}
+
+int main(void)
+{
+	uint64_t msgid = 0, q[2] = { 0, 0 };
+
+	open_fresh();
+	test_deliver_and_queue(&msgid, q);
+	test_states(msgid, q);
+	test_remote_only();
+	test_bad_input();
+	test_reopen();
+	test_kill();
+	spool_close();
+	test_tmpdir_done(spool_tmp);
+	free(spool_tmp);
+	free(spool_dir);
+	return test_done();
+}
