@@ -108,6 +108,7 @@ const struct conf_key conf_keys[] = {
 	SERVICE_KEYS("imapd", "100"),
 	{ "imap_idle_keepalive", CONF_TIME, "2m", "interval of \"* OK Still here\" during IDLE (at most 29 minutes)" },
 	{ "imap_idle_fallback", CONF_TIME, "30s", "while the IDLE hub is not running, IDLE re-checks the spool this often" },
+	{ "imap_idle_fd_limit", CONF_INT, "1048576", "descriptors the IDLE hub asks for at start (RLIMIT_NOFILE; one per parked connection; as root it raises the hard limit too, up to fs.nr_open)" },
 	{ "imap_hibernate_after", CONF_TIME, "30s", "a session in IDLE this long is parked in the IDLE hub (0: never)" },
 	{ "imap_unpark_listen", CONF_LIST, "unix:run/imap-unpark", "imapd's internal socket where the IDLE hub hands parked sessions back (keep it in run_dir)" },
 };

@@ -48,7 +48,11 @@
  *	Workers. The master keeps at least <service>_min_spare idle workers
  *	(and never fewer than one, or nobody would accept), up to
  *	<service>_process_limit workers in all, and stops idle workers beyond
- *	<service>_max_spare. The master alone decides when a spare worker has
+ *	<service>_max_spare. When spares run short twice within a second (a
+ *	flood of connections), it starts enough at once to have max_spare
+ *	idle (Postfix-like bursts), not only min_spare: a new worker takes a
+ *	moment to join the spool, and one fork per wake-up kept a flood of
+ *	IMAP logins waiting in the listen queue. The master alone decides when a spare worker has
  *	been idle too long: a worker idle for <service>_max_idle is stopped
  *	while more than min_spare idle workers remain. A worker exits after
  *	<service>_max_use connections (0: no limit). Workers tell the master
@@ -157,6 +161,7 @@
 #define SERVER_QUICK_DEATH	2000	/* ms: a worker dead this soon without serving failed */
 #define SERVER_QUICK_LIMIT	3	/* quick deaths in a row before the master pauses */
 #define SERVER_MAX_BACKOFF	60000	/* ms: longest pause */
+#define SERVER_BURST_WINDOW	1000	/* ms: spares short twice within it start a burst */
 
 /* One listening socket. */
 struct server_lfd {
@@ -172,10 +177,12 @@ struct server_worker {
 	bool busy;
 	bool stopping;		/* sent SIGTERM: no longer counted */
 	bool served;		/* reported busy at least once */
+	bool ready;		/* reported at all: it has joined the spool and waits */
 	long long started;	/* ms */
 	long long idle_since;	/* ms */
 	uint64_t spool_env;	/* the spool environment it joined (server_spool_id) */
 	int slot;		/* its word in srv_watch; -1: none */
+	long long runnable_at;	/* ms: last seen on a CPU or waiting for one, inside the spool */
 };
 
 /* A status record from a worker; smaller than PIPE_BUF, so written atomically. */
@@ -776,11 +783,12 @@ static void server_spool_join(void)
 
 	if (dir == NULL)
 		msg_fatal("spool_dir is not set");
-	if (spool_open(dir, 0, &error) < 0)
+	if (spool_open(dir, SPOOL_KEEP_GATE, &error) < 0)
 		msg_fatal("%s", error);
 	free(dir);
 	if (dir_open(&error) < 0)
 		msg_fatal("open directory: %s", error);
+	spool_open_done();	/* the next worker joins only now: no opens meet */
 	srv_spool_env = server_spool_id();
 }
 
@@ -897,6 +905,7 @@ static bool server_spawn(void)
 	sigaddset(&blocked, SIGINT);
 	sigaddset(&blocked, SIGHUP);
 	sigaddset(&blocked, SIGCHLD);
+	sigaddset(&blocked, SIGUSR1);	/* the child's retire request waits for its handler */
 	sigprocmask(SIG_BLOCK, &blocked, &old);
 	fflush(NULL);	/* no stdio buffer written twice */
 	slot = server_slot_take();
@@ -1040,6 +1049,24 @@ static void server_spool_wedged(void)
 	_exit(0);
 }
 
+/* server_runnable - is the process running or waiting for a CPU (state R)? */
+static bool server_runnable(pid_t pid)
+{
+	char path[64], buf[256], *paren;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	(void)close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	return (paren = strrchr(buf, ')')) != NULL && paren[1] == ' ' && paren[2] == 'R';
+}
+
 /*
  * server_spool_stuck - is the spool wedged: the spool check, or a worker
  * inside Berkeley DB (its srv_watch word), taking far longer than it can
@@ -1051,11 +1078,22 @@ static bool server_spool_stuck(long long now)
 		return true;
 	}
 	for (size_t i = 0; i < srv_nworkers; i++) {
-		int64_t since = srv_workers[i].slot >= 0 ? srv_watch[srv_workers[i].slot] : 0;
+		struct server_worker *w = &srv_workers[i];
+		int64_t since = w->slot >= 0 ? srv_watch[w->slot] : 0;
 
-		if (since != 0 && now - since > SERVER_SPOOL_STUCK) {
+		if (since == 0 || now - since <= SERVER_SPOOL_STUCK / 2)
+			continue;
+		/*
+		 * Slow is not stuck: a process that waits for a dead one's mutex
+		 * sleeps, while one starved of CPU (a worker joining behind a
+		 * thousand others on two cores) is runnable. Only SERVER_SPOOL_STUCK
+		 * without being seen runnable counts.
+		 */
+		if (server_runnable(w->pid))
+			w->runnable_at = now;
+		if (now - (w->runnable_at > since ? w->runnable_at : since) > SERVER_SPOOL_STUCK) {
 			msg_warn("worker %ld has waited inside Berkeley DB for %lld s",
-				 (long)srv_workers[i].pid, (long long)(now - since) / 1000);
+				 (long)w->pid, (long long)(now - since) / 1000);
 			return true;
 		}
 	}
@@ -1076,6 +1114,7 @@ static void server_read_status(void)
 			if ((w = server_find(st[i].pid)) == NULL)
 				continue;
 			w->busy = st[i].busy != 0;
+			w->ready = true;
 			if (st[i].spool_env != 0)
 				w->spool_env = st[i].spool_env;
 			if (w->busy)
@@ -1162,16 +1201,27 @@ static void server_reap(void)
 /* server_adjust - start and stop workers to follow the limits */
 static void server_adjust(void)
 {
-	long long now = server_now(), active, idle, excess;
-	static long long busy_warned;
+	long long now = server_now(), active, idle, excess, want;
+	static long long busy_warned, srv_short_at = -SERVER_BURST_WINDOW;
 	struct server_worker *w, *oldest;
 
 	server_state(&active, &idle);
-	while (idle < srv_lim.min_spare && active < srv_lim.process_limit && now >= srv_pause_until) {
-		if (!server_spawn())
-			break;
-		idle++;
-		active++;
+	if (idle < srv_lim.min_spare) {
+		/*
+		 * Short of spares: up to min_spare, or up to max_spare at once
+		 * when they ran short within the last burst window too (a
+		 * flood of connections): one or two forks per wake-up could
+		 * not keep pace while every new worker spends a moment
+		 * joining the spool.
+		 */
+		want = now - srv_short_at < SERVER_BURST_WINDOW ? srv_lim.max_spare : srv_lim.min_spare;
+		srv_short_at = now;
+		while (idle < want && active < srv_lim.process_limit && now >= srv_pause_until) {
+			if (!server_spawn())
+				break;
+			idle++;
+			active++;
+		}
 	}
 	if (idle == 0 && active >= srv_lim.process_limit && now - busy_warned > 60000) {
 		msg_warn("all %lld workers are busy; consider raising %s_process_limit", active,
@@ -1183,7 +1233,9 @@ static void server_adjust(void)
 		oldest = NULL;
 		for (size_t i = 0; i < srv_nworkers; i++) {
 			w = &srv_workers[i];
-			if (!w->busy && !w->stopping && (oldest == NULL || w->idle_since < oldest->idle_since))
+			/* Not one still starting: it would have joined the spool for nothing. */
+			if (!w->busy && !w->stopping && w->ready
+			    && (oldest == NULL || w->idle_since < oldest->idle_since))
 				oldest = w;
 		}
 		excess = idle - srv_lim.max_spare;

@@ -92,6 +92,7 @@
 static DB_ENV *spool_env;
 static char *spool_path;
 static pid_t spool_owner;		/* process that opened spool_env */
+static int spool_kept_gate = -1;	/* SPOOL_KEEP_GATE: held until spool_open_done() */
 
 static DB *spool_body_db, *spool_mbox_db, *spool_mail_db;
 static DB *spool_usage_db, *spool_lock_db, *spool_seq_db, *spool_ctr_db;
@@ -166,16 +167,52 @@ struct spool_usagerec {
 /* The environment (settings decided by the lead; see DESCRIPTION).  */
 /* ---------------------------------------------------------------- */
 
-/* spool_isalive - failchk callback: does the process that owned a slot still live? */
-static int spool_isalive(DB_ENV *env, pid_t pid, db_threadid_t tid, u_int32_t flags)
+static int spool_failchk_lines = -1;	/* >= 0: failchk runs; its messages are counted */
+
+/*
+ * One failchk pass asks about each process once per database handle,
+ * locker and thread it has in the environment (about 90 each): with 500
+ * IMAP workers that was some 45,000 /proc reads for every worker that
+ * joined (perf probe: 917,296 calls in 5 s for 20 joins), which bounded
+ * how fast idle connections could be set up. During a pass each pid is
+ * looked at once; a process that dies meanwhile is left to the next pass
+ * (the master runs one after every unclean death).
+ */
+#define SPOOL_ALIVE_MEMO	16384	/* pids remembered in one pass; a power of two */
+
+struct spool_alive_memo {
+	pid_t pid;
+	int alive;
+};
+
+static struct spool_alive_memo *spool_alive_memo;	/* during a pass only */
+static unsigned spool_alive_memo_n;
+
+/* spool_failchk_begin - a failchk pass starts: count its messages, remember liveness */
+static void spool_failchk_begin(void)
+{
+	spool_failchk_lines = 0;
+	spool_alive_memo = xcalloc(SPOOL_ALIVE_MEMO, sizeof(*spool_alive_memo));
+	spool_alive_memo_n = 0;
+}
+
+/* spool_failchk_end - the pass is over: log what it freed, forget liveness */
+static void spool_failchk_end(void)
+{
+	if (spool_failchk_lines > 0)
+		msg_info("spool: released what a dead process held (%d records)", spool_failchk_lines);
+	spool_failchk_lines = -1;
+	free(spool_alive_memo);
+	spool_alive_memo = NULL;
+}
+
+/* spool_isalive_check - is the process alive and not a zombie? */
+static int spool_isalive_check(pid_t pid)
 {
 	char path[64], buf[256], *paren;
 	ssize_t n;
 	int fd;
 
-	(void)env;
-	(void)tid;
-	(void)flags;
 	if (kill(pid, 0) < 0 && errno != EPERM)
 		return 0;
 	/* A killed process that its parent has not reaped yet is a zombie: dead. */
@@ -192,6 +229,32 @@ static int spool_isalive(DB_ENV *env, pid_t pid, db_threadid_t tid, u_int32_t fl
 	return 1;
 }
 
+/* spool_isalive - failchk callback: does the process that owned a slot still live? */
+static int spool_isalive(DB_ENV *env, pid_t pid, db_threadid_t tid, u_int32_t flags)
+{
+	struct spool_alive_memo *m;
+	unsigned i;
+	int alive;
+
+	(void)env;
+	(void)tid;
+	(void)flags;
+	if (spool_alive_memo == NULL || pid <= 0)
+		return spool_isalive_check(pid);
+	for (i = (unsigned)pid & (SPOOL_ALIVE_MEMO - 1); spool_alive_memo[i].pid != 0;
+	     i = (i + 1) & (SPOOL_ALIVE_MEMO - 1))
+		if (spool_alive_memo[i].pid == pid)
+			return spool_alive_memo[i].alive;
+	alive = spool_isalive_check(pid);
+	if (spool_alive_memo_n < SPOOL_ALIVE_MEMO / 2) {	/* never full: the probe ends */
+		m = &spool_alive_memo[i];
+		m->pid = pid;
+		m->alive = alive;
+		spool_alive_memo_n++;
+	}
+	return alive;
+}
+
 /* spool_env_errcall - route Berkeley DB's own messages to our log */
 static void spool_env_errcall(const DB_ENV *env, const char *prefix, const char *text)
 {
@@ -202,8 +265,6 @@ static void spool_env_errcall(const DB_ENV *env, const char *prefix, const char 
 		return;
 	msg_warn("spool: %s", text);
 }
-
-static int spool_failchk_lines = -1;	/* >= 0: failchk runs; its messages are counted */
 
 /* spool_env_msgcall - Berkeley DB's informational messages (failchk's clean-up) */
 static void spool_env_msgcall(const DB_ENV *env, const char *text)
@@ -455,11 +516,9 @@ static int spool_env_join(const char *dir, u_int32_t oflags, u_int32_t create, D
 		env->close(env, 0);
 		return EINVAL;
 	}
-	spool_failchk_lines = 0;	/* what a failchk on open frees, counted */
+	spool_failchk_begin();	/* what a failchk on open frees, counted */
 	rc = env->open(env, dir, oflags, 0660);
-	if (spool_failchk_lines > 0)
-		msg_info("spool: released what a dead process held (%d records)", spool_failchk_lines);
-	spool_failchk_lines = -1;
+	spool_failchk_end();
 	if (rc != 0) {
 		*error_r = xasprintf("open spool %s: %s", dir, db_strerror(rc));
 		env->close(env, 0);
@@ -514,7 +573,7 @@ int spool_open(const char *dir, int flags, char **error_r)
 	u_int32_t oflags = DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG | DB_INIT_MPOOL;
 	u_int32_t create = 0;
 	DB_ENV *env = NULL;
-	int attempt, gate, rc;
+	int attempt, gate, held = -1, rc;
 
 	if (spool_env != NULL && spool_owner != getpid())
 		spool_forget_inherited();
@@ -539,6 +598,17 @@ int spool_open(const char *dir, int flags, char **error_r)
 	 * never runs with another process inside. SPOOL_RECOVER ("cyctl
 	 * start", nothing running) recovers in any case, which also repairs an
 	 * environment left half made by a process killed while it recovered.
+	 *
+	 * A joiner keeps the gate's open byte until its databases are open as
+	 * well: every database open takes Berkeley DB's one environment lock,
+	 * and openers that met there ran the deadlock detector, whose matrix
+	 * grows with the square of all lockers (about 45 per process). With a
+	 * few hundred IMAP workers starting at once that was 18 MB zeroed per
+	 * conflict and three quarters of imapd's CPU (perf, 10,000 idle
+	 * connections); waiting on the gate's fcntl lock costs nothing.
+	 * SPOOL_KEEP_GATE keeps it until spool_open_done(), for a caller
+	 * that opens the directory's databases in the environment as well
+	 * (a worker: otherwise its dir_open() met the next joiner's opens).
 	 */
 	spool_watch_enter();
 	for (attempt = 0;; attempt++) {
@@ -549,12 +619,20 @@ int spool_open(const char *dir, int flags, char **error_r)
 				: spool_recover_join(dir, gate, oflags, create, &env, error_r);
 			break;
 		}
-		if ((gate = spool_gate_enter(dir, error_r)) < 0) {
+		/* Waiting for the gate is not being stuck inside the library. */
+		spool_watch_leave();
+		gate = spool_gate_enter(dir, error_r);
+		spool_watch_enter();
+		if (gate < 0) {
 			rc = -1;
 			break;
 		}
 		rc = spool_env_join(dir, oflags | DB_REGISTER | DB_FAILCHK | DB_CREATE, create, &env,
 				    error_r);
+		if (rc == 0) {
+			held = gate;	/* left once the databases are open too */
+			break;
+		}
 		spool_gate_leave(gate);
 		if (rc != DB_RUNRECOVERY || attempt >= SPOOL_OPEN_TRIES)
 			break;
@@ -575,8 +653,19 @@ int spool_open(const char *dir, int flags, char **error_r)
 		if ((rc = spool_handles_open(create, error_r)) < 0)
 			spool_close();
 	}
+	if (rc == 0 && (flags & SPOOL_KEEP_GATE))
+		spool_kept_gate = held;	/* the caller opens the directory's databases too */
+	else
+		spool_gate_leave(held);
 	spool_watch_leave();
 	return rc == 0 ? 0 : -1;
+}
+
+/* spool_open_done - the caller of spool_open(SPOOL_KEEP_GATE) has opened its databases */
+void spool_open_done(void)
+{
+	spool_gate_leave(spool_kept_gate);
+	spool_kept_gate = -1;
 }
 
 /* spool_close - leave the environment (databases first) */
@@ -584,6 +673,8 @@ void spool_close(void)
 {
 	if (spool_env != NULL && spool_owner != getpid())
 		spool_forget_inherited();
+	if (spool_kept_gate >= 0)
+		spool_open_done();
 	if (spool_env == NULL)
 		return;
 	spool_handles_close();
@@ -604,11 +695,9 @@ int spool_failchk(void)
 
 	if (spool_env == NULL)
 		return 0;
-	spool_failchk_lines = 0;
+	spool_failchk_begin();
 	rc = spool_env->failchk(spool_env, 0);
-	if (spool_failchk_lines > 0)
-		msg_info("spool: released what a dead process held (%d records)", spool_failchk_lines);
-	spool_failchk_lines = -1;
+	spool_failchk_end();
 	if (rc != 0) {
 		msg_warn("spool: a process died inside Berkeley DB (%s); recovery is needed",
 			 db_strerror(rc));

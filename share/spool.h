@@ -170,6 +170,7 @@ struct __db_env;
 /* spool_open() flags */
 #define SPOOL_CREATE	(1 << 0)	/* create the environment and databases if missing */
 #define SPOOL_RECOVER	(1 << 1)	/* run recovery: only when no other process has it open */
+#define SPOOL_KEEP_GATE	(1 << 2)	/* stay the only joiner until spool_open_done() */
 
 /* Message flags in a MAIL record. */
 #define SPOOL_SEEN	(1u << 0)
@@ -224,6 +225,7 @@ typedef struct spool_msg SPOOL_MSG;		/* a message being received */
 typedef struct spool_reader SPOOL_READER;	/* a stored message being read */
 
 int spool_open(const char *dir, int flags, char **error_r);
+void spool_open_done(void);	/* after SPOOL_KEEP_GATE: let the next joiner in */
 void spool_close(void);
 int spool_recover_wedged(const char *dir, uint64_t wedged, char **error_r);
 int spool_failchk(void);

@@ -36,7 +36,10 @@
  *	before byte 0, so that none slips in while a clearer waits. Byte 2 is
  *	held exclusively by a joiner during its open: two processes that find
  *	the same dead process run Berkeley DB's failchk for it at once, and
- *	one of them crashed doing so (SIGSEGV inside the library). A process inside the environment
+ *	one of them crashed doing so (SIGSEGV inside the library); spool.c
+ *	keeps it until the joiner's databases (a worker's directory ones
+ *	included: SPOOL_KEEP_GATE) are open too, since their opens meet on
+ *	one lock of the library, whose deadlock detector is costly. A process inside the environment
  *	holds a write lock on its slot of Berkeley DB's registry file
  *	(__db.register) for as long as it lives there; F_GETLK names the pid
  *	that holds a lock, with no risk of naming a reused pid.
@@ -85,7 +88,7 @@
 #define SPOOL_GATE_FILE		"gate"
 #define SPOOL_GATE_JOIN		0	/* byte: shared while joining, exclusive while clearing */
 #define SPOOL_GATE_TURN		1	/* byte: one clearer at a time */
-#define SPOOL_GATE_OPEN		2	/* byte: one env->open (and its failchk) at a time */
+#define SPOOL_GATE_OPEN		2	/* byte: one join (env->open, failchk, db opens) at a time */
 #define SPOOL_GATE_WAIT		10000	/* ms a clear may take to get everyone out */
 #define SPOOL_GATE_POLL		20	/* ms between looks */
 

@@ -98,7 +98,7 @@ static bool next_same(uint64_t msgid, const char *want, size_t wlen)
 	SPOOL_READER *r = spool_reader_open(msgid, &err);
 	const void *data;
 	size_t off = 0;
-	ssize_t n;
+	ssize_t n = -1;
 	bool same = r != NULL;
 
 	free(err);
