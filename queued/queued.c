@@ -552,52 +552,21 @@ static void queued_spool_check(void)
 	free(dir);
 }
 
-/* queued_pidfile_lock - take run_dir/queued.pid for the process's life */
-static void queued_pidfile_lock(void)
-{
-	char *run_dir = conf_path("run_dir");
-	struct stat st;
-	uid_t uid;
-	gid_t gid;
-
-	if (run_dir == NULL)
-		msg_fatal("run_dir is not set");
-	if (mkdir(run_dir, 0755) == 0) {
-		if (server_user(&uid, &gid) && chown(run_dir, uid, gid) < 0)
-			msg_fatal("chown %s: %s", run_dir, strerror(errno));
-	} else if (errno != EEXIST) {
-		msg_fatal("mkdir %s: %s", run_dir, strerror(errno));
-	}
-	queued_pidpath = xasprintf("%s/%s.pid", run_dir, QUEUED_SERVICE);
-	free(run_dir);
-	if ((queued_pidfd = open(queued_pidpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644)) < 0)
-		msg_fatal("open %s: %s", queued_pidpath, strerror(errno));
-	if (fstat(queued_pidfd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)
-		msg_fatal("%s is not a plain pid file; remove it", queued_pidpath);
-	if (flock(queued_pidfd, LOCK_EX | LOCK_NB) < 0)
-		msg_fatal("%s is already running (%s)", QUEUED_SERVICE, queued_pidpath);
-	if (server_user(&uid, &gid) && fchown(queued_pidfd, uid, gid) < 0)
-		msg_fatal("chown %s: %s", queued_pidpath, strerror(errno));
-}
-
 /* queued_start - configuration, logging, pid file, privileges */
 static void queued_start(void)
 {
-	char *error = NULL, *log_file, buf[32];
-	int len;
+	char *error = NULL, *log_file;
 
 	if (conf_load(queued_conf, &error) < 0)
 		msg_fatal("%s", error);
 	log_file = conf_path("log_file");
 	msg_open(QUEUED_SERVICE, conf_str("syslog_facility"), log_file, true);
 	free(log_file);
-	queued_pidfile_lock();
+	queued_pidfd = server_pidfile_take(QUEUED_SERVICE, &queued_pidpath);
 	server_drop_privileges();
 	if (!queued_foreground)
 		server_daemonize();
-	len = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-	if (ftruncate(queued_pidfd, 0) < 0 || pwrite(queued_pidfd, buf, (size_t)len, 0) != len)
-		msg_fatal("write %s: %s", queued_pidpath, strerror(errno));
+	server_pidfile_put(queued_pidfd, queued_pidpath);
 	queued_signals();
 	msg_info("started: retry %u s to %u s, lifetime %u s, port %lld",
 		 conf_time("queue_retry_min"), conf_time("queue_retry_max"),

@@ -383,14 +383,15 @@ void server_drop_privileges(void)
 	msg_info("running as user %s (uid %ld, gid %ld)", user, (long)uid, (long)gid);
 }
 
-/* server_pidfile_lock - take run_dir/<service>.pid, or find the service running */
-static void server_pidfile_lock(void)
+/* server_pidfile_take - open and lock run_dir/<service>.pid; exits naming a running one */
+int server_pidfile_take(const char *service, char **path_r)
 {
-	char *run_dir = conf_path("run_dir"), buf[32];
+	char *run_dir = conf_path("run_dir"), *path, buf[32];
 	struct stat st;
 	uid_t uid;
 	gid_t gid;
 	ssize_t n;
+	int fd;
 
 	if (run_dir == NULL)
 		msg_fatal("run_dir is not set");
@@ -400,37 +401,38 @@ static void server_pidfile_lock(void)
 	} else if (errno != EEXIST) {
 		msg_fatal("mkdir %s: %s", run_dir, strerror(errno));
 	}
-	srv_pidpath = xasprintf("%s/%s.pid", run_dir, srv_cb->service);
+	path = xasprintf("%s/%s.pid", run_dir, service);
 	free(run_dir);
 	/*
 	 * run_dir belongs to the service user, and we are still root here: never
 	 * follow a link planted there, and refuse anything but a plain file of
 	 * our own with one name, or root would truncate whatever it points to.
 	 */
-	if ((srv_pidfd = open(srv_pidpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644)) < 0)
-		msg_fatal("open %s: %s", srv_pidpath, strerror(errno));
-	if (fstat(srv_pidfd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644)) < 0)
+		msg_fatal("open %s: %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1
 	    || (st.st_uid != geteuid() && !(server_user(&uid, &gid) && st.st_uid == uid)))
-		msg_fatal("%s is not a plain pid file of ours; remove it", srv_pidpath);
-	if (flock(srv_pidfd, LOCK_EX | LOCK_NB) < 0) {
+		msg_fatal("%s is not a plain pid file of ours; remove it", path);
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		if (errno != EWOULDBLOCK)
-			msg_fatal("lock %s: %s", srv_pidpath, strerror(errno));
-		n = pread(srv_pidfd, buf, sizeof(buf) - 1, 0);
+			msg_fatal("lock %s: %s", path, strerror(errno));
+		n = pread(fd, buf, sizeof(buf) - 1, 0);
 		buf[n > 0 ? n : 0] = '\0';
 		buf[strcspn(buf, "\n")] = '\0';
-		msg_fatal("%s is already running (pid %s, %s)", srv_cb->service,
-			  *buf ? buf : "unknown", srv_pidpath);
+		msg_fatal("%s is already running (pid %s, %s)", service, *buf ? buf : "unknown", path);
 	}
+	*path_r = path;
+	return fd;
 }
 
-/* server_pidfile_write - record the master's pid in the locked file */
-static void server_pidfile_write(void)
+/* server_pidfile_put - record this process's pid in a pid file taken above */
+void server_pidfile_put(int fd, const char *path)
 {
 	char buf[32];
 	int len = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
 
-	if (ftruncate(srv_pidfd, 0) < 0 || pwrite(srv_pidfd, buf, (size_t)len, 0) != len)
-		msg_fatal("write %s: %s", srv_pidpath, strerror(errno));
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)len, 0) != len)
+		msg_fatal("write %s: %s", path, strerror(errno));
 }
 
 /* server_pidfile_remove - at stop; an unremovable file is emptied instead */
@@ -1439,7 +1441,7 @@ int server_main(int argc, char **argv, const struct server_callbacks *cb)
 	server_open_log();
 	server_read_limits();
 	server_set_hostname();
-	server_pidfile_lock();
+	srv_pidfd = server_pidfile_take(srv_cb->service, &srv_pidpath);
 	server_bind_all();
 	if (server_tls_build(&srv_tls, &error) < 0)
 		msg_fatal("%s", error);
@@ -1448,7 +1450,7 @@ int server_main(int argc, char **argv, const struct server_callbacks *cb)
 	server_drop_privileges();
 	if (!srv_foreground)
 		server_daemonize();
-	server_pidfile_write();
+	server_pidfile_put(srv_pidfd, srv_pidpath);
 	server_pipe(srv_selfpipe, true);
 	server_pipe(srv_status, false);
 	if (fcntl(srv_status[0], F_SETFL, O_NONBLOCK) < 0)

@@ -47,5 +47,7 @@ bool server_stopping(void);
 bool server_user(uid_t *uid_r, gid_t *gid_r);
 void server_drop_privileges(void);
 void server_daemonize(void);
+int server_pidfile_take(const char *service, char **path_r);
+void server_pidfile_put(int fd, const char *path);
 
 #endif
