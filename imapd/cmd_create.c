@@ -90,6 +90,7 @@ void cmd_create(IMAP_CMDCTX *c)
 	} else if (spool_mbox_create(c->s->user, name, use, &err) < 0) {
 		imap_spool_no(c, "CREATE", err);
 	} else {
+		imap_notify_own_names(c->s);	/* no NOTIFY LIST for our own change */
 		imap_ok(c, "CREATE completed");
 	}
 	free(name);

@@ -38,6 +38,7 @@ void cmd_delete(IMAP_CMDCTX *c)
 		imap_spool_no(c, "DELETE", err);	/* the selection stays as it was */
 	else {
 		imap_deselect_if(c, name, false);
+		imap_notify_own_names(c->s);	/* no NOTIFY LIST for our own change */
 		imap_ok(c, "DELETE completed");
 	}
 	free(name);

@@ -447,10 +447,9 @@ static int fetch_write_items(IMAP_SESSION *s, struct fetch_req *r, const struct 
 }
 
 /* fetch_one - the FETCH response of one message: 0, -1 (gone), or IMAP_MSG_UNKNOWN_CTE */
-static int fetch_one(IMAP_CMDCTX *c, struct fetch_req *r, size_t idx, bool seen_changed,
-		     STRBUF *out)
+static int fetch_one(IMAP_SESSION *s, bool uid, struct fetch_req *r, size_t idx,
+		     bool seen_changed, STRBUF *out)
 {
-	IMAP_SESSION *s = c->s;
 	struct imap_mail *m = &s->mails[idx];
 	SPOOL_READER *sr = NULL;
 	IMAP_MSG *msg = NULL;
@@ -473,7 +472,7 @@ static int fetch_one(IMAP_CMDCTX *c, struct fetch_req *r, size_t idx, bool seen_
 		goto out;
 	strbuf_reset(out);
 	strbuf_printf(out, "* %zu FETCH (", idx + 1);
-	if (c->uid || r->want_uid) {
+	if (uid || r->want_uid) {
 		strbuf_printf(out, "UID %u", m->uid);
 		sp = true;
 	}
@@ -635,7 +634,7 @@ void cmd_fetch(IMAP_CMDCTX *c)
 		fetch_mark_seen(c->s, idx, n, seen_changed);
 	out = strbuf_alloc(256, STRBUF_UNLIMITED);
 	for (size_t i = 0; i < n && !c->s->done; i++) {
-		rc = fetch_one(c, &r, idx[i], seen_changed[i], out);
+		rc = fetch_one(c->s, c->uid, &r, idx[i], seen_changed[i], out);
 		if (rc == IMAP_MSG_UNKNOWN_CTE)
 			unknown_cte++;
 		else if (rc < 0)
@@ -654,4 +653,78 @@ out:
 	fetch_req_free(&r);
 	free(seen_changed);
 	free(idx);
+}
+
+/* MessageNew's fetch attributes (RFC 5465 5.2), for cmd_notify.c. */
+struct imap_fetch_spec {
+	struct fetch_req req;
+};
+
+/*
+ * imap_fetch_spec_parse - the fetch-att list of NOTIFY's MessageNew: 0, or
+ * -1 with *error_r (a BAD). Refused, as RFC 5465 5.2 asks clients not to
+ * use them: what sets \Seen (BODY[...], BINARY[...], RFC822,
+ * RFC822.TEXT: the PEEK forms are fine) and what presupposes a body part
+ * (a section with a part number); the macros ALL, FAST and FULL are not
+ * fetch-att (RFC 3501 9).
+ */
+int imap_fetch_spec_parse(const struct imap_arg *items, size_t n, struct imap_fetch_spec **spec_r,
+			  char **error_r)
+{
+	struct imap_fetch_spec *spec;
+	struct fetch_req *r;
+	size_t before;
+
+	*spec_r = NULL;
+	if (n == 0) {
+		*error_r = xstrdup("empty fetch attribute list");
+		return -1;
+	}
+	spec = xcalloc(1, sizeof(*spec));
+	r = &spec->req;
+	for (size_t i = 0; i < n; i++) {
+		if (items[i].type == IMAP_ARG_ATOM && (strcasecmp(items[i].str, "ALL") == 0
+						       || strcasecmp(items[i].str, "FAST") == 0
+						       || strcasecmp(items[i].str, "FULL") == 0)) {
+			*error_r = xasprintf("%s is a macro, not a fetch attribute", items[i].str);
+			goto fail;
+		}
+		before = r->n;
+		if (fetch_parse_item(r, &items[i], error_r) < 0)
+			goto fail;
+		if (r->sets_seen) {
+			*error_r = xstrdup("a fetch attribute that sets \\Seen (use BODY.PEEK)");
+			goto fail;
+		}
+		for (size_t k = before; k < r->n; k++)
+			if ((r->items[k].kind == FETCH_SECTION || r->items[k].kind == FETCH_BINARY_SIZE)
+			    && r->items[k].sect.nparts > 0) {
+				*error_r = xstrdup("a section that presupposes a body part");
+				goto fail;
+			}
+	}
+	*spec_r = spec;
+	return 0;
+fail:
+	imap_fetch_spec_free(&spec);
+	return -1;
+}
+
+/* imap_fetch_spec_send - "* n FETCH (...)" of the message at idx with those attributes */
+void imap_fetch_spec_send(IMAP_SESSION *s, struct imap_fetch_spec *spec, size_t idx)
+{
+	STRBUF *out = strbuf_alloc(256, STRBUF_UNLIMITED);
+
+	(void)fetch_one(s, false, &spec->req, idx, false, out);	/* gone: its EXPUNGE follows */
+	strbuf_free(&out);
+}
+
+/* imap_fetch_spec_free - forget a parsed fetch-att list */
+void imap_fetch_spec_free(struct imap_fetch_spec **specp)
+{
+	if (*specp == NULL)
+		return;
+	fetch_req_free(&(*specp)->req);
+	free(*specp);
+	*specp = NULL;
 }

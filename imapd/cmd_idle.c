@@ -11,6 +11,12 @@
  *	once, so EXPUNGE, FETCH FLAGS and EXISTS go out as the spool commits
  *	them. In the AUTHENTICATED state IDLE only keeps the connection alive.
  *
+ *	NOTIFY (cmd_notify.c): the session also watches, through the same
+ *	hub connection, the other mailboxes its NOTIFY SET covers and the
+ *	user's list of mailboxes (imap_notify_watch()), selected or not; an
+ *	event on one of them sends their STATUS or LIST at once
+ *	(imap_notify_report()), as between commands (RFC 5465 section 4).
+ *
  *	Every imap_idle_keepalive (default 2 minutes, at most 29: RFC 2177
  *	asks clients to re-issue IDLE before 29 minutes and NAT boxes drop
  *	quiet connections) the client gets "* OK Still here".
@@ -18,7 +24,10 @@
  *	Without the hub (not running, or it died) IDLE still works: the
  *	session re-checks the spool every imap_idle_fallback seconds;
  *	imap_hub.c logs the change once. A session in IDLE for
- *	imap_hibernate_after (0: never) is parked in the hub (imap_park.c).
+ *	imap_hibernate_after (0: never) is parked in the hub (imap_park.c);
+ *	when the hub does not take it (refused, or dropped at the worker's
+ *	CANCEL after no PARKED came in time), the session watches again,
+ *	reports what it may have missed, and tries again after the same time.
  *
  *	Input during IDLE. DONE (any case) ends IDLE with "tag OK". Any other
  *	line ends IDLE too, with "tag BAD expected DONE" (counted as a
@@ -40,6 +49,7 @@
 #include <time.h>
 
 #include "conf.h"
+#include "idlemsg.h"
 #include "msg.h"
 #include "spool.h"
 #include "stream.h"
@@ -96,18 +106,32 @@ static int imap_idle_input(IMAP_SESSION *s, const char *tag, STRBUF *line)
 	return 1;
 }
 
-/* imap_idle_sync - report changes now */
-static void imap_idle_sync(IMAP_SESSION *s)
+/* imap_idle_sync - report changes now (NOTIFY's other mailboxes too when others) */
+static void imap_idle_sync(IMAP_SESSION *s, bool others)
 {
 	imap_mailbox_sync(s, true);
+	if (others && imap_notify_others(s))
+		imap_notify_report(s);
 	if (stream_flush(s->stream) < 0) {
 		s->done = true;
 		s->end_reason = "write error";
 	}
 }
 
+/*
+ * imap_idle_watch - watch the selected mailbox through the hub and, with
+ * NOTIFY, the other mailboxes it covers: the descriptor, or -1 (none to
+ * watch, or no hub)
+ */
+static int imap_idle_watch(IMAP_SESSION *s, uint32_t mboxid)
+{
+	if (imap_notify_others(s))
+		return imap_notify_watch(s, mboxid);
+	return s->state == IMAP_SELECTED ? imap_hub_watch(s->user, mboxid, false, NULL, 0) : -1;
+}
+
 /* imap_idle_mboxid - the spool id of the selected mailbox (0 when none) */
-static uint32_t imap_idle_mboxid(IMAP_SESSION *s)
+uint32_t imap_idle_mboxid(IMAP_SESSION *s)
 {
 	struct spool_mbox_info info;
 	char *err = NULL;
@@ -158,15 +182,15 @@ void imap_idle_run(IMAP_SESSION *s, const char *tag)
 	keep_at = now + keepalive * 1000LL;
 	if (hibernate > 0 && s->state == IMAP_SELECTED)
 		park_at = now + hibernate * 1000LL;
-	hub = s->state == IMAP_SELECTED ? imap_hub_watch(s->user, mboxid) : -1;
-	imap_idle_sync(s);	/* what changed before the hub knew we watch */
+	hub = imap_idle_watch(s, mboxid);
+	imap_idle_sync(s, true);	/* what changed before the hub knew we watch */
 	while (!s->done) {
 		if (stream_pending(s->stream) > 0) {
 			if (imap_idle_input(s, tag, line))
 				break;
 			continue;
 		}
-		if (hub < 0 && s->state == IMAP_SELECTED && check_at == 0)
+		if (hub < 0 && (s->state == IMAP_SELECTED || imap_notify_others(s)) && check_at == 0)
 			check_at = now + fallback * 1000LL;
 		if (server_stopping()) {
 			imap_untagged(s, "BYE server shutting down");
@@ -200,18 +224,22 @@ void imap_idle_run(IMAP_SESSION *s, const char *tag)
 			continue;
 		}
 		if (n > 0 && hub >= 0 && pfd[1].revents) {
-			bool changed = false;
+			bool changed = false, other = false;
 
-			if (imap_hub_receive(mboxid, &changed) < 0)
+			/* not selected: no event is for "the" mailbox, NOTIFY's are other */
+			if (imap_hub_receive(mboxid != 0 ? mboxid : IDLEMSG_MBOX_NONE, &changed,
+					     &other) < 0)
 				hub = -1;
-			if (changed || hub < 0)
-				imap_idle_sync(s);
+			if (changed || other || hub < 0)
+				imap_idle_sync(s, other || hub < 0);
+			if (hub >= 0 && imap_notify_stale(s))
+				hub = imap_idle_watch(s, mboxid);	/* a mailbox came or went */
 		}
 		if (check_at > 0 && now >= check_at) {
 			check_at = 0;
-			imap_idle_sync(s);
-			if (hub < 0 && s->state == IMAP_SELECTED)
-				hub = imap_hub_watch(s->user, mboxid);	/* back? */
+			imap_idle_sync(s, true);
+			if (hub < 0)
+				hub = imap_idle_watch(s, mboxid);	/* back? */
 		}
 		if (now >= keep_at) {
 			keep_at = now + keepalive * 1000LL;
@@ -223,12 +251,33 @@ void imap_idle_run(IMAP_SESSION *s, const char *tag)
 		}
 		if (park_at > 0 && now >= park_at) {
 			park_at = 0;
-			if (hub >= 0 && imap_park(s, tag) == 0)
+			if (hub >= 0 && s->notify != NULL) {
+				/* what the hub sent, read: the PARK says how many (imap_park.c) */
+				bool changed = false, other = false;
+
+				if (imap_hub_receive(mboxid != 0 ? mboxid : IDLEMSG_MBOX_NONE, &changed,
+						     &other) < 0)
+					hub = -1;
+				else if (changed || other)
+					imap_idle_sync(s, other);
+			}
+			if (hub >= 0 && !s->done && imap_park(s, tag) == 0)
 				break;
-			hub = imap_hub_fd();
+			if (imap_hub_fd() >= 0 && !s->done) {
+				/*
+				 * Kept: the hub refused the PARK (a late PARKED too) or
+				 * dropped it at our CANCEL (imap_park.c). Events it sent
+				 * meanwhile were skipped: watch again, look, try later.
+				 */
+				hub = imap_idle_watch(s, mboxid);
+				imap_idle_sync(s, true);
+				park_at = now + hibernate * 1000LL;
+			} else {
+				hub = -1;
+			}
 		}
 	}
-	if (!s->parked && s->state == IMAP_SELECTED)
+	if (!s->parked && (s->state == IMAP_SELECTED || imap_notify_others(s)))
 		imap_hub_unwatch();
 	strbuf_free(&line);
 }

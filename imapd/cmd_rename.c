@@ -45,6 +45,7 @@ void cmd_rename(IMAP_CMDCTX *c)
 		/* The selected mailbox has a new name, or, for INBOX, is a new
 		 * empty one (new UIDVALIDITY, RFC 3501 6.3.5): closed either way. */
 		imap_deselect_if(c, from, true);
+		imap_notify_own_names(c->s);	/* no NOTIFY LIST for our own change */
 		imap_ok(c, "RENAME completed");
 	}
 	free(from);

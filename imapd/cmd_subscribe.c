@@ -31,9 +31,11 @@ void cmd_subscribe(IMAP_CMDCTX *c)
 	}
 	if ((name = imap_arg_mailbox(c, &c->args[0])) == NULL)
 		return;
-	if (spool_subscribe(c->s->user, name, on, &err) < 0)
+	if (spool_subscribe(c->s->user, name, on, &err) < 0) {
 		imap_spool_no(c, c->def->name, err);
-	else
+	} else {
+		imap_notify_own_names(c->s);	/* SUBSCRIBED: the set changed, silently */
 		imap_ok(c, "%s completed", c->def->name);
+	}
 	free(name);
 }

@@ -87,7 +87,8 @@ typedef struct imap_session {
 	uint32_t mboxid;		/* the selected mailbox's spool id, for the hub */
 	bool parked;			/* handed to the hub: the worker forgets it */
 	bool compressed;		/* COMPRESS=DEFLATE active: never parked */
-	struct imap_notify *notify;	/* NOTIFY SET active (cmd_notify.c): never parked */
+	struct imap_notify *notify;	/* NOTIFY SET active (cmd_notify.c) */
+	bool sync_own_adds;		/* the sync after APPEND/COPY: no NOTIFY FETCH for new ones */
 } IMAP_SESSION;
 
 /* One command being run. */
@@ -108,6 +109,7 @@ typedef struct imap_cmdctx {
 #define IMAP_CMD_NO_EXPUNGE	(1 << 0)	/* no untagged EXPUNGE after it (FETCH, STORE, SEARCH by number) */
 #define IMAP_CMD_UID_OK		(1 << 1)	/* may follow "UID" */
 #define IMAP_CMD_NO_SYNC	(1 << 2)	/* reports nothing about the mailbox after it (LOGOUT) */
+#define IMAP_CMD_ADDS		(1 << 3)	/* adds messages itself (APPEND, COPY, MOVE) */
 
 #define IMAP_ST_NOAUTH		(1u << IMAP_NOT_AUTHENTICATED)
 #define IMAP_ST_AUTH		(1u << IMAP_AUTHENTICATED)
@@ -143,10 +145,14 @@ void imap_client_run(IMAP_SESSION *s);
 
 /* cmd_idle.c, imap_hub.c, imap_park.c: push by IDLE and parking in the hub */
 void imap_idle_run(IMAP_SESSION *s, const char *tag);
-int imap_hub_watch(const char *user, uint32_t mboxid);
+uint32_t imap_idle_mboxid(IMAP_SESSION *s);
+int imap_hub_watch(const char *user, uint32_t mboxid, bool notify, const uint32_t *ids,
+		   size_t nids);
 void imap_hub_unwatch(void);
 int imap_hub_fd(void);
-int imap_hub_receive(uint32_t mboxid, bool *changed_r);
+uint32_t imap_hub_events_read(void);
+void imap_hub_events_skipped(uint32_t n);
+int imap_hub_receive(uint32_t mboxid, bool *changed_r, bool *other_r);
 void imap_hub_close(void);
 int imap_park(IMAP_SESSION *s, const char *tag);
 void imap_park_resume(struct server_conn *conn);
@@ -205,6 +211,11 @@ void cmd_append(IMAP_CMDCTX *c);
 void cmd_close(IMAP_CMDCTX *c);
 void cmd_expunge(IMAP_CMDCTX *c);
 void cmd_fetch(IMAP_CMDCTX *c);
+struct imap_fetch_spec;
+int imap_fetch_spec_parse(const struct imap_arg *items, size_t n, struct imap_fetch_spec **spec_r,
+			  char **error_r);
+void imap_fetch_spec_send(IMAP_SESSION *s, struct imap_fetch_spec *spec, size_t idx);
+void imap_fetch_spec_free(struct imap_fetch_spec **specp);
 void cmd_store(IMAP_CMDCTX *c);
 void cmd_copy(IMAP_CMDCTX *c);
 void cmd_getquota(IMAP_CMDCTX *c);
@@ -239,6 +250,14 @@ void cmd_notify(IMAP_CMDCTX *c);
 int imap_notify_wait(IMAP_SESSION *s);
 void imap_notify_report(IMAP_SESSION *s);
 void imap_notify_after_idle(IMAP_SESSION *s);
+void imap_notify_new_messages(IMAP_SESSION *s, size_t first);
+int imap_notify_export(IMAP_SESSION *s, STRBUF *out, uint32_t **ids_r, size_t *nids_r);
+int imap_notify_import(IMAP_SESSION *s, const unsigned char *buf, size_t len, char **error_r);
+bool imap_notify_newfetch(IMAP_SESSION *s);
+void imap_notify_own_names(IMAP_SESSION *s);
+bool imap_notify_others(IMAP_SESSION *s);
+bool imap_notify_stale(IMAP_SESSION *s);
+int imap_notify_watch(IMAP_SESSION *s, uint32_t selected);
 void imap_notify_free(IMAP_SESSION *s);
 
 #endif

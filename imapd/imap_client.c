@@ -102,8 +102,11 @@ int imap_ok(IMAP_CMDCTX *c, const char *fmt, ...)
 	va_list ap;
 	int rc;
 
-	if (c->s->state == IMAP_SELECTED && !(c->def->flags & IMAP_CMD_NO_SYNC))
+	if (c->s->state == IMAP_SELECTED && !(c->def->flags & IMAP_CMD_NO_SYNC)) {
+		c->s->sync_own_adds = (c->def->flags & IMAP_CMD_ADDS) != 0;	/* RFC 5465 5.2 */
 		imap_mailbox_sync(c->s, !(c->def->flags & IMAP_CMD_NO_EXPUNGE));
+		c->s->sync_own_adds = false;
+	}
 	va_start(ap, fmt);
 	rc = imap_tagged(c->s, c->tag, "OK", fmt, ap);
 	va_end(ap);

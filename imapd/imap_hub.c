@@ -4,17 +4,25 @@
  * SYNOPSIS
  *	#include "imap.h"
  *
- *	fd = imap_hub_watch(user, mboxid);	-1: no hub, use the fallback
- *	rc = imap_hub_receive(mboxid, &changed);
+ *	fd = imap_hub_watch(user, mboxid, notify, ids, nids);	-1: no hub: fallback
+ *	rc = imap_hub_receive(mboxid, &changed, &other);
  *	imap_hub_unwatch();
  * DESCRIPTION
  *	A worker opens one persistent connection to run_dir/imap-idle the
  *	first time a session of it enters IDLE, and keeps it for the
  *	following sessions. imap_hub_watch() tells the hub which mailbox the
  *	session watches (WATCH user mboxid; it replaces the previous one) and
- *	returns the descriptor to poll beside the client's.
+ *	returns the descriptor to poll beside the client's. A session with
+ *	NOTIFY (notify true) gets every mailbox-list event of the user and
+ *	adds the ids of the other mailboxes it watches (mboxid
+ *	IDLEMSG_MBOX_NONE when none is selected; more than
+ *	IDLEMSG_WATCH_IDS_MAX: the caller watches mailbox 0, all of them).
+ *	imap_hub_events_read() counts the EVENTs read on the connection: a
+ *	NOTIFY session's PARK carries it (imap_park.c).
  *	imap_hub_receive() reads the EVENTs the hub forwards; *changed_r is
- *	set when one concerns mboxid (0: any mailbox of the user).
+ *	set when one concerns mboxid (0: any mailbox of the user), *other_r
+ *	(when not NULL) when one concerns another mailbox or the user's
+ *	list of mailboxes.
  *
  *	When the hub cannot be reached or the connection breaks, the calls
  *	return -1 and the caller falls back to re-checking the spool now and
@@ -43,6 +51,7 @@
 static int imap_hub_sock = -1;
 static struct idlemsg_reader imap_hub_in;
 static bool imap_hub_down_logged;
+static uint32_t imap_hub_events;	/* EVENTs read on this connection (PARK says it) */
 
 /* imap_hub_fd - the connection to the hub, or -1 */
 int imap_hub_fd(void)
@@ -96,6 +105,7 @@ static int imap_hub_connect(void)
 	}
 	free(path);
 	imap_hub_sock = fd;
+	imap_hub_events = 0;
 	idlemsg_reader_init(&imap_hub_in);
 	if (imap_hub_down_logged)
 		msg_info("IDLE hub is back");
@@ -111,8 +121,11 @@ static int imap_hub_drain(void)
 	int rc;
 
 	while ((rc = idlemsg_fill(imap_hub_sock, &imap_hub_in, &err)) == 1)
-		while ((rc = idlemsg_next(&imap_hub_in, &m, &err)) == 1)
+		while ((rc = idlemsg_next(&imap_hub_in, &m, &err)) == 1) {
+			if (m.type == IDLEMSG_EVENT)
+				imap_hub_events++;
 			idlemsg_consume(&imap_hub_in, &m);
+		}
 	if (rc < 0) {
 		imap_hub_lost(err);
 		free(err);
@@ -121,8 +134,12 @@ static int imap_hub_drain(void)
 	return 0;
 }
 
-/* imap_hub_watch - watch one mailbox of user (0: all); the descriptor to poll, or -1 */
-int imap_hub_watch(const char *user, uint32_t mboxid)
+/*
+ * imap_hub_watch - watch one mailbox of user (0: all) and, for NOTIFY, nids others;
+ * the descriptor to poll, or -1
+ */
+int imap_hub_watch(const char *user, uint32_t mboxid, bool notify, const uint32_t *ids,
+		   size_t nids)
 {
 	STRBUF *b;
 	char *err = NULL;
@@ -131,8 +148,7 @@ int imap_hub_watch(const char *user, uint32_t mboxid)
 	if (imap_hub_connect() < 0 || imap_hub_drain() < 0)
 		return -1;
 	b = strbuf_alloc(64, IDLEMSG_BODY_MAX);
-	idlemsg_put_u32(b, mboxid);
-	idlemsg_put_str(b, user, strlen(user));
+	idlemsg_watch_encode(b, mboxid, user, notify, ids, nids);
 	rc = idlemsg_send(imap_hub_sock, IDLEMSG_WATCH, STRBUF_STR(b), STRBUF_LEN(b), -1, &err);
 	strbuf_free(&b);
 	if (rc < 0) {
@@ -141,6 +157,18 @@ int imap_hub_watch(const char *user, uint32_t mboxid)
 		return -1;
 	}
 	return imap_hub_sock;
+}
+
+/* imap_hub_events_read - the EVENTs read on the connection to the hub so far */
+uint32_t imap_hub_events_read(void)
+{
+	return imap_hub_events;
+}
+
+/* imap_hub_events_skipped - n EVENTs read on the connection elsewhere (imap_park.c) */
+void imap_hub_events_skipped(uint32_t n)
+{
+	imap_hub_events += n;
 }
 
 /* imap_hub_unwatch - the session leaves IDLE */
@@ -158,9 +186,10 @@ void imap_hub_unwatch(void)
 
 /*
  * imap_hub_receive - read what the hub sent: 0, or -1 when the connection
- * broke (then: fallback). *changed_r is set when an event concerns mboxid.
+ * broke (then: fallback). *changed_r is set when an event concerns mboxid,
+ * *other_r (unless NULL) when one concerns another mailbox or is mailbox 0.
  */
-int imap_hub_receive(uint32_t mboxid, bool *changed_r)
+int imap_hub_receive(uint32_t mboxid, bool *changed_r, bool *other_r)
 {
 	struct idlemsg m;
 	uint32_t id, uidnext, messages;
@@ -177,8 +206,12 @@ int imap_hub_receive(uint32_t mboxid, bool *changed_r)
 			    && idlemsg_event_decode(m.body, m.len, &what, &id, &uidnext, &messages,
 						    &hms, &err) < 0)
 				break;
+			if (m.type == IDLEMSG_EVENT)
+				imap_hub_events++;
 			if (m.type == IDLEMSG_EVENT && (mboxid == 0 || id == mboxid || id == 0))
 				*changed_r = true;
+			if (m.type == IDLEMSG_EVENT && other_r != NULL && (id != mboxid || id == 0))
+				*other_r = true;
 			idlemsg_consume(&imap_hub_in, &m);
 		}
 		if (rc < 0 || err != NULL)

@@ -26,7 +26,8 @@
  *	  in the list and HIGHESTMODSEQ is not taken as seen, so the next
  *	  sync reports them.
  *	  changed flags: "* n FETCH (UID u FLAGS (...))";
- *	  new messages: "* n EXISTS".
+ *	  new messages: "* n EXISTS", then with NOTIFY's MessageNew fetch
+ *	  attributes a FETCH of each (cmd_notify.c).
  *
  *	A mailbox deleted or renamed away (or re-created: its UIDVALIDITY
  *	changed) under a selected session cannot be followed: the session
@@ -328,6 +329,8 @@ static bool imap_sync_merge(IMAP_SESSION *s, struct spool_mail *list, size_t n, 
 	}
 	if (s->nmails != old_n || (expunge_ok && !all_reported))
 		imap_untagged(s, "%zu EXISTS", s->nmails);
+	if (s->nmails > old_n)
+		imap_notify_new_messages(s, old_n);	/* NOTIFY MessageNew's FETCH */
 	return all_reported;
 }
 

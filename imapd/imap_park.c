@@ -22,6 +22,16 @@
  *	sessions are never parked (see imapd.c). When the hub does not take
  *	a TLS session, the worker imports its own blob and goes on.
  *
+ *	A session with NOTIFY (RFC 5465) is parked with its NOTIFY state in
+ *	the blob (imap_notify_export(): the filters, MessageNew's fetch
+ *	attributes, and the watched mailboxes with the counters the client
+ *	was last told) and the ids of the mailboxes it watches, which the
+ *	hub unparks it for; imap_notify_import() restores it, and the
+ *	comparison that follows reports what changed meanwhile. A NOTIFY
+ *	state that does not fit in one message (more than
+ *	IDLEMSG_WATCH_IDS_MAX mailboxes, or the blob over IDLEMSG_BODY_MAX
+ *	octets, e.g. many long names) keeps the session in its worker.
+ *
  *	Each PARK has a random hand-over id. Without PARKED within
  *	IMAP_PARK_WAIT_MS the worker cannot know whether the hub holds the
  *	descriptor, so it must not simply go on: it sends CANCEL with the id
@@ -89,6 +99,8 @@ static int imap_park_wait(int sock, struct idlemsg_reader *r, struct idlemsg *m,
 		while ((rc = idlemsg_next(r, m, error_r)) == 1) {
 			if ((int)m->type != skip_type)
 				return 1;
+			if (skip_type == IDLEMSG_EVENT)
+				imap_hub_events_skipped(1);	/* a NOTIFY PARK counts them */
 			idlemsg_consume(r, m);
 		}
 		if (rc < 0)
@@ -218,6 +230,25 @@ static int imap_park_cancel(IMAP_SESSION *s, int sock, struct idlemsg_reader *r,
 }
 
 /*
+ * imap_park_leftover - the EVENTs read after the verdict (the hub kept or
+ * restored the watch of a refused or cancelled park) are counted as read:
+ * the session looks at the spool after a park it keeps (cmd_idle.c), and a
+ * later NOTIFY PARK compares the count with the hub's
+ */
+static void imap_park_leftover(struct idlemsg_reader *r)
+{
+	struct idlemsg m;
+	char *err = NULL;
+
+	while (idlemsg_next(r, &m, &err) == 1) {
+		if (m.type == IDLEMSG_EVENT)
+			imap_hub_events_skipped(1);
+		idlemsg_consume(r, &m);
+	}
+	free(err);
+}
+
+/*
  * imap_park_send - PARK with the descriptor, and the hub's PARKED: 1 taken,
  * 0 refused or cancelled (the worker keeps it), -1 (the hub is gone)
  */
@@ -230,8 +261,16 @@ static int imap_park_send(IMAP_SESSION *s, struct idlemsg_park *p)
 	uint8_t yes = 0;
 
 	p->handover = imap_park_id();
-	b = strbuf_alloc(256, IDLEMSG_BODY_MAX);
+	b = strbuf_alloc(256, 4 * IDLEMSG_BODY_MAX);	/* every part is at most 64 KB */
 	idlemsg_park_encode(b, p);
+	if (STRBUF_LEN(b) > IDLEMSG_BODY_MAX) {	/* a large NOTIFY state: stays here */
+		if (msg_verbose)
+			msg_info("user %s: not parked: session blob of %zu octets", s->user,
+				 STRBUF_LEN(b));
+		explicit_bzero(STRBUF_STR(b), STRBUF_LEN(b));
+		strbuf_free(&b);
+		return 0;
+	}
 	rc = idlemsg_send(sock, IDLEMSG_PARK, STRBUF_STR(b), STRBUF_LEN(b), stream_fd(s->stream),
 			  &err);
 	explicit_bzero(STRBUF_STR(b), STRBUF_LEN(b));	/* TLS keys */
@@ -255,6 +294,8 @@ static int imap_park_send(IMAP_SESSION *s, struct idlemsg_park *p)
 	} else {
 		rc = yes;
 	}
+	if (imap_hub_fd() >= 0)
+		imap_park_leftover(r);
 	idlemsg_reader_reset(r);
 	free(r);
 	return rc;
@@ -268,18 +309,34 @@ int imap_park(IMAP_SESSION *s, const char *tag)
 {
 	unsigned char sblob[TLSREC_BLOB_MAX];
 	struct idlemsg_park p;
+	STRBUF *nstate = NULL;
+	uint32_t *ids = NULL;
+	size_t nids = 0;
 	int slen, rc;
 
-	if (imap_hub_fd() < 0 || s->compressed || s->notify != NULL || s->state != IMAP_SELECTED
+	if (imap_hub_fd() < 0 || s->compressed || s->state != IMAP_SELECTED
 	    || stream_pending(s->stream) > 0 || stream_flush(s->stream) < 0)
 		return -1;
-	if ((slen = imap_park_export(s, sblob, sizeof(sblob))) < 0)
+	if (s->notify != NULL) {
+		nstate = strbuf_alloc(256, 4 * IDLEMSG_BODY_MAX);
+		if (imap_notify_export(s, nstate, &ids, &nids) < 0
+		    || STRBUF_LEN(nstate) > IDLEMSG_BODY_MAX) {
+			strbuf_free(&nstate);
+			free(ids);
+			return -1;
+		}
+	}
+	if ((slen = imap_park_export(s, sblob, sizeof(sblob))) < 0) {
+		strbuf_free(&nstate);
+		free(ids);
 		return -1;
+	}
 	memset(&p, 0, sizeof(p));
 	p.flags = IDLEMSG_F_IDLE | (s->utf8 ? IDLEMSG_F_UTF8 : 0)
 		  | (s->readonly ? IDLEMSG_F_READONLY : 0) | (slen > 0 ? IDLEMSG_F_TLS : 0)
 		  | (s->condstore ? IDLEMSG_F_CONDSTORE : 0) | (s->qresync ? IDLEMSG_F_QRESYNC : 0)
-		  | (s->imap4rev2 ? IDLEMSG_F_REV2 : 0);
+		  | (s->imap4rev2 ? IDLEMSG_F_REV2 : 0) | (nstate != NULL ? IDLEMSG_F_NOTIFY : 0)
+		  | (imap_notify_newfetch(s) ? IDLEMSG_F_NEWFETCH : 0);
 	p.mboxid = s->mboxid;
 	p.uidvalidity = s->uidvalidity;
 	p.exists = (uint32_t)s->nmails;
@@ -295,7 +352,16 @@ int imap_park(IMAP_SESSION *s, const char *tag)
 	p.tag_len = (uint16_t)strlen(tag);
 	p.stream = sblob;
 	p.stream_len = (uint16_t)slen;
+	if (nstate != NULL) {
+		p.ids = (const unsigned char *)ids;
+		p.nids = (uint16_t)nids;
+		p.notify = (const unsigned char *)STRBUF_STR(nstate);
+		p.notify_len = (uint16_t)STRBUF_LEN(nstate);
+		p.events_read = imap_hub_events_read();
+	}
 	rc = imap_park_send(s, &p);
+	strbuf_free(&nstate);
+	free(ids);
 	if (rc != 1) {
 		imap_park_takeback(s, sblob, slen);
 		explicit_bzero(sblob, sizeof(sblob));
@@ -454,8 +520,17 @@ static void imap_park_session(struct server_conn *conn, const struct idlemsg_par
 		imap_untagged(s, "BYE cannot resume the session, please reconnect");
 		s->done = true;
 		s->end_reason = "unpark failed";
+	} else if ((p->flags & IDLEMSG_F_NOTIFY)
+		   && imap_notify_import(s, p->notify, p->notify_len, &err) < 0) {
+		msg_warn("user %s: unpark: %s", s->user, err);
+		free(err);
+		imap_untagged(s, "BYE cannot resume the session, please reconnect");
+		s->done = true;
+		s->end_reason = "unpark failed";
 	} else if (p->flags & IDLEMSG_F_IDLE) {
 		imap_idle_run(s, tag);
+		if (s->notify != NULL && !s->parked && !s->done)
+			imap_notify_after_idle(s);	/* as imap_commands.c does after IDLE */
 	} else {
 		imap_mailbox_sync(s, true);
 	}

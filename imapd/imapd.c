@@ -53,8 +53,10 @@
  *	(response codes), RFC 2177 (IDLE), RFC 4978 (COMPRESS=DEFLATE: raw
  *	deflate above TLS, share/stream.c; about 330 KiB per compressed
  *	session with zlib's default settings, never parked), RFC 5465
- *	(NOTIFY: cmd_notify.c; events pushed only between commands and, for
- *	the selected mailbox, in IDLE; NOTIFY sessions are never parked).
+ *	(NOTIFY: cmd_notify.c; events pushed between commands and in IDLE;
+ *	MessageNew's fetch attributes; OLDNAME for renames; NOTIFY sessions
+ *	in IDLE are parked like others when their state fits the hub's
+ *	message).
  *
  *	RFC 9051 (IMAP4rev2) beside IMAP4rev1: both are advertised, and
  *	ENABLE IMAP4rev2 switches a session to rev2 rules (s->imap4rev2):

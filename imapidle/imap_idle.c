@@ -11,7 +11,11 @@
  *
  *	WATCH user mboxid / UNWATCH: a worker session in IDLE; each event for
  *	that mailbox is forwarded as EVENT on the worker's connection, and
- *	the session synchronises at once.
+ *	the session synchronises at once. A session with NOTIFY (RFC 5465)
+ *	adds the ids of the other mailboxes it watches (at most
+ *	IDLEMSG_WATCH_IDS_MAX, kept with the worker's connection; beyond
+ *	that it watches all of the user's) and gets every mailbox-list event
+ *	of the user (created, deleted, renamed, subscriptions).
  *
  *	PARK (client descriptor + session blob): the session has been in
  *	IDLE for imap_hibernate_after and moves here; the worker forgets it.
@@ -62,6 +66,22 @@
  *	Test hook: with CAIYOU_TEST_HUB_HOLD_PARKED in the environment the
  *	hub keeps every PARKED back until that worker's CANCEL, so that the
  *	tests can take the late path without depending on timing.
+ *
+ *	NOTIFY (RFC 5465): a session with NOTIFY SET is parked with the ids
+ *	of the other mailboxes it watches and imapd's NOTIFY state in its
+ *	blob (IDLEMSG_F_NOTIFY; the state is opaque here), and indexed by
+ *	user as well (one struct hub_nref more). An event on one of those
+ *	mailboxes, or any change to the user's mailboxes (created, deleted,
+ *	renamed, subscribed), unparks it: the worker compares the mailboxes
+ *	with the state and sends STATUS or LIST. With MessageNew fetch
+ *	attributes (IDLEMSG_F_NEWFETCH) new mail on its own mailbox unparks
+ *	it too instead of "* n EXISTS", since the FETCH must follow. The
+ *	hub counts the EVENTs it sent on each worker connection and a NOTIFY
+ *	PARK says how many the worker had read: when they differ, an event
+ *	was still on its way (the worker skips those while it waits for
+ *	PARKED) and the PARK is refused; the worker looks at the spool and
+ *	parks later. A NOTIFY session dropped at a CANCEL gets its whole
+ *	watch back (the ids from its blob), as a plain one does.
  *
  *	SIGTERM or SIGINT stops: parked clients get "* BYE" and are closed
  *	(as workers do at a stop), the sockets and the pid file are removed.
@@ -124,6 +144,7 @@
 
 #define HUB_SERVICE	"imap-idle"
 #define HUB_BUCKETS	16384		/* parked sessions' hash table */
+#define HUB_NBUCKETS	1024		/* parked NOTIFY sessions by user */
 #define HUB_EVENTS	256		/* epoll events per wait */
 #define HUB_KEEPALIVE_MAX	(29 * 60)
 
@@ -135,7 +156,11 @@ struct hub_worker {
 	int fd;
 	struct idlemsg_reader in;
 	char *user;			/* watched user, or NULL */
-	uint32_t mboxid;
+	uint32_t mboxid;		/* 0: all the user's; IDLEMSG_MBOX_NONE: only ids */
+	uint32_t *ids;			/* NOTIFY: more mailboxes (at most IDLEMSG_WATCH_IDS_MAX) */
+	uint16_t nids;
+	bool notify;			/* NOTIFY: also every NOTIFY_MAILBOX event of the user */
+	uint32_t nforwarded;		/* EVENTs sent on this connection (PARK of NOTIFY checks) */
 	bool last_valid;		/* the last event forwarded for the watch */
 	uint8_t last_what;
 	uint32_t last_uidnext, last_messages;
@@ -149,7 +174,7 @@ struct hub_worker {
 /* A parked connection: this one allocation is all it costs here. */
 struct hub_parked {
 	uint8_t kind;			/* HUB_PARKED */
-	uint8_t written;		/* the hub wrote to the client (no cancel then) */
+	uint8_t pflags;			/* HUB_P_NOTIFY, HUB_P_WRITTEN */
 	uint16_t bloblen;
 	int fd;
 	uint32_t hash;
@@ -162,6 +187,16 @@ struct hub_parked {
 	unsigned char blob[];		/* the session blob, as the worker sent it */
 };
 
+#define HUB_P_NOTIFY	(1 << 0)	/* NOTIFY: also in hub_ntable (IDLEMSG_F_NOTIFY) */
+#define HUB_P_WRITTEN	(1 << 1)	/* the hub wrote to the client (no cancel then) */
+
+/* A parked NOTIFY session in the index by user (only those cost this). */
+struct hub_nref {
+	struct hub_parked *p;
+	uint32_t uhash;
+	struct hub_nref *next;
+};
+
 static const char *hub_conf;
 static bool hub_foreground;
 static bool hub_hold_parked;	/* test hook CAIYOU_TEST_HUB_HOLD_PARKED */
@@ -171,6 +206,8 @@ static char *hub_pidpath, *hub_sockpath, *hub_unpark_path;
 static struct hub_worker *hub_workers;
 static struct hub_parked *hub_table[HUB_BUCKETS];
 static struct hub_parked *hub_khead, *hub_ktail;
+static struct hub_nref *hub_ntable[HUB_NBUCKETS];
+static unsigned long hub_nnotify;	/* parked NOTIFY sessions */
 static unsigned hub_keepalive;
 static unsigned long hub_nparked;
 static unsigned long hub_nworkers, hub_workers_peak;	/* worker connections, now and at most */
@@ -273,6 +310,30 @@ static unsigned char *hub_parked_stream(struct hub_parked *p, uint16_t *len_r)
 	return p->blob + off + 2;
 }
 
+/* hub_parked_ids - the other mailbox ids a parked NOTIFY session watches (in its blob) */
+static const unsigned char *hub_parked_ids(const struct hub_parked *p, uint16_t *nids_r)
+{
+	size_t off = IDLEMSG_BLOB_STR_OFF;
+	uint16_t l;
+
+	for (int i = 0; i < 4; i++) {	/* user, mailbox, tag, stream: checked at PARK */
+		memcpy(&l, p->blob + off, 2);
+		off += 2 + (size_t)l;
+	}
+	memcpy(&l, p->blob + off, 2);
+	*nids_r = l / 4;
+	return p->blob + off + 2;
+}
+
+/* hub_parked_flags - the session blob's flags (IDLEMSG_F_*) */
+static uint32_t hub_parked_flags(const struct hub_parked *p)
+{
+	uint32_t flags;
+
+	memcpy(&flags, p->blob + 4, 4);
+	return flags;
+}
+
 /*
  * hub_tls_seal - text as one TLS record (then close_notify when bye) from
  * the state in the blob, into out; the state after it, in next (same
@@ -316,7 +377,7 @@ static int hub_send(struct hub_parked *p, const char *text, bool bye)
 	size_t len;
 	int rc;
 
-	p->written = 1;
+	p->pflags |= HUB_P_WRITTEN;
 	if (slen == 0)
 		return hub_write_raw(p->fd, text, strlen(text));
 	if (strlen(text) > 128 || slen > sizeof(next)
@@ -348,6 +409,21 @@ static void hub_unlink(struct hub_parked *p)
 		hub_ktail = p->kprev;
 	(void)epoll_ctl(hub_epfd, EPOLL_CTL_DEL, p->fd, NULL);
 	hub_nparked--;
+	if (p->pflags & HUB_P_NOTIFY) {
+		struct hub_nref **rp, *r;
+		uint16_t ulen;
+		const char *user = hub_parked_user(p, &ulen);
+
+		rp = &hub_ntable[hub_hash(user, ulen, 0) % HUB_NBUCKETS];
+		while (*rp != NULL && (*rp)->p != p)
+			rp = &(*rp)->next;
+		if ((r = *rp) != NULL) {
+			*rp = r->next;
+			free(r);
+			hub_nnotify--;
+		}
+		p->pflags &= (uint8_t)~HUB_P_NOTIFY;
+	}
 }
 
 /* hub_drop - forget a parked session and close its client */
@@ -426,7 +502,8 @@ static void hub_parked_event(struct hub_parked *p, uint8_t what, uint32_t uidnex
 
 	if (hms <= p->hms && what != NOTIFY_MAILBOX)
 		return;		/* the session knew this already */
-	if (what == NOTIFY_NEW && messages > p->exists && uidnext > p->uidnext
+	if (what == NOTIFY_NEW && !(hub_parked_flags(p) & IDLEMSG_F_NEWFETCH)
+	    && messages > p->exists && uidnext > p->uidnext
 	    && messages - p->exists == uidnext - p->uidnext) {
 		snprintf(line, sizeof(line), "* %u EXISTS\r\n", messages);
 		if (hub_send(p, line, false) < 0) {
@@ -457,8 +534,21 @@ static void hub_worker_close(struct hub_worker *w, const char *why)
 	if (w->next)
 		w->next->prev = w->prev;
 	free(w->user);
+	free(w->ids);
 	hub_bury(w);
 	hub_nworkers--;
+}
+
+/* hub_worker_wants - does the worker's watch cover an event on mboxid of its user? */
+static bool hub_worker_wants(const struct hub_worker *w, uint8_t what, uint32_t mboxid)
+{
+	if (w->mboxid == 0 || mboxid == 0 || mboxid == w->mboxid
+	    || (w->notify && what == NOTIFY_MAILBOX))
+		return true;
+	for (uint16_t i = 0; i < w->nids; i++)
+		if (w->ids[i] == mboxid)
+			return true;
+	return false;
 }
 
 /* hub_forward - an event to every worker session watching its mailbox */
@@ -473,7 +563,7 @@ static void hub_forward(const struct notify_event *ev)
 		next = w->next;
 		if (w->user == NULL || strlen(w->user) != ev->user_len
 		    || memcmp(w->user, ev->user, ev->user_len) != 0
-		    || (w->mboxid != 0 && ev->mboxid != 0 && ev->mboxid != w->mboxid))
+		    || !hub_worker_wants(w, ev->what, ev->mboxid))
 			continue;
 		if (ev->mboxid == w->mboxid) {
 			w->last_valid = true;
@@ -486,9 +576,46 @@ static void hub_forward(const struct notify_event *ev)
 			hub_worker_close(w, err);
 			free(err);
 			err = NULL;
+		} else {
+			w->nforwarded++;
 		}
 	}
 	strbuf_free(&b);
+}
+
+/*
+ * hub_notify_parked - an event for the parked NOTIFY sessions of its user:
+ * one on a mailbox it watches besides its own, or a change to the user's
+ * mailboxes, unparks it (the worker reports STATUS or LIST)
+ */
+static void hub_notify_parked(const struct notify_event *ev)
+{
+	struct hub_nref *r, *next;
+	const unsigned char *ids;
+	uint16_t ulen, nids;
+	uint32_t id, uh;
+
+	if (hub_nnotify == 0)
+		return;
+	uh = hub_hash(ev->user, ev->user_len, 0);
+	for (r = hub_ntable[uh % HUB_NBUCKETS]; r != NULL; r = next) {
+		struct hub_parked *p = r->p;
+		const char *user = hub_parked_user(p, &ulen);
+		bool hit = ev->what == NOTIFY_MAILBOX;
+
+		next = r->next;	/* hub_unpark() frees r */
+		if (r->uhash != uh || ulen != ev->user_len || memcmp(user, ev->user, ulen) != 0
+		    || (ev->mboxid == p->mboxid && ev->mboxid != 0))
+			continue;	/* its own mailbox: hub_parked_event() */
+		ids = hub_parked_ids(p, &nids);
+		for (uint16_t i = 0; !hit && i < nids; i++) {
+			memcpy(&id, ids + 4 * i, 4);
+			hit = id == ev->mboxid;
+		}
+		if (hit)
+			hub_unpark(p, ev->what == NOTIFY_MAILBOX ? "notify: mailboxes changed"
+				   : "notify: another mailbox changed");
+	}
 }
 
 /* hub_notify - the spool's events: forward to watchers, act for parked sessions */
@@ -502,6 +629,7 @@ static void hub_notify(void)
 
 	while (n++ < 1024 && (rc = notify_receive(hub_notify_fd, &ev)) == 1) {
 		hub_forward(&ev);
+		hub_notify_parked(&ev);
 		if (ev.mboxid == 0)
 			continue;
 		h = hub_hash(ev.user, ev.user_len, ev.mboxid);
@@ -548,6 +676,11 @@ static int hub_park(struct hub_worker *w, const struct idlemsg *m, char **error_
 	}
 	if (blob.stream_len > 0 && hub_tls_check(blob.stream, blob.stream_len, error_r) < 0)
 		return -1;
+	if ((blob.flags & IDLEMSG_F_NOTIFY) && blob.events_read != w->nforwarded) {
+		/* the worker drops those while it waits for PARKED: it must look first */
+		*error_r = xasprintf("NOTIFY events came just before PARK");
+		return -1;
+	}
 	p = xmalloc(sizeof(*p) + m->len);
 	memset(p, 0, sizeof(*p));
 	p->kind = HUB_PARKED;
@@ -575,6 +708,18 @@ static int hub_park(struct hub_worker *w, const struct idlemsg *m, char **error_
 		hub_khead = p;
 	hub_ktail = p;
 	hub_nparked++;
+	if (blob.flags & IDLEMSG_F_NOTIFY) {
+		struct hub_nref *r = xmalloc(sizeof(*r));
+		struct hub_nref **nb;
+
+		r->p = p;
+		r->uhash = hub_hash(blob.user, blob.user_len, 0);
+		nb = &hub_ntable[r->uhash % HUB_NBUCKETS];
+		r->next = *nb;
+		*nb = r;
+		p->pflags |= HUB_P_NOTIFY;
+		hub_nnotify++;
+	}
 	msg_info("park: user=%.*s mailbox=%.*s exists=%u parked=%lu", (int)blob.user_len, blob.user,
 		 (int)blob.mailbox_len, blob.mailbox, blob.exists, hub_nparked);
 	/* An event forwarded to the worker just before the PARK came. */
@@ -616,8 +761,9 @@ static int hub_verdict(struct hub_worker *w, enum idlemsg_type type, uint8_t yes
 static int hub_cancel(struct hub_worker *w, const struct idlemsg *m, char **error_r)
 {
 	struct hub_parked *p;
+	const unsigned char *ids;
 	const char *user;
-	uint16_t ulen;
+	uint16_t ulen, nids;
 	uint64_t id;
 
 	if (idlemsg_cancel_decode(m, &id, error_r) < 0)
@@ -631,7 +777,7 @@ static int hub_cancel(struct hub_worker *w, const struct idlemsg *m, char **erro
 		msg_info("park cancelled by the worker: not held any more, the worker lets go");
 		return hub_verdict(w, IDLEMSG_CANCELLED, 0, id, error_r);
 	}
-	if (p->written) {	/* the worker's view (and TLS state) is behind: hand it on */
+	if (p->pflags & HUB_P_WRITTEN) {	/* the worker's view (and TLS state) is behind: hand it on */
 		hub_unpark(p, "park cancelled after the hub wrote to the client");
 		return hub_verdict(w, IDLEMSG_CANCELLED, 0, id, error_r);
 	}
@@ -640,6 +786,17 @@ static int hub_cancel(struct hub_worker *w, const struct idlemsg *m, char **erro
 	w->user = xstrndup(user, ulen);
 	w->mboxid = p->mboxid;
 	w->last_valid = false;
+	free(w->ids);	/* a NOTIFY session's other mailboxes, from its blob */
+	w->ids = NULL;
+	w->nids = 0;
+	w->notify = (p->pflags & HUB_P_NOTIFY) != 0;
+	if (w->notify) {
+		ids = hub_parked_ids(p, &nids);
+		w->ids = nids > 0 ? xcalloc(nids, sizeof(*w->ids)) : NULL;
+		if (nids > 0)
+			memcpy(w->ids, ids, (size_t)nids * 4);
+		w->nids = nids;
+	}
 	hub_drop(p, "park cancelled by the worker");	/* closes our copy, says nothing */
 	return hub_verdict(w, IDLEMSG_CANCELLED, 1, id, error_r);
 }
@@ -648,16 +805,23 @@ static int hub_cancel(struct hub_worker *w, const struct idlemsg *m, char **erro
 static int hub_worker_message(struct hub_worker *w, const struct idlemsg *m, char **error_r)
 {
 	const char *user;
-	uint16_t ulen;
+	const unsigned char *ids;
+	uint16_t ulen, nids;
 	uint64_t id;
 	uint8_t ok;
 
 	switch (m->type) {
 	case IDLEMSG_WATCH:
-		if (idlemsg_watch_decode(m->body, m->len, &w->mboxid, &user, &ulen, error_r) < 0)
+		if (idlemsg_watch_decode(m->body, m->len, &w->mboxid, &user, &ulen, &w->notify, &ids,
+					 &nids, error_r) < 0)
 			return -1;
 		free(w->user);
 		w->user = xstrndup(user, ulen);
+		free(w->ids);
+		w->ids = nids > 0 ? xcalloc(nids, sizeof(*w->ids)) : NULL;
+		if (nids > 0)
+			memcpy(w->ids, ids, (size_t)nids * 4);
+		w->nids = nids;
 		w->last_valid = false;
 		return 0;
 	case IDLEMSG_UNWATCH:
@@ -762,6 +926,7 @@ static void hub_accept(void)
 		hub_workers = w;
 		if (++hub_nworkers > hub_workers_peak)
 			hub_workers_peak = hub_nworkers;
+		hub_worker_input(w);	/* its first WATCH may be there already (may close w) */
 	}
 	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 		msg_warn("accept on %s: %s", hub_sockpath, strerror(errno));
@@ -1014,24 +1179,26 @@ static void hub_loop(void)
 				continue;
 			msg_fatal("epoll_wait: %s", strerror(errno));
 		}
+		/*
+		 * Workers first, the spool's events after: a WATCH sent before a
+		 * change was committed is in place when its event is looked at
+		 * (the worker looked at the spool right after sending it).
+		 */
 		for (int i = 0; i < n; i++) {
 			uint8_t kind = *(const uint8_t *)evs[i].data.ptr;
 
 			if (kind == HUB_SIGNAL && hub_signal())
 				return;
-			if (kind == HUB_NOTIFY)
-				hub_notify();
-			else if (kind == HUB_LISTEN)
+			if (kind == HUB_LISTEN)
 				hub_accept();
-		}
-		for (int i = 0; i < n; i++) {
-			uint8_t kind = *(const uint8_t *)evs[i].data.ptr;
-
-			if (kind == HUB_WORKER)
+			else if (kind == HUB_WORKER)
 				hub_worker_input(evs[i].data.ptr);
 			else if (kind == HUB_PARKED)
 				hub_parked_input(evs[i].data.ptr, evs[i].events);
 		}
+		for (int i = 0; i < n; i++)
+			if (*(const uint8_t *)evs[i].data.ptr == HUB_NOTIFY)
+				hub_notify();
 		hub_keepalives();
 		hub_bury_all();
 		if (hub_workers_peak >= HUB_TRIM_PEAK && hub_nworkers <= hub_workers_peak / 8) {

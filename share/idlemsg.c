@@ -29,7 +29,11 @@
  *	  12 u32 uidvalidity, 16 u32 exists, 20 u32 uidnext, 24 u64
  *	  highestmodseq, 32 u32 keepalive, 36 u32 enabled, 40 u32 errors,
  *	  44 u64 hand-over id, 52 user, mailbox, tag, stream: each u16
- *	  length and its octets.
+ *	  length and its octets; with IDLEMSG_F_NOTIFY then ids (u16
+ *	  length, 0 to IDLEMSG_WATCH_IDS_MAX u32: the other mailboxes NOTIFY
+ *	  watches) and notify (u16 length, 1 or more octets: imapd's NOTIFY
+ *	  state, which only imapd reads) and u32 events read (the EVENTs the
+ *	  worker had read on its hub connection when it sent PARK).
  *	PARKED and CANCELLED (a verdict): u8 0 or 1, u64 hand-over id.
  *	CANCEL: u64 hand-over id.
  *	The stream is stream_export()'s state of a TLS connection (at most
@@ -38,6 +42,13 @@
  *	It carries keys: never logged.
  *	The counters sit at fixed offsets so that the hub can update them in
  *	place after it told the client about new messages itself.
+ *
+ *	WATCH body: u32 mboxid (0: every mailbox of the user;
+ *	IDLEMSG_MBOX_NONE: none but the ones that follow), the user (u16
+ *	length and octets), then for a NOTIFY session optionally the other
+ *	mailbox ids as one u16-counted string of 1 to IDLEMSG_WATCH_IDS_MAX
+ *	u32 values. The hub forwards the events of all of them, and the
+ *	user's mailbox-list events (mailbox id 0) always.
  * SECURITY
  *	Both peers run as the service user, but each checks every length
  *	before using it: a malformed message ends the connection, never the
@@ -58,6 +69,7 @@
 
 #include "conf.h"
 #include "idlemsg.h"
+#include "msg.h"
 #include "xmalloc.h"
 
 #define IDLEMSG_BLOB_FIXED	IDLEMSG_BLOB_STR_OFF
@@ -326,6 +338,11 @@ void idlemsg_park_encode(STRBUF *b, const struct idlemsg_park *p)
 	idlemsg_put_str(b, p->mailbox, p->mailbox_len);
 	idlemsg_put_str(b, p->tag, p->tag_len);
 	idlemsg_put_str(b, p->stream, p->stream_len);
+	if (p->flags & IDLEMSG_F_NOTIFY) {
+		idlemsg_put_str(b, p->ids, (size_t)p->nids * 4);
+		idlemsg_put_str(b, p->notify, p->notify_len);
+		idlemsg_put_u32(b, p->events_read);
+	}
 }
 
 /* idlemsg_get_str - one u16-counted string at *off: 0, or -1 when it does not fit */
@@ -349,7 +366,8 @@ static int idlemsg_get_str(const unsigned char *body, size_t len, size_t *off,
 int idlemsg_park_decode(const unsigned char *body, size_t len, struct idlemsg_park *p,
 			char **error_r)
 {
-	const unsigned char *s[4];
+	const unsigned char *s[6];
+	uint16_t idlen = 0;
 	size_t off = IDLEMSG_BLOB_FIXED;
 
 	if (len < IDLEMSG_BLOB_FIXED || body[0] != IDLEMSG_BLOB_VERSION) {
@@ -370,10 +388,28 @@ int idlemsg_park_decode(const unsigned char *body, size_t len, struct idlemsg_pa
 	if (idlemsg_get_str(body, len, &off, &s[0], &p->user_len) < 0
 	    || idlemsg_get_str(body, len, &off, &s[1], &p->mailbox_len) < 0
 	    || idlemsg_get_str(body, len, &off, &s[2], &p->tag_len) < 0
-	    || idlemsg_get_str(body, len, &off, &s[3], &p->stream_len) < 0 || off != len) {
+	    || idlemsg_get_str(body, len, &off, &s[3], &p->stream_len) < 0
+	    || ((p->flags & IDLEMSG_F_NOTIFY)
+		&& (idlemsg_get_str(body, len, &off, &s[4], &idlen) < 0
+		    || idlemsg_get_str(body, len, &off, &s[5], &p->notify_len) < 0
+		    || len - off != 4))
+	    || ((p->flags & IDLEMSG_F_NOTIFY) ? off + 4 : off) != len) {
 		*error_r = xasprintf("session blob: lengths do not add up");
 		return -1;
 	}
+	if (idlen % 4 != 0 || idlen / 4 > IDLEMSG_WATCH_IDS_MAX
+	    || ((p->flags & IDLEMSG_F_NOTIFY) && p->notify_len == 0)) {
+		*error_r = xasprintf("session blob: malformed NOTIFY state");
+		return -1;
+	}
+	p->ids = (p->flags & IDLEMSG_F_NOTIFY) ? s[4] : NULL;
+	p->nids = idlen / 4;
+	p->notify = (p->flags & IDLEMSG_F_NOTIFY) ? s[5] : NULL;
+	p->events_read = 0;
+	if (p->flags & IDLEMSG_F_NOTIFY)
+		memcpy(&p->events_read, body + off, 4);
+	if (!(p->flags & IDLEMSG_F_NOTIFY))
+		p->notify_len = 0;
 	p->user = (const char *)s[0];
 	p->mailbox = (const char *)s[1];
 	p->tag = (const char *)s[2];
@@ -424,20 +460,48 @@ int idlemsg_cancel_decode(const struct idlemsg *m, uint64_t *id_r, char **error_
 	return 0;
 }
 
-/* idlemsg_watch_decode - WATCH's mailbox id and user */
-int idlemsg_watch_decode(const unsigned char *body, size_t len, uint32_t *mboxid_r,
-			 const char **user_r, uint16_t *user_len_r, char **error_r)
+/*
+ * idlemsg_watch_encode - a WATCH body: the mailbox, the user and, for a
+ * NOTIFY session (notify), the other mailboxes it watches (at most
+ * IDLEMSG_WATCH_IDS_MAX: the caller watches every mailbox beyond that)
+ */
+void idlemsg_watch_encode(STRBUF *b, uint32_t mboxid, const char *user, bool notify,
+			  const uint32_t *ids, size_t nids)
 {
-	const unsigned char *u;
+	idlemsg_put_u32(b, mboxid);
+	idlemsg_put_str(b, user, strlen(user));
+	if (!notify)
+		return;
+	if (nids > IDLEMSG_WATCH_IDS_MAX)
+		msg_panic("idlemsg_watch_encode: %zu mailbox ids", nids);
+	idlemsg_put_str(b, ids, nids * 4);
+}
+
+/*
+ * idlemsg_watch_decode - WATCH's mailbox id, user and, for a NOTIFY session
+ * (*notify_r), the other mailbox ids (*ids_r: *nids_r unaligned u32 in
+ * host order, inside body)
+ */
+int idlemsg_watch_decode(const unsigned char *body, size_t len, uint32_t *mboxid_r,
+			 const char **user_r, uint16_t *user_len_r, bool *notify_r,
+			 const unsigned char **ids_r, uint16_t *nids_r, char **error_r)
+{
+	const unsigned char *u, *ids = NULL;
+	uint16_t idlen = 0;
 	size_t off = 4;
 
-	if (len < 4 || idlemsg_get_str(body, len, &off, &u, user_len_r) < 0 || off != len
-	    || *user_len_r == 0 || memchr(u, '\0', *user_len_r) != NULL) {
+	if (len < 4 || idlemsg_get_str(body, len, &off, &u, user_len_r) < 0
+	    || (off != len && idlemsg_get_str(body, len, &off, &ids, &idlen) < 0) || off != len
+	    || *user_len_r == 0 || memchr(u, '\0', *user_len_r) != NULL || idlen % 4 != 0
+	    || idlen / 4 > IDLEMSG_WATCH_IDS_MAX) {
 		*error_r = xasprintf("malformed WATCH");
 		return -1;
 	}
 	memcpy(mboxid_r, body, 4);
 	*user_r = (const char *)u;
+	*notify_r = ids != NULL;
+	*ids_r = ids;
+	*nids_r = idlen / 4;
 	return 0;
 }
 

@@ -38,12 +38,15 @@
 #define IDLEMSG_VERSION		1
 #define IDLEMSG_HDR		8
 #define IDLEMSG_BODY_MAX	4096
-#define IDLEMSG_BLOB_VERSION	2
+#define IDLEMSG_BLOB_VERSION	3	/* 2: hand-over id; 3: and the NOTIFY tail */
 #define IDLEMSG_IN_MAX		(IDLEMSG_HDR + IDLEMSG_BODY_MAX)
 #define IDLEMSG_STREAM_MAX	160	/* a stream state (TLSREC_BLOB_MAX) */
+#define IDLEMSG_WATCH_IDS_MAX	256	/* more mailbox ids in one WATCH (NOTIFY's set) */
+#define IDLEMSG_MBOX_NONE	0xffffffffu	/* WATCH: no selected mailbox, only the ids */
 
 enum idlemsg_type {
-	IDLEMSG_WATCH = 1,	/* u32 mboxid (0: every mailbox of the user), str user */
+	IDLEMSG_WATCH = 1,	/* u32 mboxid (0: every mailbox of the user), str user,
+				   then for NOTIFY a u16-counted string of u32 mailbox ids */
 	IDLEMSG_UNWATCH,	/* empty */
 	IDLEMSG_EVENT,		/* u8 what, u32 mboxid, u32 uidnext, u32 messages, u64 hms */
 	IDLEMSG_PARK,		/* blob + fd */
@@ -62,6 +65,8 @@ enum idlemsg_type {
 #define IDLEMSG_F_CONDSTORE	(1u << 4)	/* CONDSTORE enabled (RFC 7162) */
 #define IDLEMSG_F_QRESYNC	(1u << 5)	/* QRESYNC enabled: VANISHED, not EXPUNGE */
 #define IDLEMSG_F_REV2		(1u << 6)	/* ENABLE IMAP4rev2 */
+#define IDLEMSG_F_NOTIFY	(1u << 7)	/* NOTIFY SET: ids and notify follow the stream */
+#define IDLEMSG_F_NEWFETCH	(1u << 8)	/* NOTIFY MessageNew FETCH: new mail unparks */
 
 /* A session blob, decoded; strings point into the message buffer (not NUL-terminated). */
 struct idlemsg_park {
@@ -83,6 +88,12 @@ struct idlemsg_park {
 	uint16_t tag_len;
 	const unsigned char *stream;	/* stream_export() blob; empty for plain connections */
 	uint16_t stream_len;
+	/* IDLEMSG_F_NOTIFY only: */
+	const unsigned char *ids;	/* other mailboxes watched: nids unaligned u32 */
+	uint16_t nids;
+	const unsigned char *notify;	/* imapd's NOTIFY state, opaque to the hub */
+	uint16_t notify_len;
+	uint32_t events_read;	/* EVENTs the worker read on its hub connection so far */
 };
 
 /* Where the counters sit in an encoded blob, so the hub can update them in place. */
@@ -121,8 +132,11 @@ void idlemsg_put_str(STRBUF *b, const void *s, size_t len);
 void idlemsg_park_encode(STRBUF *b, const struct idlemsg_park *p);
 int idlemsg_park_decode(const unsigned char *body, size_t len, struct idlemsg_park *p,
 			char **error_r);
+void idlemsg_watch_encode(STRBUF *b, uint32_t mboxid, const char *user, bool notify,
+			  const uint32_t *ids, size_t nids);
 int idlemsg_watch_decode(const unsigned char *body, size_t len, uint32_t *mboxid_r,
-			 const char **user_r, uint16_t *user_len_r, char **error_r);
+			 const char **user_r, uint16_t *user_len_r, bool *notify_r,
+			 const unsigned char **ids_r, uint16_t *nids_r, char **error_r);
 int idlemsg_event_decode(const unsigned char *body, size_t len, uint8_t *what_r,
 			 uint32_t *mboxid_r, uint32_t *uidnext_r, uint32_t *messages_r,
 			 uint64_t *hms_r, char **error_r);

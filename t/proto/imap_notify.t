@@ -13,7 +13,8 @@ DESCRIPTION
     as "* LIST"; INBOXES alone reports INBOX but not Work; after NOTIFY
     NONE nothing is pushed. Bad syntax is BAD, an unsupported event is NO
     [BADEVENT], MessageNew without MessageExpunge is BAD. After IDLE the
-    NOTIFY events resume. The hub killed: events still come (fallback).
+    NOTIFY events resume. The hub killed: events still come (fallback),
+    between commands and in IDLE. (Events in IDLE: imap_notify_idle.t.)
 """
 import os
 import re
@@ -164,6 +165,14 @@ else:
     other.until("oa")
     line, seen = wait_for(r, r'^\* STATUS "?Work"? \(MESSAGES 3', timeout=10)
     t.ok(line is not None, "hub killed: NOTIFY still reports (fallback re-check)")
+    r.send("i2 IDLE\r\n")
+    r.line()
+    other.send(b"ob APPEND Work {%d+}\r\n" % len(message(10, "w")) + message(10, "w") + b"\r\n")
+    other.until("ob")
+    line, seen = wait_for(r, r'^\* STATUS "?Work"? \(MESSAGES 4', timeout=10)
+    t.ok(line is not None, "hub killed, in IDLE: NOTIFY still reports Work (fallback re-check)")
+    r.send("DONE\r\n")
+    wait_for(r, r"^i2 ")
 r.sock.settimeout(20)
 lines = r.cmd("z1 LOGOUT")
 if not t.ok(lines and lines[-1].startswith("z1 OK"), "LOGOUT"):

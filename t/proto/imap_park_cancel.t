@@ -7,7 +7,7 @@ DESCRIPTION
     The hub runs with the test hook CAIYOU_TEST_HUB_HOLD_PARKED: it takes
     every PARK but keeps its PARKED back until the worker, after waiting
     5 s in vain, sends CANCEL. So the late path is taken every time, with
-    no race in the test itself. Three cases, over plain and TLS:
+    no race in the test itself. Four cases, over plain and TLS:
 
     - nothing happened meanwhile: the hub drops its copy of the
       connection without a word and confirms; the worker serves on: the
@@ -21,7 +21,11 @@ DESCRIPTION
     - the hub wrote to the client meanwhile (EXISTS for new mail, over
       TLS so that a second writer would break the record sequence): at the
       CANCEL the hub hands the session on instead of dropping it, the
-      first worker lets go, and the TLS session goes on intact.
+      first worker lets go, and the TLS session goes on intact;
+    - a NOTIFY session (INBOX selected, PERSONAL watched) dropped at the
+      CANCEL goes on in its worker and still gets "* STATUS Work" for an
+      APPEND to another mailbox: the watch it has after the cancel covers
+      NOTIFY's other mailboxes, not only the selected one.
 
     What is asserted is what the client sees (one answer per command, an
     intact TLS stream) and the daemons' logs saying who decided. Cases 2
@@ -160,6 +164,35 @@ lines = r.cmd("f3 FETCH 1:* (UID)")
 t.is_(len([x for x in lines if re.match(r"^\* \d+ FETCH ", x)]), 3, "FETCH over TLS after the hand-over")
 r.cmd("z LOGOUT")
 r.close()
+
+# --- 4. a NOTIFY session: dropped at the CANCEL, it still hears of other mailboxes ----
+other = session()
+other.cmd("o1 CREATE Work")
+p0, k0 = count(PARK), count(KEPT)
+r = session()
+lines = r.cmd("n4 NOTIFY SET (SELECTED (MessageNew MessageExpunge)) "
+              "(PERSONAL (MessageNew MessageExpunge MailboxName))")
+t.like(lines[-1], r"^n4 OK", "NOTIFY SET with INBOX selected")
+r.send(b"i4 IDLE\r\n")
+t.like(r.line(), r"^\+ ", "IDLE with NOTIFY")
+t.ok(wait_log(PARK, p0 + 1), "the NOTIFY session is parked (PARKED held back)")
+t.ok(wait_log(KEPT, k0 + 1), "the worker cancels, the hub drops its copy: the worker serves on")
+msg = message(4, "cancel4")
+other.send(b"o2 APPEND Work {%d+}\r\n" % len(msg) + msg + b"\r\n")
+other.until("o2")
+line, seen = wait_for(r, r'^\* STATUS "?Work"? \(MESSAGES 1 ')
+if not t.like(line or "", r"^\* STATUS", "APPEND to Work after the cancel: * STATUS Work"):
+    t.diag(repr(seen))
+r.send(b"DONE\r\n")
+line, seen = wait_for(r, r"^i4 ")
+t.like(line or "", r"^i4 OK", "DONE: one tagged OK")
+lines = r.cmd("n5 NOOP")
+t.ok(lines[-1].startswith("n5 OK") and not [x for x in lines if x.startswith("i4 ")],
+     "one answer per command after the NOTIFY cancel")
+r.cmd("z LOGOUT")
+r.close()
+other.cmd("z LOGOUT")
+other.close()
 
 t.ok(count(r"panic|fatal") == 0, "no panic or fatal in the log")
 inst.stop()

@@ -7,7 +7,13 @@
  *	tlsrec blob, a truncated blob and trailing bytes are refused. The
  *	hand-over id sits where the hub reads it (IDLEMSG_BLOB_ID_OFF);
  *	PARKED, CANCELLED and CANCEL bodies decode, wrong lengths and types
- *	are refused.
+ *	are refused. WATCH:
+ *	a plain one and a NOTIFY one with mailbox ids (none, some, the
+ *	maximum) decode to what was encoded; ids not a multiple of four
+ *	octets, a truncated list and trailing bytes are refused. A blob with
+ *	IDLEMSG_F_NOTIFY carries mailbox ids, the NOTIFY state and the count
+ *	of events read; without them, with an empty state, or with ids not
+ *	whole u32s it is refused.
  */
 #include "sys_defs.h"
 
@@ -40,8 +46,41 @@ static int test_blob(const struct idlemsg_park *p, size_t cut, size_t extra,
 	return rc;
 }
 
+/* test_watch - WATCH with nids ids (notify) and cut octets less: the decoder's result */
+static int test_watch(bool notify, size_t nids, size_t cut, uint32_t *mboxid_r, bool *notify_r,
+		      uint16_t *nids_r)
+{
+	STRBUF *b = strbuf_alloc(64, IDLEMSG_BODY_MAX);
+	uint32_t ids[IDLEMSG_WATCH_IDS_MAX], v;
+	const unsigned char *got;
+	const char *user;
+	uint16_t ulen;
+	char *err = NULL;
+	int rc;
+
+	for (size_t i = 0; i < IDLEMSG_WATCH_IDS_MAX; i++)
+		ids[i] = (uint32_t)i + 100;
+	idlemsg_watch_encode(b, 42, "bob@example.test", notify, ids, nids);
+	rc = idlemsg_watch_decode((const unsigned char *)STRBUF_STR(b), STRBUF_LEN(b) - cut,
+				  mboxid_r, &user, &ulen, notify_r, &got, nids_r, &err);
+	test_assert(rc == 0 ? err == NULL : err != NULL);
+	if (rc == 0) {
+		test_assert(ulen == 16 && memcmp(user, "bob@example.test", 16) == 0);
+		for (uint16_t i = 0; i < *nids_r; i++) {
+			memcpy(&v, got + 4 * i, 4);
+			test_assert(v == ids[i]);
+		}
+	}
+	free(err);
+	strbuf_free(&b);
+	return rc;
+}
+
 int main(void)
 {
+	uint32_t mboxid;
+	uint16_t nids;
+	bool notify;
 	unsigned char state[IDLEMSG_STREAM_MAX + 1];
 	struct idlemsg_park p, d;
 
@@ -97,6 +136,73 @@ int main(void)
 	test_assert(test_blob(&p, 1, 0, &d) < 0);	/* truncated inside the state */
 	test_assert(test_blob(&p, 0, 1, &d) < 0);	/* trailing byte */
 	test_assert(test_blob(&p, 0, 0, &d) == 0);
+	test_end();
+
+	test_begin("a NOTIFY blob round trip");
+	{
+		uint32_t ids[3] = { 7, 8, 9 }, v;
+
+		p.flags = IDLEMSG_F_IDLE | IDLEMSG_F_NOTIFY | IDLEMSG_F_NEWFETCH;
+		p.stream_len = 0;
+		p.ids = (const unsigned char *)ids;
+		p.nids = 3;
+		p.notify = (const unsigned char *)"state";
+		p.notify_len = 5;
+		p.events_read = 42;
+		test_assert(test_blob(&p, 0, 0, &d) == 0);
+		test_assert(d.nids == 3 && d.notify_len == 5 && memcmp(d.notify, "state", 5) == 0);
+		test_assert(d.events_read == 42 && d.handover == p.handover);
+		memcpy(&v, d.ids + 8, 4);
+		test_assert(v == 9);
+		test_assert(test_blob(&p, 1, 0, &d) < 0);	/* truncated count */
+		test_assert(test_blob(&p, 0, 1, &d) < 0);	/* trailing byte */
+		p.notify_len = 0;
+		test_assert(test_blob(&p, 0, 0, &d) < 0);	/* empty state */
+		p.notify_len = 5;
+		p.flags = IDLEMSG_F_IDLE;	/* trailer without the flag */
+		test_assert(test_blob(&p, 0, 4 + 2 + 12 + 2 + 5, &d) < 0);
+		p.flags = IDLEMSG_F_IDLE | IDLEMSG_F_NOTIFY;
+		p.nids = 0;
+		test_assert(test_blob(&p, 0, 0, &d) == 0 && d.nids == 0);
+	}
+	test_end();
+
+	test_begin("WATCH: plain and NOTIFY, with mailbox ids");
+	test_assert(test_watch(false, 0, 0, &mboxid, &notify, &nids) == 0);
+	test_assert(mboxid == 42 && !notify && nids == 0);
+	test_assert(test_watch(true, 0, 0, &mboxid, &notify, &nids) == 0);
+	test_assert(notify && nids == 0);
+	test_assert(test_watch(true, 3, 0, &mboxid, &notify, &nids) == 0);
+	test_assert(notify && nids == 3);
+	test_assert(test_watch(true, IDLEMSG_WATCH_IDS_MAX, 0, &mboxid, &notify, &nids) == 0);
+	test_assert(nids == IDLEMSG_WATCH_IDS_MAX);
+	test_end();
+
+	test_begin("WATCH: malformed id lists");
+	test_assert(test_watch(true, 3, 1, &mboxid, &notify, &nids) < 0);	/* truncated */
+	{
+		STRBUF *b = strbuf_alloc(64, IDLEMSG_BODY_MAX);
+		const unsigned char *ids;
+		const char *user;
+		uint16_t ulen;
+		char *err = NULL;
+
+		idlemsg_watch_encode(b, 1, "bob@example.test", false, NULL, 0);
+		idlemsg_put_str(b, "abc", 3);	/* not whole u32s */
+		test_assert(idlemsg_watch_decode((const unsigned char *)STRBUF_STR(b), STRBUF_LEN(b),
+						 &mboxid, &user, &ulen, &notify, &ids, &nids,
+						 &err) < 0);
+		free(err);
+		err = NULL;
+		strbuf_reset(b);
+		idlemsg_watch_encode(b, 1, "bob@example.test", true, NULL, 0);
+		idlemsg_put_u8(b, 0);	/* trailing */
+		test_assert(idlemsg_watch_decode((const unsigned char *)STRBUF_STR(b), STRBUF_LEN(b),
+						 &mboxid, &user, &ulen, &notify, &ids, &nids,
+						 &err) < 0);
+		free(err);
+		strbuf_free(&b);
+	}
 	test_end();
 
 	test_begin("hand-over verdicts and CANCEL");
