@@ -70,6 +70,15 @@ def unparks():
     return re.findall(r"unpark: user=alice@example.test reason=([^=]*) parked=", inst.log())
 
 
+def wait_unparks(cond, secs=5):
+    """The hub logs an unpark after it sent it, so the client may see the
+    worker's answer first: wait (bounded) for the log line."""
+    deadline = time.time() + secs
+    while not cond(unparks()) and time.time() < deadline:
+        time.sleep(0.1)
+    return cond(unparks())
+
+
 def wait_parked(n0, secs=6):
     deadline = time.time() + secs
     while time.time() < deadline:
@@ -110,7 +119,8 @@ append(other, "o2", "Work", 3)
 line, seen = wait_for(r, r'^\* STATUS "?Work"? \(MESSAGES 1 UIDNEXT \d+ UIDVALIDITY \d+\)$', 5)
 if not t.ok(line is not None, "parked: APPEND to Work -> unpark, * STATUS Work (MESSAGES 1 ...)"):
     t.diag(repr(seen))
-t.ok(any(x.startswith("notify") for x in unparks()[u0:]), "the hub unparked it for NOTIFY (log)")
+t.ok(wait_unparks(lambda u: any(x.startswith("notify") for x in u[u0:])),
+     "the hub unparked it for NOTIFY (log)")
 
 t.ok(wait_parked(n0), "parked again")
 n0 = parks()
@@ -149,7 +159,7 @@ t.ok(line is not None and "* 3 EXISTS" in seen and re.match(r"^\* 3 FETCH \(UID 
      "parked: new mail -> unpark, * 3 EXISTS then * 3 FETCH (UID .. BODY[HEADER.FIELDS ...")
 line, seen = wait_for(r, r"^\)$", 3)
 t.ok(any("Subject: test sixth" in x for x in seen), "... with the Subject of the new message")
-t.ok(len(unparks()) > u0, "the hub unparked it (it cannot write the FETCH)")
+t.ok(wait_unparks(lambda u: len(u) > u0), "the hub unparked it (it cannot write the FETCH)")
 r.send("DONE\r\n")
 wait_for(r, r"^i2 ", 5)
 
