@@ -969,28 +969,6 @@ static void hub_keepalives(void)
 	}
 }
 
-/* hub_pidfile_lock - take run_dir/imap-idle.pid for the process's life */
-static void hub_pidfile_lock(const char *run_dir)
-{
-	struct stat st;
-	uid_t uid;
-	gid_t gid;
-
-	if (mkdir(run_dir, 0755) == 0) {
-		if (server_user(&uid, &gid) && chown(run_dir, uid, gid) < 0)
-			msg_fatal("chown %s: %s", run_dir, strerror(errno));
-	} else if (errno != EEXIST) {
-		msg_fatal("mkdir %s: %s", run_dir, strerror(errno));
-	}
-	hub_pidpath = xasprintf("%s/%s.pid", run_dir, HUB_SERVICE);
-	if ((hub_pidfd = open(hub_pidpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644)) < 0)
-		msg_fatal("open %s: %s", hub_pidpath, strerror(errno));
-	if (fstat(hub_pidfd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)
-		msg_fatal("%s is not a plain pid file; remove it", hub_pidpath);
-	if (flock(hub_pidfd, LOCK_EX | LOCK_NB) < 0)
-		msg_fatal("%s is already running (%s)", HUB_SERVICE, hub_pidpath);
-}
-
 /* hub_bind - run_dir/imap-idle, mode 0660, owned by the service user */
 static void hub_bind(void)
 {
@@ -1098,20 +1076,15 @@ static void hub_raise_nofile(void)
 /* hub_start - configuration, logging, pid file, sockets, privileges */
 static void hub_start(void)
 {
-	char *error = NULL, *run_dir, *log_file;
-	char buf[32];
+	char *error = NULL, *log_file;
 	sigset_t mask;
-	int len;
 
 	if (conf_load(hub_conf, &error) < 0)
 		msg_fatal("%s", error);
 	log_file = conf_path("log_file");
 	msg_open(HUB_SERVICE, conf_str("syslog_facility"), log_file, true);
 	free(log_file);
-	if ((run_dir = conf_path("run_dir")) == NULL)
-		msg_fatal("run_dir is not set");
-	hub_pidfile_lock(run_dir);
-	free(run_dir);
+	hub_pidfd = server_pidfile_take(HUB_SERVICE, &hub_pidpath);
 	hub_hold_parked = getenv("CAIYOU_TEST_HUB_HOLD_PARKED") != NULL;
 	if (hub_hold_parked)
 		msg_warn("test hook CAIYOU_TEST_HUB_HOLD_PARKED: PARKED only after a CANCEL");
@@ -1127,9 +1100,7 @@ static void hub_start(void)
 	server_drop_privileges();
 	if (!hub_foreground)
 		server_daemonize();
-	len = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-	if (ftruncate(hub_pidfd, 0) < 0 || pwrite(hub_pidfd, buf, (size_t)len, 0) != len)
-		msg_fatal("write %s: %s", hub_pidpath, strerror(errno));
+	server_pidfile_put(hub_pidfd, hub_pidpath);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
