@@ -25,7 +25,7 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from imap_util import Instance, TAP, Raw, smtp_send, message  # noqa: E402
+from imap_util import Instance, TAP, Raw, smtp_send, message, quiet  # noqa: E402
 
 USER, PW = "alice@example.test", "alice-secret"
 t = TAP()
@@ -66,14 +66,6 @@ def responses(r, stop, timeout=6):
         if re.search(stop, line):
             return out
     return out
-
-
-def quiet(r, secs=1.5):
-    r.sock.settimeout(secs)
-    try:
-        return r.line()
-    except OSError:
-        return None
 
 
 r = session()

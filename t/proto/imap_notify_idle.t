@@ -32,11 +32,10 @@ DESCRIPTION
 import os
 import re
 import sys
-import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from imap_util import Instance, TAP, Raw, smtp_send, message, utf7  # noqa: E402
+from imap_util import Instance, TAP, Raw, smtp_send, message, utf7, wait_for, quiet  # noqa: E402
 
 USER, PW = "alice@example.test", "alice-secret"
 t = TAP()
@@ -53,33 +52,6 @@ def session():
     r.greeting()
     r.login(USER, PW)
     return r
-
-
-def wait_for(r, regex, timeout=8):
-    """Lines until one matches regex: (line, seen) or (None, seen) at the deadline."""
-    deadline = time.time() + timeout
-    seen = []
-    while time.time() < deadline:
-        r.sock.settimeout(max(0.1, deadline - time.time()))
-        try:
-            line = r.line()
-        except OSError:
-            line = None
-        if line is None:
-            break
-        seen.append(line)
-        if re.search(regex, line):
-            return line, seen
-    return None, seen
-
-
-def quiet(r, secs=1.5):
-    """The next line within secs, or None."""
-    r.sock.settimeout(secs)
-    try:
-        return r.line()
-    except OSError:
-        return None
 
 
 def append(o, tag, mbox, n):

@@ -25,7 +25,7 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from imap_util import Instance, TAP, Raw, smtp_send, message  # noqa: E402
+from imap_util import Instance, TAP, Raw, smtp_send, message, wait_for  # noqa: E402
 
 USER, PW = "alice@example.test", "alice-secret"
 t = TAP()
@@ -42,24 +42,6 @@ def session(tls=False):
     r.greeting()
     r.login(USER, PW)
     return r
-
-
-def wait_for(r, regex, timeout=8):
-    """Lines until one matches regex: (line, seen) or (None, seen) at the deadline."""
-    deadline = time.time() + timeout
-    seen = []
-    while time.time() < deadline:
-        r.sock.settimeout(max(0.1, deadline - time.time()))
-        try:
-            line = r.line()
-        except OSError:
-            line = None
-        if line is None:
-            break
-        seen.append(line)
-        if re.search(regex, line):
-            return line, seen
-    return None, seen
 
 
 def parks():

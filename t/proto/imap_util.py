@@ -9,6 +9,7 @@ SYNOPSIS
     M = imaps(inst, user, password)                    # imaplib over implicit TLS
     r = Raw(inst, tls=True); r.greeting(); lines = r.cmd("a1 NOOP")
     utf7("Entwürfe") ; smtp_send(inst, rcpts, msg) ; message(n, token)
+    line, seen = wait_for(r, r"^\* \d+ EXISTS$") ; quiet(r) is None
 
 DESCRIPTION
     Clients verify TLS against the instance's own certificate (hostname
@@ -20,9 +21,11 @@ DESCRIPTION
 import base64
 import imaplib
 import os
+import re
 import socket
 import ssl
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pop3_util import Instance, TAP, smtp_send, message, strip_received  # noqa: E402,F401
@@ -179,3 +182,31 @@ def call(fn, *args):
         return fn(*args)
     except imaplib.IMAP4.error as e:
         return ("BAD" if " BAD " in str(e) else "ERROR", [str(e)])
+
+
+def wait_for(r, regex, timeout=8):
+    """Lines of a Raw client until one matches regex: (line, seen), or (None, seen)
+    at the deadline or EOF."""
+    deadline = time.time() + timeout
+    seen = []
+    while time.time() < deadline:
+        r.sock.settimeout(max(0.1, deadline - time.time()))
+        try:
+            line = r.line()
+        except OSError:
+            line = None
+        if line is None:
+            break
+        seen.append(line)
+        if re.search(regex, line):
+            return line, seen
+    return None, seen
+
+
+def quiet(r, secs=1.5):
+    """The next line of a Raw client within secs, or None (nothing was said)."""
+    r.sock.settimeout(secs)
+    try:
+        return r.line()
+    except OSError:
+        return None
