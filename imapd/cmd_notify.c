@@ -530,17 +530,17 @@ static int nf_scan(IMAP_SESSION *s, bool report, bool status_all, bool absorb, c
 	return rc;
 }
 
-/* imap_notify_report - what changed, now: the selected mailbox, then the others; flushed */
-void imap_notify_report(IMAP_SESSION *s)
+/*
+ * nf_scan_between - nf_scan() outside a NOTIFY command: an overflow is
+ * told untagged and ends the notifications (RFC 5465 5.8); another error
+ * is logged, and the next scan tries again
+ */
+static void nf_scan_between(IMAP_SESSION *s, bool report, bool absorb)
 {
 	char *err = NULL;
 	int rc;
 
-	if (s->notify == NULL)
-		return;
-	if (s->state == IMAP_SELECTED && s->notify->sel_events != 0)
-		imap_mailbox_sync(s, true);
-	if ((rc = nf_scan(s, true, false, false, &err)) < 0) {
+	if ((rc = nf_scan(s, report, false, absorb, &err)) < 0) {
 		if (rc == -2)
 			imap_untagged(s, "OK [NOTIFICATIONOVERFLOW] %s", err);
 		else
@@ -549,6 +549,16 @@ void imap_notify_report(IMAP_SESSION *s)
 		if (rc == -2)
 			imap_notify_free(s);
 	}
+}
+
+/* imap_notify_report - what changed, now: the selected mailbox, then the others; flushed */
+void imap_notify_report(IMAP_SESSION *s)
+{
+	if (s->notify == NULL)
+		return;
+	if (s->state == IMAP_SELECTED && s->notify->sel_events != 0)
+		imap_mailbox_sync(s, true);
+	nf_scan_between(s, true, false);
 	if (stream_flush(s->stream) < 0) {
 		s->done = true;
 		s->end_reason = "write error";
@@ -564,20 +574,9 @@ void imap_notify_report(IMAP_SESSION *s)
  */
 void imap_notify_own_names(IMAP_SESSION *s)
 {
-	char *err = NULL;
-	int rc;
-
 	if (s->notify == NULL)
 		return;
-	if ((rc = nf_scan(s, false, false, true, &err)) < 0) {
-		if (rc == -2)
-			imap_untagged(s, "OK [NOTIFICATIONOVERFLOW] %s", err);
-		else
-			msg_warn("user %s: NOTIFY: %s", s->user, err);
-		free(err);
-		if (rc == -2)
-			imap_notify_free(s);
-	}
+	nf_scan_between(s, false, true);
 }
 
 /* imap_notify_others - does NOTIFY ask for events of mailboxes other than the selected one? */
