@@ -120,6 +120,14 @@ inst.add_domain("example.test")
 inst.add_user("alice@example.test", "alice-secret")
 inst.add_user("bob@example.test", "bob-secret")
 inst.start()
+
+# Bad queue commands: a clear error and exit status 2, nothing changed.
+for args, want in ((["queue", "bogus"], r'unknown command "queue bogus"'),
+                   (["queue", "list", "extra"], r"usage: cyctl queue list"),
+                   (["queue", "flush", "now"], r"usage: cyctl queue flush")):
+    r = inst.ctl_result(*args)
+    t.ok(r.returncode == 2 and re.search(want, r.stdout + r.stderr) is not None,
+         "cyctl %s: exit 2 and %r" % (" ".join(args), want))
 t.like(inst.ctl("status"), r"queued: running", "cyctl status lists queued")
 
 # 1. Delivered to the remote sink, and locally in the same transaction.
