@@ -96,7 +96,7 @@ static int spool_kept_gate = -1;	/* SPOOL_KEEP_GATE: held until spool_open_done(
 
 static DB *spool_body_db, *spool_mbox_db, *spool_mail_db;
 static DB *spool_usage_db, *spool_lock_db, *spool_seq_db, *spool_ctr_db;
-static DB *spool_kw_db, *spool_sub_db, *spool_tomb_db, *spool_queue_db;
+static DB *spool_kw_db, *spool_sub_db, *spool_tomb_db, *spool_queue_db, *spool_due_db;
 static DB_SEQUENCE *spool_msgid_seq, *spool_mboxid_seq, *spool_uidv_seq, *spool_qid_seq;
 
 void (*spool_test_hook)(const char *where);
@@ -386,6 +386,8 @@ static int spool_seq_open(DB_SEQUENCE **seqp, const char *name, db_seq_t initial
 	return 0;
 }
 
+static int spool_queue_index_open(char **error_r);
+
 /* spool_handles_open - the databases and sequences, once the environment is open */
 static int spool_handles_open(u_int32_t create, char **error_r)
 {
@@ -401,7 +403,8 @@ static int spool_handles_open(u_int32_t create, char **error_r)
 	    || spool_db_open(&spool_kw_db, "keyword.db", 0, 0, create, error_r) < 0
 	    || spool_db_open(&spool_sub_db, "subscr.db", 0, 0, create, error_r) < 0
 	    || spool_db_open(&spool_tomb_db, "expunged.db", 0, SPOOL_PARTS, create, error_r) < 0
-	    || spool_db_open(&spool_queue_db, "queue.db", 0, 0, DB_CREATE, error_r) < 0)
+	    || spool_db_open(&spool_queue_db, "queue.db", 0, 0, DB_CREATE, error_r) < 0
+	    || spool_queue_index_open(error_r) < 0)
 		return -1;
 
 	/*
@@ -428,7 +431,8 @@ static void spool_handles_close(void)
 				 &spool_qid_seq };
 	DB **dbs[] = { &spool_body_db, &spool_mbox_db, &spool_mail_db,
 		       &spool_usage_db, &spool_lock_db, &spool_seq_db, &spool_ctr_db,
-		       &spool_kw_db, &spool_sub_db, &spool_tomb_db, &spool_queue_db };
+		       &spool_kw_db, &spool_sub_db, &spool_tomb_db, &spool_due_db,
+		       &spool_queue_db };	/* the secondary before its primary */
 	size_t i;
 
 	for (i = 0; i < CY_ARRAY_SIZE(seqs); i++) {
@@ -449,7 +453,7 @@ static void spool_forget_inherited(void)
 	spool_msgid_seq = spool_mboxid_seq = spool_uidv_seq = spool_qid_seq = NULL;
 	spool_body_db = spool_mbox_db = spool_mail_db = NULL;
 	spool_usage_db = spool_lock_db = spool_seq_db = spool_ctr_db = NULL;
-	spool_kw_db = spool_sub_db = spool_tomb_db = spool_queue_db = NULL;
+	spool_kw_db = spool_sub_db = spool_tomb_db = spool_queue_db = spool_due_db = NULL;
 	spool_env = NULL;
 	free(spool_path);
 	spool_path = NULL;
@@ -1809,8 +1813,7 @@ struct spool_deliver_ctx {
 	time_t internaldate;
 	uint64_t msgid;
 	unsigned char *chunk;	/* 2 + SPOOL_CHUNK bytes */
-	const char *sender;	/* remote recipients: the envelope sender */
-	const char *const *remote;	/* their addresses */
+	const struct spool_queue_env *env;	/* remote recipients and DSN parameters */
 	size_t nq;
 	uint64_t *qids;		/* their queue ids, taken before the transaction */
 };
@@ -1925,7 +1928,7 @@ static int spool_deliver_txn(DB_TXN *txn, void *ctx, char **error_r)
 		if ((ret = spool_usage_put(txn, c->t[i].user, &u, error_r)) != 0)
 			return ret;
 	}
-	if (c->nq > 0 && (ret = spool_queue_put_new(txn, c, error_r)) != 0)
+	if (c->env != NULL && (ret = spool_queue_put_new(txn, c, error_r)) != 0)
 		return ret;
 	if (spool_test_hook != NULL)
 		spool_test_hook("deliver-commit");
@@ -4003,25 +4006,34 @@ void spool_unlock_mailbox(const char *user, const char *name)
 /* The outbound queue.                                               */
 /* ---------------------------------------------------------------- */
 
-#define REC_QUEUE_HDR	39	/* type, version, state, attempts, msgid, created, next, last */
-#define REC_QUEUE_MAX	(REC_QUEUE_HDR + 3 * 2 + 2 * SPOOL_QUEUE_ADDR_MAX + SPOOL_QUEUE_REPLY_MAX)
+#define REC_QUEUE_HDR	39	/* version 1: type, version, state, attempts, msgid, created, next, last */
+#define REC_QUEUE_HDR2	50	/* version 2: and wake, notify, ret, flags */
+#define REC_QUEUE_V2	2
+#define REC_QUEUE_MAX	(REC_QUEUE_HDR2 + 5 * 2 + 2 * SPOOL_QUEUE_ADDR_MAX + SPOOL_QUEUE_REPLY_MAX \
+			 + SPOOL_DSN_ENVID_MAX + SPOOL_DSN_ORCPT_MAX)
 
-/* spool_queue_enc - a QUEUE record into p (REC_QUEUE_MAX bytes); returns its length */
+/* spool_queue_enc - a version 2 QUEUE record into p (REC_QUEUE_MAX bytes); returns its length */
 static size_t spool_queue_enc(unsigned char *p, const struct spool_queue_entry *e)
 {
-	const char *strs[3] = { e->sender, e->rcpt, e->reply ? e->reply : "" };
-	size_t len = REC_QUEUE_HDR, caps[3] = { SPOOL_QUEUE_ADDR_MAX, SPOOL_QUEUE_ADDR_MAX,
-						SPOOL_QUEUE_REPLY_MAX };
+	const char *strs[5] = { e->sender, e->rcpt, e->reply ? e->reply : "",
+				e->envid ? e->envid : "", e->orcpt ? e->orcpt : "" };
+	size_t len = REC_QUEUE_HDR2, caps[5] = { SPOOL_QUEUE_ADDR_MAX, SPOOL_QUEUE_ADDR_MAX,
+						 SPOOL_QUEUE_REPLY_MAX, SPOOL_DSN_ENVID_MAX,
+						 SPOOL_DSN_ORCPT_MAX };
 
 	p[0] = REC_QUEUE;
-	p[1] = REC_VERSION;
+	p[1] = REC_QUEUE_V2;
 	p[2] = (unsigned char)e->state;
 	spool_put32(p + 3, e->attempts);
 	spool_put64(p + 7, e->msgid);
 	spool_put64(p + 15, (uint64_t)e->created);
 	spool_put64(p + 23, (uint64_t)e->next_try);
 	spool_put64(p + 31, (uint64_t)e->last_try);
-	for (int i = 0; i < 3; i++) {
+	spool_put64(p + 39, (uint64_t)e->wake);
+	p[47] = (unsigned char)e->notify;
+	p[48] = (unsigned char)e->ret;
+	p[49] = (unsigned char)e->flags;
+	for (int i = 0; i < 5; i++) {
 		size_t l = strlen(strs[i]);
 
 		if (l > caps[i])
@@ -4034,16 +4046,32 @@ static size_t spool_queue_enc(unsigned char *p, const struct spool_queue_entry *
 	return len;
 }
 
-/* spool_queue_dec - a QUEUE record into e (strings allocated); 0 or -1 when corrupt */
+/* spool_queue_version - the version of a QUEUE record, 0 when it is none */
+static int spool_queue_version(const DBT *d)
+{
+	const unsigned char *p = d->data;
+
+	if (d->size >= REC_QUEUE_HDR && p[0] == REC_QUEUE && p[1] == REC_VERSION)
+		return 1;
+	if (d->size >= REC_QUEUE_HDR2 && p[0] == REC_QUEUE && p[1] == REC_QUEUE_V2)
+		return 2;
+	return 0;
+}
+
+/* spool_queue_dec - a QUEUE record, version 1 or 2, into e (strings allocated); 0 or -1 */
 static int spool_queue_dec(const DBT *d, uint64_t qid, struct spool_queue_entry *e,
 			   char **error_r)
 {
 	const unsigned char *p = d->data;
-	char **strs[3] = { &e->sender, &e->rcpt, &e->reply };
-	size_t off = REC_QUEUE_HDR;
+	char **strs[5] = { &e->sender, &e->rcpt, &e->reply, &e->envid, &e->orcpt };
+	int version = spool_queue_version(d), nstr = version == 2 ? 5 : 3;
+	size_t off = version == 2 ? REC_QUEUE_HDR2 : REC_QUEUE_HDR;
 
-	if (spool_rec_check(d, REC_QUEUE, REC_QUEUE_HDR, error_r) < 0)
+	if (version == 0) {
+		*error_r = xasprintf("spool: queue entry %llu: not a QUEUE record",
+				     (unsigned long long)qid);
 		return -1;
+	}
 	memset(e, 0, sizeof(*e));
 	e->qid = qid;
 	e->state = (enum spool_queue_state)p[2];
@@ -4052,19 +4080,33 @@ static int spool_queue_dec(const DBT *d, uint64_t qid, struct spool_queue_entry 
 	e->created = (time_t)spool_get64(p + 15);
 	e->next_try = (time_t)spool_get64(p + 23);
 	e->last_try = (time_t)spool_get64(p + 31);
-	for (int i = 0; i < 3; i++) {
+	if (version == 2) {
+		e->wake = (time_t)spool_get64(p + 39);
+		e->notify = p[47];
+		e->ret = p[48];
+		e->flags = p[49];
+	} else {
+		/* before DSNs: a final entry owes nothing and is kept */
+		e->wake = e->state <= SPOOL_QUEUE_DEFERRED ? e->next_try : 0;
+		if (e->state == SPOOL_QUEUE_DELIVERED || e->state == SPOOL_QUEUE_FAILED)
+			e->flags = SPOOL_QUEUE_F_DSN_DONE;
+	}
+	for (int i = 0; i < nstr; i++) {
 		size_t l;
 
 		if (off + 2 > d->size || off + 2 + (l = (size_t)p[off] << 8 | p[off + 1]) > d->size) {
-			free(e->sender);
-			free(e->rcpt);
+			spool_queue_free_one(e);
 			*error_r = xasprintf("spool: corrupt queue entry %llu", (unsigned long long)qid);
 			return -1;
 		}
 		*strs[i] = xstrndup((const char *)p + off + 2, l);
 		off += 2 + l;
 	}
-	if (e->state > SPOOL_QUEUE_FAILED) {
+	if (version == 1) {
+		e->envid = xstrdup("");
+		e->orcpt = xstrdup("");
+	}
+	if (e->state > SPOOL_QUEUE_HELD) {
 		spool_queue_free_one(e);
 		*error_r = xasprintf("spool: queue entry %llu: unknown state %d",
 				     (unsigned long long)qid, p[2]);
@@ -4073,7 +4115,90 @@ static int spool_queue_dec(const DBT *d, uint64_t qid, struct spool_queue_entry 
 	return 0;
 }
 
-/* spool_queue_put - write one QUEUE record */
+/* spool_queue_index_key - queuedue.db's key of a QUEUE record: its wake time */
+static int spool_queue_index_key(DB *sec, const DBT *key, const DBT *data, DBT *result)
+{
+	const unsigned char *p = data->data;
+	int version = spool_queue_version(data);
+
+	(void)sec;
+	(void)key;
+	memset(result, 0, sizeof(*result));
+	if (version == 2 && spool_get64(p + 39) != 0) {
+		result->data = (void *)(p + 39);
+	} else if (version == 1 && p[2] <= SPOOL_QUEUE_DEFERRED && spool_get64(p + 23) != 0) {
+		result->data = (void *)(p + 23);
+	} else {
+		return DB_DONOTINDEX;
+	}
+	result->size = 8;
+	return 0;
+}
+
+/*
+ * spool_queue_index_open - open queuedue.db and associate it with queue.db.
+ * DB_CREATE on associate builds the index from queue.db when it is empty:
+ * a spool made before the index gets it at its first open.
+ */
+static int spool_queue_index_open(char **error_r)
+{
+	DB *db;
+	DB_TXN *txn;
+	int rc;
+
+	if ((rc = db_create(&db, spool_env, 0)) != 0) {
+		*error_r = xasprintf("db_create queuedue.db: %s", db_strerror(rc));
+		return -1;
+	}
+	if ((rc = db->set_flags(db, DB_DUP | DB_DUPSORT)) != 0
+	    || (rc = db->open(db, NULL, "queuedue.db", NULL, DB_BTREE,
+			      DB_CREATE | DB_AUTO_COMMIT, 0660)) != 0) {
+		*error_r = xasprintf("open %s/queuedue.db: %s", spool_path, db_strerror(rc));
+		db->close(db, 0);
+		return -1;
+	}
+	if ((rc = spool_env->txn_begin(spool_env, NULL, &txn, 0)) != 0) {
+		*error_r = xasprintf("spool: txn_begin: %s", db_strerror(rc));
+		db->close(db, 0);
+		return -1;
+	}
+	if ((rc = spool_queue_db->associate(spool_queue_db, txn, db, spool_queue_index_key,
+					    DB_CREATE)) != 0) {
+		(void)txn->abort(txn);
+		*error_r = xasprintf("associate queuedue.db: %s", db_strerror(rc));
+		db->close(db, 0);
+		return -1;
+	}
+	if ((rc = txn->commit(txn, 0)) != 0) {
+		*error_r = xasprintf("spool: commit: %s", db_strerror(rc));
+		db->close(db, 0);
+		return -1;
+	}
+	spool_due_db = db;
+	return 0;
+}
+
+/* spool_queue_dsn_owed - does this entry owe a DSN now (see STATES)? */
+bool spool_queue_dsn_owed(const struct spool_queue_entry *e)
+{
+	if (e->flags & SPOOL_QUEUE_F_DSN_DONE)
+		return false;
+	if (e->state == SPOOL_QUEUE_FAILED) {
+		if (e->flags & SPOOL_QUEUE_F_DOUBLE)
+			return false;
+		if (e->flags & SPOOL_QUEUE_F_BOUNCE)
+			return true;
+		if (e->sender[0] == '\0' || (e->notify & SPOOL_DSN_NOTIFY_NEVER))
+			return false;
+		return e->notify == 0 || (e->notify & SPOOL_DSN_NOTIFY_FAILURE);
+	}
+	if (e->state == SPOOL_QUEUE_DELIVERED)
+		return e->sender[0] != '\0' && (e->notify & SPOOL_DSN_NOTIFY_SUCCESS)
+		       && !(e->flags & (SPOOL_QUEUE_F_BOUNCE | SPOOL_QUEUE_F_DOUBLE));
+	return false;
+}
+
+/* spool_queue_put - write one QUEUE record (queuedue.db follows) */
 static int spool_queue_put(DB_TXN *txn, const struct spool_queue_entry *e, u_int32_t flags,
 			   char **error_r)
 {
@@ -4091,6 +4216,81 @@ static int spool_queue_put(DB_TXN *txn, const struct spool_queue_entry *e, u_int
 	return 0;
 }
 
+/* spool_queue_get_txn - read one entry under a write lock; 1 when there is none */
+static int spool_queue_get_txn(DB_TXN *txn, uint64_t qid, struct spool_queue_entry *e,
+			       char **error_r)
+{
+	unsigned char k[8];
+	DBT key, val;
+	int rc;
+
+	spool_put64(k, qid);
+	key = spool_dbt(k, sizeof(k));
+	memset(&val, 0, sizeof(val));
+	val.flags = DB_DBT_MALLOC;
+	rc = spool_queue_db->get(spool_queue_db, txn, &key, &val, txn ? DB_RMW : 0);
+	if (rc == DB_NOTFOUND)
+		return 1;
+	if (rc != 0)
+		return spool_dberr(rc, error_r, "read queue entry");
+	rc = spool_queue_dec(&val, qid, e, error_r);
+	free(val.data);
+	return rc;
+}
+
+/* spool_queue_missing - the error of an entry that is not there */
+static int spool_queue_missing(uint64_t qid, char **error_r)
+{
+	*error_r = xasprintf("no queue entry q%llu", (unsigned long long)qid);
+	errno = ENOENT;
+	return -1;
+}
+
+/* spool_queue_mark_notified - in a DSN's transaction: its entries marked, bodies released */
+static int spool_queue_mark_notified(DB_TXN *txn, const struct spool_queue_env *env,
+				     char **error_r)
+{
+	struct spool_queue_entry e;
+	int ret;
+
+	for (size_t i = 0; i < env->nnotified; i++) {
+		uint64_t qid = env->notified[i];
+
+		if ((ret = spool_queue_get_txn(txn, qid, &e, error_r)) != 0)
+			return ret == 1 ? spool_queue_missing(qid, error_r) : ret;
+		if (e.state == SPOOL_QUEUE_DELIVERED || e.state == SPOOL_QUEUE_FAILED) {
+			if (e.flags & SPOOL_QUEUE_F_DSN_DONE) {
+				spool_queue_free_one(&e);
+				*error_r = xasprintf("queue entry q%llu: its DSN was already sent",
+						     (unsigned long long)qid);
+				errno = EALREADY;
+				return -1;
+			}
+			e.flags |= SPOOL_QUEUE_F_DSN_DONE;
+			e.wake = env->purge_at;
+			ret = e.state == SPOOL_QUEUE_FAILED ? spool_msg_unref(txn, e.msgid, error_r) : 0;
+		} else {
+			if (e.flags & SPOOL_QUEUE_F_DELAY_SENT) {
+				spool_queue_free_one(&e);
+				*error_r = xasprintf("queue entry q%llu: its delay DSN was already sent",
+						     (unsigned long long)qid);
+				errno = EALREADY;
+				return -1;
+			}
+			e.flags |= SPOOL_QUEUE_F_DELAY_SENT;
+			ret = 0;
+		}
+		if (ret == 0)
+			ret = spool_queue_put(txn, &e, 0, error_r);
+		spool_queue_free_one(&e);
+		if (ret != 0)
+			return ret;
+	}
+	if (env->nnotified > 0 && spool_test_hook != NULL)
+		spool_test_hook("queue-notified");
+	return 0;
+}
+
 /* spool_queue_put_new - in spool_deliver_txn(): one pending entry per remote recipient */
 static int spool_queue_put_new(DB_TXN *txn, struct spool_deliver_ctx *c, char **error_r)
 {
@@ -4099,18 +4299,25 @@ static int spool_queue_put_new(DB_TXN *txn, struct spool_deliver_ctx *c, char **
 	int ret;
 
 	for (size_t i = 0; i < c->nq; i++) {
+		const struct spool_queue_rcpt *r = &c->env->remote[i];
+
 		memset(&e, 0, sizeof(e));
 		e.qid = c->qids[i];
 		e.msgid = c->msgid;
 		e.state = SPOOL_QUEUE_PENDING;
 		e.created = now;
-		e.next_try = now;
-		e.sender = (char *)c->sender;
-		e.rcpt = (char *)c->remote[i];
+		e.next_try = e.wake = now;
+		e.sender = (char *)c->env->sender;
+		e.rcpt = (char *)r->addr;
+		e.envid = (char *)c->env->envid;
+		e.ret = c->env->ret;
+		e.notify = r->notify;
+		e.orcpt = (char *)r->orcpt;
+		e.flags = r->flags & (SPOOL_QUEUE_F_BOUNCE | SPOOL_QUEUE_F_DOUBLE);
 		if ((ret = spool_queue_put(txn, &e, DB_NOOVERWRITE, error_r)) != 0)
 			return ret;
 	}
-	return 0;
+	return spool_queue_mark_notified(txn, c->env, error_r);
 }
 
 /* spool_queue_addr_check - an address a queue entry can hold */
@@ -4131,65 +4338,141 @@ static int spool_queue_addr_check(const char *addr, bool empty_ok, char **error_
 	return 0;
 }
 
-/* spool_queue_deliver - local deliveries and remote recipients queued, in one transaction */
-int spool_queue_deliver(SPOOL_MSG *m, struct spool_rcpt *rcpts, size_t n, const char *sender,
-			const char *const *remote, size_t nremote, time_t internaldate,
-			uint64_t *msgid_r, char **error_r)
+/* spool_queue_text_check - an ENVID or ORCPT: printable ASCII, no space, within max */
+static int spool_queue_text_check(const char *what, const char *text, size_t max,
+				  char **error_r)
+{
+	size_t len = text ? strlen(text) : 0;
+
+	if (len > max) {
+		*error_r = xasprintf("spool: %s longer than %zu bytes", what, max);
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if ((unsigned char)text[i] < 0x21 || (unsigned char)text[i] > 0x7e) {
+			*error_r = xasprintf("spool: bad character in %s", what);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* spool_queue_submit - local deliveries, remote recipients and notified entries, one transaction */
+int spool_queue_submit(SPOOL_MSG *m, struct spool_rcpt *rcpts, size_t n,
+		       const struct spool_queue_env *env, time_t internaldate, uint64_t *msgid_r,
+		       char **error_r)
 {
 	struct spool_deliver_ctx c;
 	int ret;
 
-	if (spool_queue_addr_check(sender, true, error_r) < 0)
+	if (spool_queue_addr_check(env->sender, true, error_r) < 0
+	    || spool_queue_text_check("ENVID", env->envid, SPOOL_DSN_ENVID_MAX, error_r) < 0)
 		return SPOOL_ERROR;
-	for (size_t i = 0; i < nremote; i++)
-		if (spool_queue_addr_check(remote[i], false, error_r) < 0)
+	if (env->ret > SPOOL_DSN_RET_HDRS) {
+		*error_r = xasprintf("spool: bad DSN RET %u", env->ret);
+		return SPOOL_ERROR;
+	}
+	for (size_t i = 0; i < env->nremote; i++)
+		if (spool_queue_addr_check(env->remote[i].addr, false, error_r) < 0
+		    || spool_queue_text_check("ORCPT", env->remote[i].orcpt, SPOOL_DSN_ORCPT_MAX,
+					      error_r) < 0)
 			return SPOOL_ERROR;
 	memset(&c, 0, sizeof(c));
 	c.m = m;
 	c.internaldate = internaldate;
-	c.sender = sender;
-	c.remote = remote;
-	c.nq = nremote;
-	c.qids = xcalloc(nremote, sizeof(*c.qids));
+	c.env = env;
+	c.nq = env->nremote;
+	c.qids = xcalloc(env->nremote + 1, sizeof(*c.qids));
+	errno = 0;
 	ret = spool_deliver_run(&c, rcpts, n, msgid_r, error_r);
 	free(c.qids);
 	return ret;
 }
 
+/* spool_queue_deliver - spool_queue_submit() without DSN parameters */
+int spool_queue_deliver(SPOOL_MSG *m, struct spool_rcpt *rcpts, size_t n, const char *sender,
+			const char *const *remote, size_t nremote, time_t internaldate,
+			uint64_t *msgid_r, char **error_r)
+{
+	struct spool_queue_rcpt *r = xcalloc(nremote + 1, sizeof(*r));
+	struct spool_queue_env env;
+	int ret;
+
+	for (size_t i = 0; i < nremote; i++)
+		r[i].addr = remote[i];
+	memset(&env, 0, sizeof(env));
+	env.sender = sender;
+	env.remote = r;
+	env.nremote = nremote;
+	ret = spool_queue_submit(m, rcpts, n, &env, internaldate, msgid_r, error_r);
+	free(r);
+	return ret;
+}
+
 struct spool_queue_scan {
-	time_t due;		/* only pending/deferred entries due by then; 0: all */
+	int kind;		/* what to collect */
+	time_t due;		/* by then (index scans) */
 	size_t max;		/* at most this many; 0: no limit */
 	struct spool_queue_entry *e;
 	size_t n, cap;
 };
 
-/* spool_queue_scan_txn - collect entries in queue id order */
+#define SCAN_ALL	0	/* every entry, queue id order */
+#define SCAN_DUE	1	/* pending/deferred due by then, wake order */
+#define SCAN_DSN	2	/* final entries owing a DSN, wake order */
+
+/* spool_queue_scan_keep - does a scan take this entry? */
+static bool spool_queue_scan_keep(const struct spool_queue_scan *s,
+				  const struct spool_queue_entry *e)
+{
+	switch (s->kind) {
+	case SCAN_DUE:
+		return (e->state == SPOOL_QUEUE_PENDING || e->state == SPOOL_QUEUE_DEFERRED)
+		       && e->next_try <= s->due;
+	case SCAN_DSN:
+		return spool_queue_dsn_owed(e);
+	default:
+		return true;
+	}
+}
+
+/* spool_queue_scan_txn - collect entries: all by queue id, or through the due index */
 static int spool_queue_scan_txn(DB_TXN *txn, void *ctx, char **error_r)
 {
 	struct spool_queue_scan *s = ctx;
 	struct spool_queue_entry e;
 	DBC *cur;
-	DBT key, val;
+	DBT key, pkey, val;
 	int rc, ret = 0;
+	bool indexed = s->kind != SCAN_ALL;
+	DB *db = indexed ? spool_due_db : spool_queue_db;
 
 	spool_queue_free(&s->e, s->n);
 	s->n = s->cap = 0;
-	if ((rc = spool_queue_db->cursor(spool_queue_db, txn, &cur, 0)) != 0)
+	if ((rc = db->cursor(db, txn, &cur, 0)) != 0)
 		return spool_dberr(rc, error_r, "queue cursor");
 	memset(&key, 0, sizeof(key));
+	memset(&pkey, 0, sizeof(pkey));
 	memset(&val, 0, sizeof(val));
-	while ((rc = cur->get(cur, &key, &val, DB_NEXT)) == 0) {
-		if (key.size != 8) {
+	for (;;) {
+		rc = indexed ? cur->pget(cur, &key, &pkey, &val, DB_NEXT)
+			     : cur->get(cur, &key, &val, DB_NEXT);
+		if (rc != 0)
+			break;
+		if (key.size != 8 || (indexed && pkey.size != 8)) {
 			*error_r = xasprintf("spool: corrupt queue key");
 			ret = -1;
 			break;
 		}
-		if (spool_queue_dec(&val, spool_get64(key.data), &e, error_r) < 0) {
+		/* the index is in wake order: nothing further is due yet */
+		if (indexed && (time_t)spool_get64(key.data) > s->due)
+			break;
+		if (spool_queue_dec(&val, spool_get64(indexed ? pkey.data : key.data), &e,
+				    error_r) < 0) {
 			ret = -1;
 			break;
 		}
-		if (s->due != 0 && ((e.state != SPOOL_QUEUE_PENDING && e.state != SPOOL_QUEUE_DEFERRED)
-				    || e.next_try > s->due)) {
+		if (!spool_queue_scan_keep(s, &e)) {
 			spool_queue_free_one(&e);
 			continue;
 		}
@@ -4228,7 +4511,16 @@ static int spool_queue_collect(struct spool_queue_scan *s, struct spool_queue_en
 int spool_queue_due(time_t now, size_t max, struct spool_queue_entry **entries_r, size_t *n_r,
 		    char **error_r)
 {
-	struct spool_queue_scan s = { .due = now > 0 ? now : 1, .max = max };
+	struct spool_queue_scan s = { .kind = SCAN_DUE, .due = now > 0 ? now : 1, .max = max };
+
+	return spool_queue_collect(&s, entries_r, n_r, error_r);
+}
+
+/* spool_queue_dsn_due - final entries that owe a DSN, woken by now */
+int spool_queue_dsn_due(time_t now, size_t max, struct spool_queue_entry **entries_r,
+			size_t *n_r, char **error_r)
+{
+	struct spool_queue_scan s = { .kind = SCAN_DSN, .due = now > 0 ? now : 1, .max = max };
 
 	return spool_queue_collect(&s, entries_r, n_r, error_r);
 }
@@ -4236,9 +4528,29 @@ int spool_queue_due(time_t now, size_t max, struct spool_queue_entry **entries_r
 /* spool_queue_list - every entry, in queue id order */
 int spool_queue_list(struct spool_queue_entry **entries_r, size_t *n_r, char **error_r)
 {
-	struct spool_queue_scan s = { 0 };
+	struct spool_queue_scan s = { .kind = SCAN_ALL };
 
 	return spool_queue_collect(&s, entries_r, n_r, error_r);
+}
+
+/* spool_queue_get - one entry, read without a transaction */
+int spool_queue_get(uint64_t qid, struct spool_queue_entry *e, char **error_r)
+{
+	int ret;
+
+	if (spool_env == NULL || spool_owner != getpid()) {
+		*error_r = xasprintf("spool: not open in this process");
+		errno = EIO;
+		return -1;
+	}
+	spool_watch_enter();
+	ret = spool_queue_get_txn(NULL, qid, e, error_r);
+	spool_watch_leave();
+	if (ret == 1)
+		return spool_queue_missing(qid, error_r);
+	if (ret != 0)
+		errno = EIO;
+	return ret == 0 ? 0 : -1;
 }
 
 struct spool_queue_result_ctx {
@@ -4246,45 +4558,20 @@ struct spool_queue_result_ctx {
 	enum spool_queue_state state;
 	const char *reply;
 	time_t next_try;
+	unsigned flags;
 	enum spool_queue_state was;	/* out */
 };
-
-/* spool_queue_get - read one entry under a write lock; 1 when there is none */
-static int spool_queue_get(DB_TXN *txn, uint64_t qid, struct spool_queue_entry *e,
-			   char **error_r)
-{
-	unsigned char k[8];
-	DBT key, val;
-	int rc;
-
-	spool_put64(k, qid);
-	key = spool_dbt(k, sizeof(k));
-	memset(&val, 0, sizeof(val));
-	val.flags = DB_DBT_MALLOC;
-	rc = spool_queue_db->get(spool_queue_db, txn, &key, &val, DB_RMW);
-	if (rc == DB_NOTFOUND)
-		return 1;
-	if (rc != 0)
-		return spool_dberr(rc, error_r, "read queue entry");
-	rc = spool_queue_dec(&val, qid, e, error_r);
-	free(val.data);
-	return rc;
-}
 
 /* spool_queue_result_txn - record one attempt's outcome */
 static int spool_queue_result_txn(DB_TXN *txn, void *ctx, char **error_r)
 {
 	struct spool_queue_result_ctx *c = ctx;
 	struct spool_queue_entry e;
+	time_t now = time(NULL);
 	int ret;
 
-	if ((ret = spool_queue_get(txn, c->qid, &e, error_r)) != 0) {
-		if (ret == 1) {
-			*error_r = xasprintf("no queue entry %llu", (unsigned long long)c->qid);
-			errno = ENOENT;
-		}
-		return ret == 1 ? -1 : ret;
-	}
+	if ((ret = spool_queue_get_txn(txn, c->qid, &e, error_r)) != 0)
+		return ret == 1 ? spool_queue_missing(c->qid, error_r) : ret;
 	c->was = e.state;
 	if (e.state == SPOOL_QUEUE_DELIVERED || e.state == SPOOL_QUEUE_FAILED) {
 		*error_r = xasprintf("queue entry %llu is already %s", (unsigned long long)c->qid,
@@ -4293,15 +4580,28 @@ static int spool_queue_result_txn(DB_TXN *txn, void *ctx, char **error_r)
 		errno = EALREADY;
 		return -1;
 	}
-	e.state = c->state;
+	/* held while an attempt ran: a temporary failure leaves it held */
+	if (!(e.state == SPOOL_QUEUE_HELD && c->state == SPOOL_QUEUE_DEFERRED))
+		e.state = c->state;
 	e.attempts++;
-	e.last_try = time(NULL);
+	e.last_try = now;
+	e.flags |= c->flags;
 	e.next_try = c->state == SPOOL_QUEUE_DEFERRED ? c->next_try : 0;
+	e.wake = e.state == SPOOL_QUEUE_DEFERRED ? e.next_try : 0;
+	if (e.state == SPOOL_QUEUE_DELIVERED || e.state == SPOOL_QUEUE_FAILED) {
+		if (spool_queue_dsn_owed(&e)) {
+			e.wake = now;
+		} else {
+			e.flags |= SPOOL_QUEUE_F_DSN_DONE;
+			e.wake = c->next_try;
+		}
+	}
 	free(e.reply);
 	e.reply = xstrdup(c->reply ? c->reply : "");
 	ret = spool_queue_put(txn, &e, 0, error_r);
-	/* Delivered: the entry no longer needs the body. Failed keeps it for the bounce. */
-	if (ret == 0 && c->state == SPOOL_QUEUE_DELIVERED)
+	/* Delivered: the entry no longer needs the body; failed keeps it for the bounce. */
+	if (ret == 0 && (c->state == SPOOL_QUEUE_DELIVERED
+			 || (c->state == SPOOL_QUEUE_FAILED && (e.flags & SPOOL_QUEUE_F_DSN_DONE))))
 		ret = spool_msg_unref(txn, e.msgid, error_r);
 	if (ret == 0 && spool_test_hook != NULL)
 		spool_test_hook("queue-result");
@@ -4309,12 +4609,13 @@ static int spool_queue_result_txn(DB_TXN *txn, void *ctx, char **error_r)
 	return ret;
 }
 
-/* spool_queue_result - record the outcome of a delivery attempt to one remote recipient */
-int spool_queue_result(uint64_t qid, enum spool_queue_state state, const char *reply,
-		       time_t next_try, char **error_r)
+/* spool_queue_result_flags - record an attempt's outcome and set flags */
+int spool_queue_result_flags(uint64_t qid, enum spool_queue_state state, const char *reply,
+			     time_t next_try, unsigned flags, char **error_r)
 {
 	struct spool_queue_result_ctx c = { .qid = qid, .state = state, .reply = reply,
-					    .next_try = next_try };
+					    .next_try = next_try,
+					    .flags = flags & SPOOL_QUEUE_F_RELAYED };
 	int saved, ret;
 
 	if (state == SPOOL_QUEUE_PENDING || state > SPOOL_QUEUE_FAILED) {
@@ -4327,6 +4628,155 @@ int spool_queue_result(uint64_t qid, enum spool_queue_state state, const char *r
 	saved = errno;
 	errno = ret == 0 ? 0 : saved ? saved : EIO;
 	return ret == 0 ? 0 : -1;
+}
+
+/* spool_queue_result - record the outcome of a delivery attempt to one remote recipient */
+int spool_queue_result(uint64_t qid, enum spool_queue_state state, const char *reply,
+		       time_t next_try, char **error_r)
+{
+	return spool_queue_result_flags(qid, state, reply, next_try, 0, error_r);
+}
+
+struct spool_queue_one_ctx {
+	uint64_t qid;
+	int op;		/* ONE_HOLD, ONE_RELEASE, ONE_REMOVE */
+	time_t now;
+};
+
+#define ONE_HOLD	0
+#define ONE_RELEASE	1
+#define ONE_REMOVE	2
+
+/* spool_queue_one_txn - hold, release or remove one entry */
+static int spool_queue_one_txn(DB_TXN *txn, void *ctx, char **error_r)
+{
+	struct spool_queue_one_ctx *c = ctx;
+	struct spool_queue_entry e;
+	unsigned char k[8];
+	DBT key;
+	int ret, rc;
+
+	if ((ret = spool_queue_get_txn(txn, c->qid, &e, error_r)) != 0)
+		return ret == 1 ? spool_queue_missing(c->qid, error_r) : ret;
+	if (c->op == ONE_REMOVE) {
+		spool_put64(k, c->qid);
+		key = spool_dbt(k, sizeof(k));
+		if ((rc = spool_queue_db->del(spool_queue_db, txn, &key, 0)) != 0)
+			ret = spool_dberr(rc, error_r, "remove queue entry");
+		/* every state but delivered and DSN-done failed still holds the body */
+		else if (e.state != SPOOL_QUEUE_DELIVERED && !(e.state == SPOOL_QUEUE_FAILED
+							      && (e.flags & SPOOL_QUEUE_F_DSN_DONE)))
+			ret = spool_msg_unref(txn, e.msgid, error_r);
+	} else if (e.state == SPOOL_QUEUE_DELIVERED || e.state == SPOOL_QUEUE_FAILED) {
+		*error_r = xasprintf("queue entry q%llu is already %s", (unsigned long long)c->qid,
+				     spool_queue_state_name(e.state));
+		errno = EALREADY;
+		ret = -1;
+	} else if ((c->op == ONE_HOLD) == (e.state == SPOOL_QUEUE_HELD)) {
+		*error_r = xasprintf("queue entry q%llu is %s", (unsigned long long)c->qid,
+				     e.state == SPOOL_QUEUE_HELD ? "already held" : "not held");
+		errno = EINVAL;
+		ret = -1;
+	} else {
+		if (c->op == ONE_HOLD) {
+			e.state = SPOOL_QUEUE_HELD;
+			e.wake = 0;
+		} else {
+			e.state = e.attempts == 0 ? SPOOL_QUEUE_PENDING : SPOOL_QUEUE_DEFERRED;
+			e.next_try = e.wake = c->now > 0 ? c->now : 1;
+		}
+		ret = spool_queue_put(txn, &e, 0, error_r);
+	}
+	spool_queue_free_one(&e);
+	return ret;
+}
+
+/* spool_queue_one - run spool_queue_one_txn() with errno kept */
+static int spool_queue_one(uint64_t qid, int op, time_t now, char **error_r)
+{
+	struct spool_queue_one_ctx c = { .qid = qid, .op = op, .now = now };
+	int saved, ret;
+
+	errno = 0;
+	ret = spool_txn_run(spool_queue_one_txn, &c, 0, DB_TXN_SYNC, error_r);
+	saved = errno;
+	errno = ret == 0 ? 0 : saved ? saved : EIO;
+	return ret == 0 ? 0 : -1;
+}
+
+/* spool_queue_hold - hold an entry (never due), or release it (due now) */
+int spool_queue_hold(uint64_t qid, bool hold, time_t now, char **error_r)
+{
+	return spool_queue_one(qid, hold ? ONE_HOLD : ONE_RELEASE, now, error_r);
+}
+
+/* spool_queue_remove - remove an entry without a DSN, releasing its body reference */
+int spool_queue_remove(uint64_t qid, char **error_r)
+{
+	return spool_queue_one(qid, ONE_REMOVE, 0, error_r);
+}
+
+struct spool_queue_purge_ctx {
+	time_t now;
+	size_t max;
+	size_t n;	/* out */
+};
+
+/* spool_queue_purge_txn - remove final entries done with, whose purge time has come */
+static int spool_queue_purge_txn(DB_TXN *txn, void *ctx, char **error_r)
+{
+	struct spool_queue_purge_ctx *c = ctx;
+	struct spool_queue_entry e;
+	DBC *cur;
+	DBT key, pkey, val;
+	int rc, ret = 0;
+
+	c->n = 0;
+	if ((rc = spool_due_db->cursor(spool_due_db, txn, &cur, 0)) != 0)
+		return spool_dberr(rc, error_r, "queue index cursor");
+	memset(&key, 0, sizeof(key));
+	memset(&pkey, 0, sizeof(pkey));
+	memset(&val, 0, sizeof(val));
+	while (c->n < c->max && (rc = cur->pget(cur, &key, &pkey, &val, DB_NEXT | DB_RMW)) == 0) {
+		if (key.size != 8 || pkey.size != 8) {
+			*error_r = xasprintf("spool: corrupt queue key");
+			ret = -1;
+			break;
+		}
+		if ((time_t)spool_get64(key.data) > c->now)
+			break;
+		if (spool_queue_dec(&val, spool_get64(pkey.data), &e, error_r) < 0) {
+			ret = -1;
+			break;
+		}
+		if ((e.state == SPOOL_QUEUE_DELIVERED || e.state == SPOOL_QUEUE_FAILED)
+		    && (e.flags & SPOOL_QUEUE_F_DSN_DONE)) {
+			/* a secondary cursor's del removes the primary record too */
+			if ((rc = cur->del(cur, 0)) != 0) {
+				spool_queue_free_one(&e);
+				ret = spool_dberr(rc, error_r, "purge queue entry");
+				break;
+			}
+			c->n++;
+		}
+		spool_queue_free_one(&e);
+	}
+	if (ret == 0 && rc != 0 && rc != DB_NOTFOUND)
+		ret = spool_dberr(rc, error_r, "read queue index");
+	cur->close(cur);
+	return ret;
+}
+
+/* spool_queue_purge - remove at most max final entries whose purge time has come */
+int spool_queue_purge(time_t now, size_t max, size_t *n_r, char **error_r)
+{
+	struct spool_queue_purge_ctx c = { .now = now, .max = max ? max : SIZE_MAX };
+
+	if (spool_txn_run(spool_queue_purge_txn, &c, 0, DB_TXN_SYNC, error_r) != 0)
+		return -1;
+	if (n_r != NULL)
+		*n_r = c.n;
+	return 0;
 }
 
 struct spool_queue_flush_ctx {
@@ -4359,7 +4809,7 @@ static int spool_queue_flush_txn(DB_TXN *txn, void *ctx, char **error_r)
 			unsigned char *v = xmalloc(REC_QUEUE_MAX);
 			DBT nv;
 
-			e.next_try = c->now;
+			e.next_try = e.wake = c->now;
 			nv = spool_dbt(v, spool_queue_enc(v, &e));
 			rc = cur->put(cur, &key, &nv, DB_CURRENT);
 			free(v);
@@ -4398,7 +4848,9 @@ void spool_queue_free_one(struct spool_queue_entry *e)
 	free(e->sender);
 	free(e->rcpt);
 	free(e->reply);
-	e->sender = e->rcpt = e->reply = NULL;
+	free(e->envid);
+	free(e->orcpt);
+	e->sender = e->rcpt = e->reply = e->envid = e->orcpt = NULL;
 }
 
 /* spool_queue_free - release an array of entries and clear the pointer */
@@ -4412,10 +4864,10 @@ void spool_queue_free(struct spool_queue_entry **entries, size_t n)
 	*entries = NULL;
 }
 
-/* spool_queue_state_name - "pending", "deferred", "delivered", "failed" */
+/* spool_queue_state_name - "pending", "deferred", "delivered", "failed", "held" */
 const char *spool_queue_state_name(enum spool_queue_state state)
 {
-	static const char *names[] = { "pending", "deferred", "delivered", "failed" };
+	static const char *names[] = { "pending", "deferred", "delivered", "failed", "held" };
 
-	return state <= SPOOL_QUEUE_FAILED ? names[state] : "unknown";
+	return state <= SPOOL_QUEUE_HELD ? names[state] : "unknown";
 }

@@ -49,9 +49,19 @@
  *	queue.db  btree  qid(u64)              -> QUEUE: state(u8), attempts(u32),
  *	                                          msgid(u64), created, next try,
  *	                                          last try (u64 seconds), then
- *	                                          len(u16)+bytes each: sender,
- *	                                          recipient, last reply (capped
- *	                                          at SPOOL_QUEUE_REPLY_MAX)
+ *	                                          (version 2) wake (u64), DSN
+ *	                                          NOTIFY (u8), RET (u8), flags
+ *	                                          (u8), then len(u16)+bytes each:
+ *	                                          sender, recipient, last reply
+ *	                                          (capped at SPOOL_QUEUE_REPLY_MAX),
+ *	                                          (version 2) ENVID, ORCPT (xtext
+ *	                                          as received). Version 1 records
+ *	                                          (no DSN) are still read.
+ *	queuedue.db btree wake(u64), duplicates -> qid(u64): a secondary index of
+ *	                                          queue.db (Berkeley DB associate)
+ *	                                          on wake, the time queued must
+ *	                                          next look at the entry; entries
+ *	                                          with wake 0 are not in it
  *	seq.db    btree  sequences: message ids, mailbox/counter ids (cached),
  *	                 UIDVALIDITY (not cached: never decreases), queue ids
  *	                 (cached)
@@ -101,15 +111,36 @@
  *	  delivered  0          released  spool_queue_result(): the peer's 250
  *	                                  after the data; final
  *	  failed     0          held      spool_queue_result(): 5xx, or too
- *	                                  old; final (kept for the bounce
- *	                                  that a later release sends)
+ *	                                  old; final; the body is held until
+ *	                                  the bounce is sent (or at once
+ *	                                  released when none is owed)
+ *	  held       -          held      spool_queue_hold(): never due until
+ *	                                  spool_queue_hold(release) makes it
+ *	                                  deferred and due now
  *
  *	pending and deferred entries are "due" once their next try has come
  *	(spool_queue_due()); spool_queue_flush() makes every deferred one due
  *	now. A final state is never left: spool_queue_result() on a delivered
  *	or failed entry fails with EALREADY, so a recorded 250 is never
- *	followed by a second delivery. Delivered and failed entries stay
- *	until a later release purges them (with the bounces).
+ *	followed by a second delivery.
+ *
+ *	Notifications (RFC 3464 DSNs). A final entry "owes" a DSN
+ *	(spool_queue_dsn_owed()): failed, unless the sender is null or
+ *	NOTIFY=NEVER or NOTIFY lacks FAILURE (a failed bounce, flag
+ *	SPOOL_QUEUE_F_BOUNCE, owes a double bounce to the postmaster; a
+ *	failed double bounce, SPOOL_QUEUE_F_DOUBLE, owes nothing); delivered
+ *	with NOTIFY=SUCCESS. An entry that owes one gets wake = now, so
+ *	spool_queue_dsn_due() finds it until the DSN is stored: the DSN
+ *	message is stored by spool_queue_submit() with the entries it
+ *	reports in env->notified, in the same transaction that marks them
+ *	SPOOL_QUEUE_F_DSN_DONE (and, for failed ones, releases the body).
+ *	So a crash between the result and the DSN leaves the entry owing it
+ *	(found again), and a DSN is never stored twice (a second submit
+ *	naming an entry already done fails with EALREADY, nothing stored).
+ *	A delay DSN marks a deferred entry SPOOL_QUEUE_F_DELAY_SENT the same
+ *	way, once. A final entry that owes nothing, or whose DSN is done,
+ *	gets wake = its purge time (0: kept) and spool_queue_purge() removes
+ *	it then; spool_queue_remove() removes any entry at once (no DSN).
  *
  *	A subscription (SUB) is made with every mailbox the spool creates
  *	(as MBOX's subscribed used to be), by spool_subscribe(), and moved
@@ -393,7 +424,26 @@ int spool_mail_store(const char *user, const char *mailbox, const uint32_t *uids
 
 enum spool_queue_state {
 	SPOOL_QUEUE_PENDING, SPOOL_QUEUE_DEFERRED, SPOOL_QUEUE_DELIVERED, SPOOL_QUEUE_FAILED,
+	SPOOL_QUEUE_HELD,
 };
+
+/* DSN parameters (RFC 3461) kept with an entry: NOTIFY bits (0: not given), RET. */
+#define SPOOL_DSN_NOTIFY_NEVER		(1u << 0)
+#define SPOOL_DSN_NOTIFY_SUCCESS	(1u << 1)
+#define SPOOL_DSN_NOTIFY_FAILURE	(1u << 2)
+#define SPOOL_DSN_NOTIFY_DELAY		(1u << 3)
+#define SPOOL_DSN_RET_NONE		0
+#define SPOOL_DSN_RET_FULL		1
+#define SPOOL_DSN_RET_HDRS		2
+#define SPOOL_DSN_ENVID_MAX		100	/* RFC 3461 4.4 */
+#define SPOOL_DSN_ORCPT_MAX		500	/* RFC 3461 4.2 */
+
+/* Entry flags. */
+#define SPOOL_QUEUE_F_BOUNCE	(1u << 0)	/* carries a DSN made here: a failure goes to postmaster */
+#define SPOOL_QUEUE_F_DOUBLE	(1u << 1)	/* a double bounce: a failure goes nowhere */
+#define SPOOL_QUEUE_F_DSN_DONE	(1u << 2)	/* final: its DSN is stored, or none was owed */
+#define SPOOL_QUEUE_F_DELAY_SENT (1u << 3)	/* the delay DSN is stored */
+#define SPOOL_QUEUE_F_RELAYED	(1u << 4)	/* delivered to a server without DSN ("relayed") */
 
 struct spool_queue_entry {
 	uint64_t qid;
@@ -406,7 +456,41 @@ struct spool_queue_entry {
 	char *sender;
 	char *rcpt;
 	char *reply;		/* the last reply or error, "" when none */
+	time_t wake;		/* when queued must look at it next (queuedue.db); 0 never */
+	unsigned notify;	/* SPOOL_DSN_NOTIFY_*, 0: not given */
+	unsigned ret;		/* SPOOL_DSN_RET_* */
+	unsigned flags;		/* SPOOL_QUEUE_F_* */
+	char *envid;		/* ENVID as xtext, "" when none */
+	char *orcpt;		/* ORCPT as given ("rfc822;" xtext), "" when none */
 };
+
+/* One remote recipient for spool_queue_submit(). */
+struct spool_queue_rcpt {
+	const char *addr;
+	unsigned notify;	/* SPOOL_DSN_NOTIFY_*, 0: not given */
+	const char *orcpt;	/* NULL: none */
+	unsigned flags;		/* SPOOL_QUEUE_F_BOUNCE or _DOUBLE for DSNs made here */
+};
+
+/*
+ * The envelope of spool_queue_submit(): sender, the message's DSN
+ * parameters, the remote recipients, and the queue entries that the message
+ * is the DSN of (marked done, or delay-sent, in the same transaction;
+ * purge_at: the purge time then given to final ones, 0 kept).
+ */
+struct spool_queue_env {
+	const char *sender;
+	const char *envid;	/* NULL: none */
+	unsigned ret;
+	const struct spool_queue_rcpt *remote;
+	size_t nremote;
+	const uint64_t *notified;
+	size_t nnotified;
+	time_t purge_at;
+};
+
+/* Counts by state (index: enum spool_queue_state). */
+#define SPOOL_QUEUE_NSTATES	5
 
 int spool_queue_deliver(SPOOL_MSG *m, struct spool_rcpt *rcpts, size_t n, const char *sender,
 			const char *const *remote, size_t nremote, time_t internaldate,
@@ -417,6 +501,31 @@ int spool_queue_list(struct spool_queue_entry **entries_r, size_t *n_r, char **e
 int spool_queue_result(uint64_t qid, enum spool_queue_state state, const char *reply,
 		       time_t next_try, char **error_r);
 int spool_queue_flush(time_t now, size_t *n_r, char **error_r);
+
+/*
+ * spool_queue_submit(): spool_queue_deliver() with DSN parameters and the
+ * notified entries (see STATES). spool_queue_result_flags(): a result that
+ * also sets flags (SPOOL_QUEUE_F_RELAYED); for a final state next_try is
+ * the purge time of an entry that owes no DSN (0: kept). spool_queue_get():
+ * one entry (-1 with errno ENOENT when there is none). spool_queue_hold():
+ * hold (pending, deferred) or release (held: deferred, due now); EALREADY
+ * when final, EINVAL when not in a state it applies to. spool_queue_remove():
+ * the entry removed, its body reference released, no DSN. spool_queue_purge():
+ * final entries whose purge time has come, at most max, *n_r removed.
+ * spool_queue_dsn_due(): final entries that owe a DSN, in wake order.
+ */
+int spool_queue_submit(SPOOL_MSG *m, struct spool_rcpt *rcpts, size_t n,
+		       const struct spool_queue_env *env, time_t internaldate, uint64_t *msgid_r,
+		       char **error_r);
+int spool_queue_result_flags(uint64_t qid, enum spool_queue_state state, const char *reply,
+			     time_t next_try, unsigned flags, char **error_r);
+int spool_queue_get(uint64_t qid, struct spool_queue_entry *e, char **error_r);
+int spool_queue_hold(uint64_t qid, bool hold, time_t now, char **error_r);
+int spool_queue_remove(uint64_t qid, char **error_r);
+int spool_queue_purge(time_t now, size_t max, size_t *n_r, char **error_r);
+int spool_queue_dsn_due(time_t now, size_t max, struct spool_queue_entry **entries_r,
+			size_t *n_r, char **error_r);
+bool spool_queue_dsn_owed(const struct spool_queue_entry *e);
 void spool_queue_free_one(struct spool_queue_entry *e);
 void spool_queue_free(struct spool_queue_entry **entries, size_t n);
 const char *spool_queue_state_name(enum spool_queue_state state);
@@ -428,7 +537,8 @@ void spool_unlock_mailbox(const char *user, const char *name);
  * For tests only: when set, called inside spool_deliver()'s transaction
  * after each body chunk is written ("deliver-chunk") and just before the
  * commit ("deliver-commit"), and in spool_queue_result()'s before its commit
- * ("queue-result"), so that a test can kill a process there.
+ * ("queue-result"), in spool_queue_submit()'s after marking the notified
+ * entries ("queue-notified"), so that a test can kill a process there.
  */
 extern void (*spool_test_hook)(const char *where);
 
