@@ -98,6 +98,14 @@ typedef struct smtpd_session {
 	size_t target_cap;		/* slots; a power of two, or 0 */
 	char **remotes;			/* remote forward-paths to queue (authenticated clients) */
 	size_t nremote;
+
+	/* DSN (RFC 3461) of the transaction: MAIL's RET and ENVID, each remote's NOTIFY and ORCPT. */
+	unsigned dsn_ret;		/* SPOOL_DSN_RET_* */
+	char *dsn_envid;		/* xtext, NULL when not given */
+	unsigned rcpt_notify;		/* the RCPT being checked: SPOOL_DSN_NOTIFY_*, 0 none */
+	char *rcpt_orcpt;		/* the RCPT being checked: "type;xtext", NULL none */
+	unsigned *remote_notify;	/* parallel to remotes */
+	char **remote_orcpt;		/* parallel to remotes, NULL entries when none */
 } SMTPD_SESSION;
 
 /* One entry of the command table (smtpd_cmd.c). */
@@ -139,6 +147,7 @@ int smtpd_parse_path(const char *text, bool is_rcpt, char **addr_r, const char *
 int smtpd_check_mail_params(SMTPD_SESSION *sess, const char *params, uint64_t *size_r);
 void smtpd_check_rcpt_addr(SMTPD_SESSION *sess, const char *addr);
 int smtpd_check_rcpt_params(SMTPD_SESSION *sess, const char *params);
+void smtpd_wake_queued(void);
 
 /* smtpd_data.c */
 void smtpd_data(SMTPD_SESSION *sess);

@@ -18,7 +18,12 @@
  *
  *	MAIL parameters: SIZE=n (refused up front with 552 5.3.4 when over
  *	message_size_limit), BODY=7BIT or 8BITMIME, AUTH=<...> (RFC 4954,
- *	accepted and ignored); anything else 555 5.5.4. RCPT takes none.
+ *	accepted and ignored), RET=FULL|HDRS and ENVID=xtext (RFC 3461);
+ *	anything else 555 5.5.4. RCPT takes NOTIFY=NEVER or a list of
+ *	SUCCESS, FAILURE, DELAY, and ORCPT=addr-type;xtext (RFC 3461). A bad
+ *	or repeated DSN parameter is 501 5.5.4. The DSN parameters of remote
+ *	recipients are stored with their queue entries (spool_queue_submit());
+ *	smtpd_wake_queued() tells queued there is new mail.
  *
  *	smtpd_check_rcpt_addr() resolves a recipient through the directory
  *	(aliases expanded) and answers:
@@ -39,16 +44,18 @@
  *	SMTPD_TARGETS_MAX the mailboxes they expand to.
  * STANDARDS
  *	RFC 5321 4.1.2 (syntax), 4.5.3.1 (size limits); RFC 1870; RFC 6152;
- *	RFC 3463 (enhanced codes).
+ *	RFC 3463 (enhanced codes); RFC 3461 (DSN parameters).
  */
 #include "sys_defs.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "conf.h"
 #include "dir.h"
 #include "msg.h"
 #include "server.h"
@@ -255,6 +262,107 @@ static int smtpd_parse_size(const char *val, size_t len, uint64_t *size_r)
 	return 0;
 }
 
+/* smtpd_hexdig - an upper-case hex digit, as xtext's hexchar wants */
+static bool smtpd_hexdig(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
+}
+
+/* smtpd_xtext_ok - RFC 3461 4: xtext, "+" followed by two upper-case hex digits */
+static bool smtpd_xtext_ok(const char *val, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)val[i];
+
+		if (c == '+') {
+			if (i + 2 >= len || !smtpd_hexdig(val[i + 1]) || !smtpd_hexdig(val[i + 2]))
+				return false;
+			i += 2;
+		} else if (c < '!' || c > '~' || c == '=') {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* smtpd_check_dsn_mail - RET=FULL|HDRS, ENVID=xtext (RFC 3461 4.3, 4.4); replies on error */
+static int smtpd_check_dsn_mail(SMTPD_SESSION *sess, const char *key, const char *val,
+				size_t vlen)
+{
+	if (strcasecmp(key, "RET") == 0) {
+		if (sess->dsn_ret != SPOOL_DSN_RET_NONE || val == NULL) {
+			smtpd_reply(sess, "501 5.5.4 Bad RET parameter (FULL or HDRS, once)");
+			return -1;
+		}
+		if (vlen == 4 && strncasecmp(val, "FULL", 4) == 0) {
+			sess->dsn_ret = SPOOL_DSN_RET_FULL;
+		} else if (vlen == 4 && strncasecmp(val, "HDRS", 4) == 0) {
+			sess->dsn_ret = SPOOL_DSN_RET_HDRS;
+		} else {
+			smtpd_reply(sess, "501 5.5.4 Bad RET parameter (FULL or HDRS, once)");
+			return -1;
+		}
+		return 0;
+	}
+	if (sess->dsn_envid != NULL || val == NULL || vlen == 0 || vlen > SPOOL_DSN_ENVID_MAX
+	    || !smtpd_xtext_ok(val, vlen)) {
+		smtpd_reply(sess, "501 5.5.4 Bad ENVID parameter (xtext, at most %d bytes, once)",
+			    SPOOL_DSN_ENVID_MAX);
+		return -1;
+	}
+	sess->dsn_envid = xstrndup(val, vlen);
+	return 0;
+}
+
+/* smtpd_dsn_notify - NOTIFY=NEVER or a list of SUCCESS, FAILURE, DELAY; 0 when bad */
+static unsigned smtpd_dsn_notify(const char *val, size_t vlen)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} words[] = {
+		{ "NEVER", SPOOL_DSN_NOTIFY_NEVER }, { "SUCCESS", SPOOL_DSN_NOTIFY_SUCCESS },
+		{ "FAILURE", SPOOL_DSN_NOTIFY_FAILURE }, { "DELAY", SPOOL_DSN_NOTIFY_DELAY },
+	};
+	unsigned bits = 0;
+	const char *p = val, *end = val + vlen;
+
+	if (val == NULL || vlen == 0)
+		return 0;
+	while (p <= end) {
+		const char *comma = memchr(p, ',', (size_t)(end - p));
+		size_t len = (size_t)((comma ? comma : end) - p), i;
+
+		for (i = 0; i < CY_ARRAY_SIZE(words); i++)
+			if (strlen(words[i].name) == len && strncasecmp(p, words[i].name, len) == 0)
+				break;
+		if (i == CY_ARRAY_SIZE(words) || (bits & words[i].bit))
+			return 0;
+		bits |= words[i].bit;
+		if (comma == NULL)
+			break;
+		p = comma + 1;
+	}
+	/* RFC 3461 4.1: NEVER stands alone */
+	if ((bits & SPOOL_DSN_NOTIFY_NEVER) && bits != SPOOL_DSN_NOTIFY_NEVER)
+		return 0;
+	return bits;
+}
+
+/* smtpd_dsn_orcpt - ORCPT=addr-type;xtext (RFC 3461 4.2): atom ";" xtext, at most 500 */
+static bool smtpd_dsn_orcpt(const char *val, size_t vlen)
+{
+	const char *semi;
+
+	if (val == NULL || vlen == 0 || vlen > SPOOL_DSN_ORCPT_MAX
+	    || (semi = memchr(val, ';', vlen)) == NULL || semi == val)
+		return false;
+	for (const char *p = val; p < semi; p++)
+		if (!smtpd_atext((unsigned char)*p))
+			return false;
+	return smtpd_xtext_ok(semi + 1, vlen - (size_t)(semi + 1 - val));
+}
+
 /* smtpd_check_mail_params - SIZE, BODY and AUTH on MAIL FROM; replies on error */
 int smtpd_check_mail_params(SMTPD_SESSION *sess, const char *params, uint64_t *size_r)
 {
@@ -285,6 +393,9 @@ int smtpd_check_mail_params(SMTPD_SESSION *sess, const char *params, uint64_t *s
 			}
 		} else if (strcasecmp(key, "AUTH") == 0 && val != NULL) {
 			/* RFC 4954 section 5: accepted; we do not relay it onwards yet. */
+		} else if (strcasecmp(key, "RET") == 0 || strcasecmp(key, "ENVID") == 0) {
+			if (smtpd_check_dsn_mail(sess, key, val, vlen) < 0)
+				return -1;
 		} else {
 			smtpd_reply(sess, "555 5.5.4 Unsupported MAIL parameter %s", key);
 			return -1;
@@ -293,18 +404,56 @@ int smtpd_check_mail_params(SMTPD_SESSION *sess, const char *params, uint64_t *s
 	return 0;
 }
 
-/* smtpd_check_rcpt_params - RCPT TO takes no parameters (no DSN yet) */
+/* smtpd_check_rcpt_params - NOTIFY and ORCPT (RFC 3461) into the session; replies on error */
 int smtpd_check_rcpt_params(SMTPD_SESSION *sess, const char *params)
 {
 	const char *val;
 	size_t vlen;
 	char key[32];
 
-	if (smtpd_param_next(&params, key, sizeof(key), &val, &vlen)) {
-		smtpd_reply(sess, "555 5.5.4 Unsupported RCPT parameter %s", key);
-		return -1;
+	sess->rcpt_notify = 0;
+	free(sess->rcpt_orcpt);
+	sess->rcpt_orcpt = NULL;
+	while (smtpd_param_next(&params, key, sizeof(key), &val, &vlen)) {
+		if (strcasecmp(key, "NOTIFY") == 0) {
+			if (sess->rcpt_notify != 0 || (sess->rcpt_notify = smtpd_dsn_notify(val, vlen)) == 0) {
+				smtpd_reply(sess, "501 5.5.4 Bad NOTIFY parameter (NEVER, or SUCCESS, FAILURE, DELAY)");
+				return -1;
+			}
+		} else if (strcasecmp(key, "ORCPT") == 0) {
+			if (sess->rcpt_orcpt != NULL || !smtpd_dsn_orcpt(val, vlen)) {
+				smtpd_reply(sess, "501 5.5.4 Bad ORCPT parameter (addr-type;xtext)");
+				return -1;
+			}
+			sess->rcpt_orcpt = xstrndup(val, vlen);
+		} else {
+			smtpd_reply(sess, "555 5.5.4 Unsupported RCPT parameter %s", key);
+			return -1;
+		}
 	}
 	return 0;
+}
+
+/* smtpd_wake_queued - SIGUSR1 to queued (run_dir/queued.pid): new mail goes out at once */
+void smtpd_wake_queued(void)
+{
+	char *dir = conf_path("run_dir"), *path, buf[32];
+	FILE *fp;
+	long pid = 0;
+
+	if (dir == NULL)
+		return;
+	path = xasprintf("%s/queued.pid", dir);
+	if ((fp = fopen(path, "r")) != NULL) {
+		if (fgets(buf, sizeof(buf), fp) != NULL)
+			pid = strtol(buf, NULL, 10);
+		fclose(fp);
+	}
+	/* not running, or not ours to signal: it finds the mail on its next round */
+	if (pid > 1)
+		(void)kill((pid_t)pid, SIGUSR1);
+	free(path);
+	free(dir);
 }
 
 /* smtpd_reject - log a refused recipient, then answer */
@@ -476,6 +625,13 @@ static void smtpd_accept_remote(SMTPD_SESSION *sess, const char *addr)
 		return;
 	}
 	sess->remotes = xreallocarray(sess->remotes, sess->nremote + 1, sizeof(*sess->remotes));
+	sess->remote_notify = xreallocarray(sess->remote_notify, sess->nremote + 1,
+					    sizeof(*sess->remote_notify));
+	sess->remote_orcpt = xreallocarray(sess->remote_orcpt, sess->nremote + 1,
+					   sizeof(*sess->remote_orcpt));
+	sess->remote_notify[sess->nremote] = sess->rcpt_notify;
+	sess->remote_orcpt[sess->nremote] = sess->rcpt_orcpt;	/* taken over */
+	sess->rcpt_orcpt = NULL;
 	sess->remotes[sess->nremote++] = xstrdup(addr);
 accepted:
 	sess->rcpts = xreallocarray(sess->rcpts, sess->nrcpt + 1, sizeof(*sess->rcpts));

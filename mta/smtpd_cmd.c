@@ -107,6 +107,7 @@ void smtpd_cmd_ehlo_reply(SMTPD_SESSION *sess)
 	else
 		n += snprintf(text + n, sizeof(text) - n, "SIZE\n");
 	n += snprintf(text + n, sizeof(text) - n, "8BITMIME\n");
+	n += snprintf(text + n, sizeof(text) - n, "DSN\n");
 	if (smtpd_tls_offered(sess))
 		n += snprintf(text + n, sizeof(text) - n, "STARTTLS\n");
 	if (smtpd_auth_allowed(sess) && sess->auth_user == NULL)

@@ -286,6 +286,8 @@ static void smtpd_data_log_accepted(SMTPD_SESSION *sess, const char *qid, uint64
 static void smtpd_data_deliver(SMTPD_SESSION *sess, struct smtpd_data *d, const char *qid)
 {
 	struct spool_rcpt *rcpts = xcalloc(sess->ntarget, sizeof(*rcpts));
+	struct spool_queue_rcpt *remote = xcalloc(sess->nremote + 1, sizeof(*remote));
+	struct spool_queue_env env;
 	uint64_t msgid = 0;
 	char *error = NULL;
 	int rc;
@@ -294,10 +296,22 @@ static void smtpd_data_deliver(SMTPD_SESSION *sess, struct smtpd_data *d, const 
 		rcpts[i].user = sess->targets[i].user;
 		rcpts[i].quota = sess->targets[i].quota;
 	}
-	rc = spool_queue_deliver(d->msg, rcpts, sess->ntarget, sess->sender,
-				 (const char *const *)sess->remotes, sess->nremote, time(NULL),
-				 &msgid, &error);
+	for (size_t i = 0; i < sess->nremote; i++) {
+		remote[i].addr = sess->remotes[i];
+		remote[i].notify = sess->remote_notify[i];
+		remote[i].orcpt = sess->remote_orcpt[i];
+	}
+	memset(&env, 0, sizeof(env));
+	env.sender = sess->sender;
+	env.envid = sess->dsn_envid;
+	env.ret = sess->dsn_ret;
+	env.remote = remote;
+	env.nremote = sess->nremote;
+	rc = spool_queue_submit(d->msg, rcpts, sess->ntarget, &env, time(NULL), &msgid, &error);
 	free(rcpts);
+	free(remote);
+	if (rc == SPOOL_OK && sess->nremote > 0)
+		smtpd_wake_queued();
 	switch (rc) {
 	case SPOOL_OK:
 		sess->messages++;

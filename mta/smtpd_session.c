@@ -97,11 +97,20 @@ void smtpd_transaction_reset(SMTPD_SESSION *sess)
 	free(sess->target_slots);
 	sess->target_slots = NULL;
 	sess->target_cap = 0;
-	for (size_t i = 0; i < sess->nremote; i++)
+	for (size_t i = 0; i < sess->nremote; i++) {
 		free(sess->remotes[i]);
+		free(sess->remote_orcpt[i]);
+	}
 	free(sess->remotes);
-	sess->remotes = NULL;
+	free(sess->remote_orcpt);
+	free(sess->remote_notify);
+	sess->remotes = sess->remote_orcpt = NULL;
+	sess->remote_notify = NULL;
 	sess->nremote = 0;
+	free(sess->dsn_envid);
+	free(sess->rcpt_orcpt);
+	sess->dsn_envid = sess->rcpt_orcpt = NULL;
+	sess->dsn_ret = sess->rcpt_notify = 0;
 	if (sess->state > SMTPD_STATE_HELO && sess->state != SMTPD_STATE_QUIT)
 		smtpd_state_set(sess, SMTPD_STATE_HELO);
 }

@@ -71,6 +71,7 @@
 #include <openssl/ssl.h>
 
 #include "conf.h"
+#include "dir.h"
 #include "dns.h"
 #include "msg.h"
 #include "server.h"
@@ -78,6 +79,8 @@
 #include "spool.h"
 #include "tls.h"
 #include "xmalloc.h"
+
+#include "queued.h"
 
 #define QUEUED_SERVICE		"queued"
 #define QUEUED_BATCH		100	/* entries taken from the spool per round */
@@ -103,6 +106,8 @@ struct queued_rcpt {
 	struct spool_queue_entry *e;
 	enum spool_queue_state state;	/* PENDING: not decided yet */
 	char *reply;
+	bool relayed;			/* delivered to a server without DSN */
+	char notify[32];		/* NOTIFY= passed on, "" none */
 };
 
 /* queued_on_signal - SIGTERM/SIGINT stop, SIGUSR1/SIGHUP wake the runner */
@@ -176,8 +181,11 @@ static void queued_decide_all(struct queued_rcpt *r, size_t n, enum spool_queue_
 static void queued_record(struct queued_rcpt *r, size_t n, const char *relay)
 {
 	time_t now = time(NULL), lifetime = conf_time("queue_lifetime"), next = 0;
+	time_t purge = conf_time("queue_purge_after");
 	enum spool_queue_state state;
 	char *error = NULL, *reply;
+	uint64_t *delay = xcalloc(n, sizeof(*delay));
+	size_t ndelay = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		queued_decide(&r[i], SPOOL_QUEUE_DEFERRED, "451 4.4.1 not delivered");
@@ -191,9 +199,14 @@ static void queued_record(struct queued_rcpt *r, size_t n, const char *relay)
 						  r[i].reply, (long long)lifetime);
 			} else {
 				next = now + queued_backoff(r[i].e->attempts);
+				if (queued_bounce_delay_wanted(r[i].e, now))
+					delay[ndelay++] = r[i].e->qid;
 			}
 		}
-		if (spool_queue_result(r[i].e->qid, state, reply, next, &error) < 0) {
+		if (state != SPOOL_QUEUE_DEFERRED)
+			next = purge > 0 ? now + purge : 0;	/* final: when it is purged */
+		if (spool_queue_result_flags(r[i].e->qid, state, reply, next,
+					     r[i].relayed ? SPOOL_QUEUE_F_RELAYED : 0, &error) < 0) {
 			msg_warn("q%llu: recording %s: %s", (unsigned long long)r[i].e->qid,
 				 spool_queue_state_name(state), error);
 			free(error);
@@ -206,6 +219,9 @@ static void queued_record(struct queued_rcpt *r, size_t n, const char *relay)
 		}
 		free(reply);
 	}
+	if (ndelay > 0)
+		queued_bounce_delay(delay, ndelay, now);
+	free(delay);
 }
 
 /* queued_read - smtp_reader over a stored message */
@@ -231,6 +247,21 @@ static void queued_client_conf(struct smtp_client_conf *c, const char *host)
 	c->tls = queued_tls != NULL ? SMTP_TLS_MAY : SMTP_TLS_NONE;
 	c->tls_ctx = queued_tls;
 	c->tls_servername = host;
+}
+
+/* queued_dsn_rcpt - a recipient's NOTIFY and ORCPT for the next hop (sent when it has DSN) */
+static void queued_dsn_rcpt(struct queued_rcpt *r, struct smtp_rcpt *s)
+{
+	static const char *words[] = { "NEVER", "SUCCESS", "FAILURE", "DELAY" };
+	size_t len = 0;
+
+	r->notify[0] = '\0';
+	for (unsigned b = 0; b < 4; b++)
+		if (r->e->notify & (1u << b))
+			len += (size_t)snprintf(r->notify + len, sizeof(r->notify) - len, "%s%s",
+						len ? "," : "", words[b]);
+	s->notify = r->notify[0] ? r->notify : NULL;
+	s->orcpt = r->e->orcpt[0] ? r->e->orcpt : NULL;
 }
 
 /*
@@ -269,10 +300,14 @@ static int queued_try_addr(const char *host, const char *addr, SPOOL_READER *rea
 		if (r[i].state != SPOOL_QUEUE_PENDING)
 			continue;
 		rcpts[m].address = r[i].e->rcpt;
+		queued_dsn_rcpt(&r[i], &rcpts[m]);
 		map[m++] = i;
 	}
 	memset(&env, 0, sizeof(env));
 	env.sender = r[0].e->sender;
+	env.ret = r[0].e->ret == SPOOL_DSN_RET_FULL ? "FULL"
+		  : r[0].e->ret == SPOOL_DSN_RET_HDRS ? "HDRS" : NULL;
+	env.envid = r[0].e->envid[0] ? r[0].e->envid : NULL;
 	env.size = (size_t)spool_reader_size(reader);
 	env.body_8bit = true;
 	env.rcpts = rcpts;
@@ -299,8 +334,10 @@ static int queued_try_addr(const char *host, const char *addr, SPOOL_READER *rea
 		said = smtp_reply_str(&s->reply);
 		text = xasprintf("%s[%s] said: %s", host, addr, said);
 		free(said);
-		if (s->stage == SMTP_STAGE_DOT && s->reply.code == 250)
+		if (s->stage == SMTP_STAGE_DOT && s->reply.code == 250) {
 			queued_decide(q, SPOOL_QUEUE_DELIVERED, text);
+			q->relayed = !(smtp_client_caps(c) & SMTP_CAP_DSN);
+		}
 		else if (s->reply.code / 100 == 5)
 			queued_decide(q, SPOOL_QUEUE_FAILED, text);
 		else
@@ -436,6 +473,22 @@ static bool queued_same_group(const struct spool_queue_entry *a, const struct sp
 	       && strcasecmp(strrchr(a->rcpt, '@'), strrchr(b->rcpt, '@')) == 0;
 }
 
+/* queued_upkeep - final entries purged, DSNs owed (after a crash too) stored */
+static void queued_upkeep(void)
+{
+	char *error = NULL;
+	size_t n = 0;
+
+	if (spool_queue_purge(time(NULL), QUEUED_BATCH * 10, &n, &error) < 0) {
+		msg_warn("purging the queue: %s", error);
+		free(error);
+	} else if (n > 0) {
+		msg_info("purged %zu final queue entr%s", n, n == 1 ? "y" : "ies");
+	}
+	queued_bounce_queued = false;
+	queued_bounce_run(time(NULL));
+}
+
 /* queued_round - one pass over the due entries; returns how many it took */
 static size_t queued_round(void)
 {
@@ -444,6 +497,7 @@ static size_t queued_round(void)
 	size_t n = 0, i, j, k;
 	bool *done;
 
+	queued_upkeep();
 	if (spool_queue_due(time(NULL), QUEUED_BATCH, &e, &n, &error) < 0) {
 		msg_warn("reading the queue: %s", error);
 		free(error);
@@ -478,6 +532,9 @@ static size_t queued_round(void)
 	}
 	free(done);
 	spool_queue_free(&e, n);
+	queued_bounce_run(time(NULL));
+	if (queued_bounce_queued)
+		queued_wake = 1;	/* a DSN went into the queue: deliver it now */
 	return n;
 }
 
@@ -504,6 +561,8 @@ static void queued_run(void)
 	if (spool_open(dir, 0, &error) < 0)
 		msg_fatal("%s", error);
 	env_id = spool_env_id(dir);
+	if (dir_open(&error) < 0)
+		msg_fatal("open directory: %s", error);
 	if ((queued_dns = dns_open(&error)) == NULL)
 		msg_fatal("%s", error);
 	if ((queued_tls = tls_client_ctx(false, &error)) == NULL) {
@@ -524,6 +583,7 @@ static void queued_run(void)
 			queued_sleep(conf_time("queue_run_interval"));
 	}
 	dns_close(&queued_dns);
+	dir_close();
 	if (queued_tls != NULL)
 		SSL_CTX_free(queued_tls);
 	spool_close();

@@ -89,6 +89,10 @@ const struct conf_key conf_keys[] = {
 	{ "queue_lifetime", CONF_TIME, "5d", "a recipient still deferred after this long in the queue fails" },
 	{ "queue_connect_timeout", CONF_TIME, "30s", "deadline for connecting to a remote SMTP server" },
 	{ "queue_smtp_timeout", CONF_TIME, "300s", "deadline for each reply of a remote SMTP server (twice this for the reply to the data)" },
+	/* Delivery status notifications and queue upkeep (queued, DSN). */
+	{ "queue_delay_warning", CONF_TIME, "4h", "a sender whose mail is still deferred after this long gets one delay DSN (0: never)" },
+	{ "queue_purge_after", CONF_TIME, "1h", "delivered and failed queue entries are removed this long after their last attempt (or their DSN); 0 keeps them" },
+	{ "queue_postmaster", CONF_STR, "", "who gets double bounces (a bounce that could not be delivered); empty: postmaster@hostname" },
 
 	/* POP3 server (popd). */
 	{ "pop3_listen", CONF_LIST, "127.0.0.1:2110", "POP3 addresses, STLS offered" },

@@ -4268,7 +4268,7 @@ static int spool_queue_mark_notified(DB_TXN *txn, const struct spool_queue_env *
 			}
 			e.flags |= SPOOL_QUEUE_F_DSN_DONE;
 			e.wake = env->purge_at;
-			ret = e.state == SPOOL_QUEUE_FAILED ? spool_msg_unref(txn, e.msgid, error_r) : 0;
+			ret = spool_msg_unref(txn, e.msgid, error_r);
 		} else {
 			if (e.flags & SPOOL_QUEUE_F_DELAY_SENT) {
 				spool_queue_free_one(&e);
@@ -4599,9 +4599,9 @@ static int spool_queue_result_txn(DB_TXN *txn, void *ctx, char **error_r)
 	free(e.reply);
 	e.reply = xstrdup(c->reply ? c->reply : "");
 	ret = spool_queue_put(txn, &e, 0, error_r);
-	/* Delivered: the entry no longer needs the body; failed keeps it for the bounce. */
-	if (ret == 0 && (c->state == SPOOL_QUEUE_DELIVERED
-			 || (c->state == SPOOL_QUEUE_FAILED && (e.flags & SPOOL_QUEUE_F_DSN_DONE))))
+	/* Final and owing no DSN: the body is no longer needed; else the DSN releases it. */
+	if (ret == 0 && (e.state == SPOOL_QUEUE_DELIVERED || e.state == SPOOL_QUEUE_FAILED)
+	    && (e.flags & SPOOL_QUEUE_F_DSN_DONE))
 		ret = spool_msg_unref(txn, e.msgid, error_r);
 	if (ret == 0 && spool_test_hook != NULL)
 		spool_test_hook("queue-result");
@@ -4663,9 +4663,9 @@ static int spool_queue_one_txn(DB_TXN *txn, void *ctx, char **error_r)
 		key = spool_dbt(k, sizeof(k));
 		if ((rc = spool_queue_db->del(spool_queue_db, txn, &key, 0)) != 0)
 			ret = spool_dberr(rc, error_r, "remove queue entry");
-		/* every state but delivered and DSN-done failed still holds the body */
-		else if (e.state != SPOOL_QUEUE_DELIVERED && !(e.state == SPOOL_QUEUE_FAILED
-							      && (e.flags & SPOOL_QUEUE_F_DSN_DONE)))
+		/* every entry holds the body until it is final and done with its DSN */
+		else if (!((e.state == SPOOL_QUEUE_DELIVERED || e.state == SPOOL_QUEUE_FAILED)
+			   && (e.flags & SPOOL_QUEUE_F_DSN_DONE)))
 			ret = spool_msg_unref(txn, e.msgid, error_r);
 	} else if (e.state == SPOOL_QUEUE_DELIVERED || e.state == SPOOL_QUEUE_FAILED) {
 		*error_r = xasprintf("queue entry q%llu is already %s", (unsigned long long)c->qid,

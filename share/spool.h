@@ -109,7 +109,8 @@
  *	  deferred   backoff    held      spool_queue_result(): 4xx, no
  *	                                  connection, DNS failure; attempts+1
  *	  delivered  0          released  spool_queue_result(): the peer's 250
- *	                                  after the data; final
+ *	                                  after the data; final (held until
+ *	                                  its DSN is stored when it owes one)
  *	  failed     0          held      spool_queue_result(): 5xx, or too
  *	                                  old; final; the body is held until
  *	                                  the bounce is sent (or at once
