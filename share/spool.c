@@ -4192,8 +4192,10 @@ bool spool_queue_dsn_owed(const struct spool_queue_entry *e)
 			return false;
 		return e->notify == 0 || (e->notify & SPOOL_DSN_NOTIFY_FAILURE);
 	}
+	/* RFC 3461 6.2.6.2: a next hop with DSN took NOTIFY over; one without gets "relayed" */
 	if (e->state == SPOOL_QUEUE_DELIVERED)
 		return e->sender[0] != '\0' && (e->notify & SPOOL_DSN_NOTIFY_SUCCESS)
+		       && (e->flags & SPOOL_QUEUE_F_RELAYED)
 		       && !(e->flags & (SPOOL_QUEUE_F_BOUNCE | SPOOL_QUEUE_F_DOUBLE));
 	return false;
 }

@@ -130,7 +130,8 @@
  *	NOTIFY=NEVER or NOTIFY lacks FAILURE (a failed bounce, flag
  *	SPOOL_QUEUE_F_BOUNCE, owes a double bounce to the postmaster; a
  *	failed double bounce, SPOOL_QUEUE_F_DOUBLE, owes nothing); delivered
- *	with NOTIFY=SUCCESS. An entry that owes one gets wake = now, so
+ *	with NOTIFY=SUCCESS to a server without DSN (SPOOL_QUEUE_F_RELAYED:
+ *	"relayed"; one with DSN was given NOTIFY and answers for it). An entry that owes one gets wake = now, so
  *	spool_queue_dsn_due() finds it until the DSN is stored: the DSN
  *	message is stored by spool_queue_submit() with the entries it
  *	reports in env->notified, in the same transaction that marks them
