@@ -371,6 +371,9 @@ int smtpd_check_mail_params(SMTPD_SESSION *sess, const char *params, uint64_t *s
 	char key[32];
 
 	*size_r = 0;
+	sess->dsn_ret = SPOOL_DSN_RET_NONE;	/* a refused MAIL leaves nothing behind */
+	free(sess->dsn_envid);
+	sess->dsn_envid = NULL;
 	while (smtpd_param_next(&params, key, sizeof(key), &val, &vlen)) {
 		if (strcasecmp(key, "SIZE") == 0) {
 			if (smtpd_parse_size(val, vlen, size_r) < 0) {

@@ -33,13 +33,16 @@
  *					is older than queue_lifetime
  *	  NXDOMAIN, null MX		failed (5.1.2, 5.1.10)
  *
- *	Then it sleeps queue_run_interval, or until SIGUSR1 (cyctl queue
- *	flush sends it to the master, which passes it on). New mail does not
- *	wake it: it is found on the next round.
+ *	Each round first purges final entries past queue_purge_after and
+ *	stores the DSNs owed (queued_bounce.c: bounces, "relayed" success
+ *	notices, double bounces; delay warnings after queue_delay_warning),
+ *	and again after its deliveries. Then it sleeps until the next entry
+ *	is due (the spool's due-time index), at most queue_run_interval, or
+ *	until SIGUSR1 (mta sends it after queueing mail, cyctl queue flush,
+ *	hold, release and bounce too; the master passes it on).
  *
- *	Not yet (later releases): bounces and delay DSNs (failed entries stay
- *	recorded), routes and source addresses, connection reuse across
- *	messages, per-destination concurrency, DKIM.
+ *	Not yet (later releases): routes and source addresses, connection
+ *	reuse across messages, per-destination concurrency, DKIM.
  *
  *	Configuration: run_dir, spool_dir, user, log_file, syslog_facility,
  *	hostname, dns_servers, dns_timeout, dns_tries, queue_*.
@@ -51,7 +54,8 @@
  *	limits; a reply is kept in the spool cut to SPOOL_QUEUE_REPLY_MAX.
  * STANDARDS
  *	RFC 5321 4.5.4 (retry strategy), 5.1 (locating the target host),
- *	6.1 (reliable delivery); RFC 3207 (STARTTLS); RFC 7505 (null MX).
+ *	6.1 (reliable delivery); RFC 3207 (STARTTLS); RFC 7505 (null MX);
+ *	RFC 3461, RFC 3464 (DSN: queued_bounce.c).
  */
 #include "sys_defs.h"
 
@@ -538,6 +542,22 @@ static size_t queued_round(void)
 	return n;
 }
 
+/* queued_nap - seconds to sleep: until the next entry wakes, at most queue_run_interval */
+static unsigned queued_nap(void)
+{
+	unsigned nap = conf_time("queue_run_interval");
+	time_t when = 0, now = time(NULL);
+	char *error = NULL;
+
+	if (spool_queue_next_wake(&when, &error) < 0) {
+		msg_warn("reading the queue index: %s", error);
+		free(error);
+	} else if (when != 0 && when - now < (time_t)nap) {
+		nap = when > now ? (unsigned)(when - now) : 1;	/* at least a second: no spinning */
+	}
+	return nap > 0 ? nap : 1;
+}
+
 /* queued_helo_name - hostname of caiyou.conf, else the system's */
 static void queued_helo_name(void)
 {
@@ -580,7 +600,7 @@ static void queued_run(void)
 		if (spool_panicked() || spool_env_id(dir) != env_id)
 			msg_fatal("the spool was recovered or needs recovery; starting again");
 		if (n < QUEUED_BATCH)
-			queued_sleep(conf_time("queue_run_interval"));
+			queued_sleep(queued_nap());
 	}
 	dns_close(&queued_dns);
 	dir_close();

@@ -4718,6 +4718,35 @@ int spool_queue_remove(uint64_t qid, char **error_r)
 	return spool_queue_one(qid, ONE_REMOVE, 0, error_r);
 }
 
+/* spool_queue_next_wake_txn - the earliest wake time in queuedue.db */
+static int spool_queue_next_wake_txn(DB_TXN *txn, void *ctx, char **error_r)
+{
+	time_t *when = ctx;
+	DBC *cur;
+	DBT key, val;
+	int rc;
+
+	*when = 0;
+	if ((rc = spool_due_db->cursor(spool_due_db, txn, &cur, 0)) != 0)
+		return spool_dberr(rc, error_r, "queue index cursor");
+	memset(&key, 0, sizeof(key));
+	memset(&val, 0, sizeof(val));
+	rc = cur->get(cur, &key, &val, DB_FIRST);
+	if (rc == 0 && key.size == 8)
+		*when = (time_t)spool_get64(key.data);
+	cur->close(cur);
+	if (rc != 0 && rc != DB_NOTFOUND)
+		return spool_dberr(rc, error_r, "read queue index");
+	return 0;
+}
+
+/* spool_queue_next_wake - when queued must next look at the queue; 0: nothing waits */
+int spool_queue_next_wake(time_t *when_r, char **error_r)
+{
+	return spool_txn_run(spool_queue_next_wake_txn, when_r, DB_READ_COMMITTED, 0, error_r) == 0
+	       ? 0 : -1;
+}
+
 struct spool_queue_purge_ctx {
 	time_t now;
 	size_t max;

@@ -515,6 +515,8 @@ int spool_queue_flush(time_t now, size_t *n_r, char **error_r);
  * the entry removed, its body reference released, no DSN. spool_queue_purge():
  * final entries whose purge time has come, at most max, *n_r removed.
  * spool_queue_dsn_due(): final entries that owe a DSN, in wake order.
+ * spool_queue_next_wake(): the earliest wake time of any entry (0: none),
+ * so that queued sleeps until then rather than polling.
  */
 int spool_queue_submit(SPOOL_MSG *m, struct spool_rcpt *rcpts, size_t n,
 		       const struct spool_queue_env *env, time_t internaldate, uint64_t *msgid_r,
@@ -528,6 +530,7 @@ int spool_queue_purge(time_t now, size_t max, size_t *n_r, char **error_r);
 int spool_queue_dsn_due(time_t now, size_t max, struct spool_queue_entry **entries_r,
 			size_t *n_r, char **error_r);
 bool spool_queue_dsn_owed(const struct spool_queue_entry *e);
+int spool_queue_next_wake(time_t *when_r, char **error_r);
 void spool_queue_free_one(struct spool_queue_entry *e);
 void spool_queue_free(struct spool_queue_entry **entries, size_t n);
 const char *spool_queue_state_name(enum spool_queue_state state);
