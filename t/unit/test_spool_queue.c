@@ -12,7 +12,14 @@
  *	closed and opened again; a process killed with -9 inside the queueing
  *	transaction leaves no entry, and one killed inside the transaction
  *	that records a 250 leaves the entry as it was (to be tried again),
- *	never half delivered.
+ *	never half delivered. DSNs: the parameters stored (record version 2)
+ *	and bad ones refused; which final entries owe a DSN (failed, relayed
+ *	NOTIFY=SUCCESS, a failed bounce) and which do not (NOTIFY=NEVER, the
+ *	null sender, a failed double bounce, a success to a DSN server); a
+ *	DSN stored with the entries it reports marks them and releases the
+ *	body, and a second one is refused (EALREADY); hold, release, remove,
+ *	purge; the due index; kill -9 between a result and its DSN, and
+ *	inside the DSN's transaction, loses nothing and doubles nothing.
  */
 #include "sys_defs.h"
 
@@ -404,6 +411,298 @@ static void test_kill(void)
 	test_end();
 }
 
+/* one_remote - queue a message from sender to one remote recipient with DSN parameters */
+static uint64_t one_remote(const char *text, const char *sender, const char *rcpt, unsigned notify,
+			   const char *orcpt, const char *envid, unsigned ret, uint64_t *msgid_r)
+{
+	struct spool_queue_rcpt r = { .addr = rcpt, .notify = notify, .orcpt = orcpt };
+	struct spool_queue_env env = { .sender = sender, .envid = envid, .ret = ret, .remote = &r,
+				       .nremote = 1 };
+	struct spool_queue_entry *e = NULL, *k;
+	SPOOL_MSG *m = make_msg(text);
+	char *err = NULL;
+	uint64_t qid = 0;
+	size_t n = 0;
+
+	if (spool_queue_submit(m, NULL, 0, &env, time(NULL), msgid_r, &err) != SPOOL_OK) {
+		printf("# submit: %s\n", err);
+		free(err);
+	}
+	spool_msg_free(&m);
+	if (spool_queue_list(&e, &n, &err) == 0 && (k = find(e, n, rcpt)) != NULL)
+		qid = k->qid;
+	spool_queue_free(&e, n);
+	return qid;
+}
+
+/* in_dsn_due - is qid among the entries owing a DSN now? */
+static bool in_dsn_due(uint64_t qid)
+{
+	struct spool_queue_entry *e = NULL;
+	char *err = NULL;
+	size_t n = 0;
+	bool hit = false;
+
+	if (spool_queue_dsn_due(time(NULL) + 1, 0, &e, &n, &err) < 0) {
+		free(err);
+		return false;
+	}
+	for (size_t i = 0; i < n; i++)
+		hit = hit || e[i].qid == qid;
+	spool_queue_free(&e, n);
+	return hit;
+}
+
+/* in_due - is qid among the due entries by when? */
+static bool in_due(uint64_t qid, time_t when)
+{
+	struct spool_queue_entry *e = NULL;
+	char *err = NULL;
+	size_t n = 0;
+	bool hit = false;
+
+	if (spool_queue_due(when, 0, &e, &n, &err) < 0) {
+		free(err);
+		return false;
+	}
+	for (size_t i = 0; i < n; i++)
+		hit = hit || e[i].qid == qid;
+	spool_queue_free(&e, n);
+	return hit;
+}
+
+/* inbox_count - messages in a user's INBOX */
+static uint32_t inbox_count(const char *user)
+{
+	struct spool_mbox_info info;
+	char *err = NULL;
+
+	if (spool_mbox_info(user, NULL, &info, &err) < 0) {
+		free(err);
+		return 0;
+	}
+	return info.messages;
+}
+
+/* bounce_for - store a DSN to a local user for the entries qids[0..n) */
+static int bounce_for(const char *user, const uint64_t *qids, size_t n, char **err)
+{
+	struct spool_rcpt rc = { .user = user };
+	struct spool_queue_env env = { .sender = "", .notified = qids, .nnotified = n };
+	SPOOL_MSG *m = make_msg("Subject: bounce\r\n\r\nreport\r\n");
+	int ret;
+
+	ret = spool_queue_submit(m, &rc, 1, &env, time(NULL), NULL, err);
+	spool_msg_free(&m);
+	return ret;
+}
+
+static void test_dsn(void)
+{
+	const char *text = "Subject: dsn\r\n\r\nreturn me\r\n";
+	struct spool_queue_entry e;
+	uint64_t msgid = 0, q, q2, qids[1];
+	char *err = NULL, longid[SPOOL_DSN_ENVID_MAX + 2];
+	uint32_t before;
+
+	test_begin("DSN parameters are stored with the entry (record version 2)");
+	q = one_remote(text, "s@local.test", "d1@remote.test", SPOOL_DSN_NOTIFY_FAILURE | SPOOL_DSN_NOTIFY_DELAY,
+		       "rfc822;D1+40remote.test", "env+2B1", SPOOL_DSN_RET_HDRS, &msgid);
+	test_assert(q != 0 && spool_queue_get(q, &e, &err) == 0);
+	test_assert(e.notify == (SPOOL_DSN_NOTIFY_FAILURE | SPOOL_DSN_NOTIFY_DELAY)
+		    && e.ret == SPOOL_DSN_RET_HDRS && strcmp(e.envid, "env+2B1") == 0
+		    && strcmp(e.orcpt, "rfc822;D1+40remote.test") == 0 && e.flags == 0
+		    && e.state == SPOOL_QUEUE_PENDING);
+	spool_queue_free_one(&e);
+	test_assert(spool_queue_get(987654321, &e, &err) < 0 && errno == ENOENT);
+	free(err);
+	err = NULL;
+	test_end();
+
+	test_begin("bad DSN parameters are refused, nothing stored");
+	memset(longid, 'a', sizeof(longid) - 1);
+	longid[sizeof(longid) - 1] = '\0';
+	test_assert(one_remote(text, "s@local.test", "bad1@remote.test", 0, NULL, longid, 0, NULL) == 0);
+	test_assert(one_remote(text, "s@local.test", "bad2@remote.test", 0, "rfc822;a b", NULL, 0, NULL) == 0);
+	test_assert(one_remote(text, "s@local.test", "bad3@remote.test", 0, NULL, NULL, 7, NULL) == 0);
+	test_end();
+
+	test_begin("failed: owes a DSN and keeps the body; the DSN marks it in one transaction");
+	test_assert(spool_queue_result(q, SPOOL_QUEUE_FAILED, "550 5.1.1 no", 0, &err) == 0);
+	test_assert(in_dsn_due(q) && body_readable(msgid, text));
+	before = inbox_count("s@local.test");
+	qids[0] = q;
+	test_assert(bounce_for("s@local.test", qids, 1, &err) == SPOOL_OK);
+	test_assert(inbox_count("s@local.test") == before + 1);
+	test_assert(!in_dsn_due(q) && !body_readable(msgid, text));
+	test_assert(spool_queue_get(q, &e, &err) == 0 && (e.flags & SPOOL_QUEUE_F_DSN_DONE)
+		    && e.state == SPOOL_QUEUE_FAILED);
+	spool_queue_free_one(&e);
+	test_end();
+
+	test_begin("a second DSN for the same entry: EALREADY, nothing stored");
+	test_assert(bounce_for("s@local.test", qids, 1, &err) != SPOOL_OK && errno == EALREADY);
+	free(err);
+	err = NULL;
+	test_assert(inbox_count("s@local.test") == before + 1);
+	test_end();
+
+	test_begin("NOTIFY=NEVER, the null sender: no DSN owed, body released at once");
+	q = one_remote(text, "s@local.test", "never@remote.test", SPOOL_DSN_NOTIFY_NEVER, NULL, NULL, 0, &msgid);
+	test_assert(spool_queue_result(q, SPOOL_QUEUE_FAILED, "550 no", 0, &err) == 0);
+	test_assert(!in_dsn_due(q) && !body_readable(msgid, text));
+	q = one_remote(text, "", "null@remote.test", 0, NULL, NULL, 0, &msgid);
+	test_assert(spool_queue_result(q, SPOOL_QUEUE_FAILED, "550 no", 0, &err) == 0);
+	test_assert(!in_dsn_due(q) && !body_readable(msgid, text));
+	test_end();
+
+	test_begin("NOTIFY=SUCCESS: owed only when relayed to a server without DSN");
+	q = one_remote(text, "s@local.test", "ok1@remote.test", SPOOL_DSN_NOTIFY_SUCCESS, NULL, NULL, 0, &msgid);
+	test_assert(spool_queue_result(q, SPOOL_QUEUE_DELIVERED, "250 ok", 0, &err) == 0);
+	test_assert(!in_dsn_due(q) && !body_readable(msgid, text));
+	q = one_remote(text, "s@local.test", "ok2@remote.test", SPOOL_DSN_NOTIFY_SUCCESS, NULL, NULL, 0, &msgid);
+	test_assert(spool_queue_result_flags(q, SPOOL_QUEUE_DELIVERED, "250 ok", 0, SPOOL_QUEUE_F_RELAYED,
+					     &err) == 0);
+	test_assert(in_dsn_due(q) && body_readable(msgid, text));
+	test_end();
+
+	test_begin("a failed bounce owes a double bounce; a failed double bounce owes nothing");
+	{
+		struct spool_queue_rcpt r = { .addr = "sender@remote.test", .flags = SPOOL_QUEUE_F_BOUNCE };
+		struct spool_queue_env env = { .sender = "", .remote = &r, .nremote = 1 };
+		SPOOL_MSG *m = make_msg(text);
+		struct spool_queue_entry *l = NULL, *k;
+		size_t n = 0;
+
+		test_assert(spool_queue_submit(m, NULL, 0, &env, time(NULL), NULL, &err) == SPOOL_OK);
+		spool_msg_free(&m);
+		test_assert(spool_queue_list(&l, &n, &err) == 0 && (k = find(l, n, "sender@remote.test")) != NULL);
+		q = k ? k->qid : 0;
+		spool_queue_free(&l, n);
+		test_assert(spool_queue_result(q, SPOOL_QUEUE_FAILED, "550 no", 0, &err) == 0 && in_dsn_due(q));
+		r.addr = "pm@remote.test";
+		r.flags = SPOOL_QUEUE_F_DOUBLE;
+		m = make_msg(text);
+		test_assert(spool_queue_submit(m, NULL, 0, &env, time(NULL), NULL, &err) == SPOOL_OK);
+		spool_msg_free(&m);
+		test_assert(spool_queue_list(&l, &n, &err) == 0 && (k = find(l, n, "pm@remote.test")) != NULL);
+		q2 = k ? k->qid : 0;
+		spool_queue_free(&l, n);
+		test_assert(spool_queue_result(q2, SPOOL_QUEUE_FAILED, "550 no", 0, &err) == 0 && !in_dsn_due(q2));
+	}
+	test_end();
+
+	test_begin("hold: never due; release: due now; not for final entries");
+	q = one_remote(text, "s@local.test", "hold@remote.test", 0, NULL, NULL, 0, &msgid);
+	test_assert(in_due(q, time(NULL)));
+	test_assert(spool_queue_hold(q, true, time(NULL), &err) == 0 && !in_due(q, time(NULL) + 1000000));
+	test_assert(spool_queue_hold(q, true, time(NULL), &err) < 0 && errno == EINVAL);
+	free(err);
+	err = NULL;
+	test_assert(spool_queue_get(q, &e, &err) == 0 && e.state == SPOOL_QUEUE_HELD);
+	spool_queue_free_one(&e);
+	test_assert(spool_queue_result(q, SPOOL_QUEUE_DEFERRED, "451 later", time(NULL) + 10, &err) == 0);
+	test_assert(spool_queue_get(q, &e, &err) == 0 && e.state == SPOOL_QUEUE_HELD && e.attempts == 1);
+	spool_queue_free_one(&e);
+	test_assert(spool_queue_hold(q, false, time(NULL), &err) == 0 && in_due(q, time(NULL)));
+	test_assert(spool_queue_get(q, &e, &err) == 0 && e.state == SPOOL_QUEUE_DEFERRED);
+	spool_queue_free_one(&e);
+	test_assert(spool_queue_result(q, SPOOL_QUEUE_DELIVERED, "250 ok", 0, &err) == 0);
+	test_assert(spool_queue_hold(q, true, time(NULL), &err) < 0 && errno == EALREADY);
+	free(err);
+	err = NULL;
+	test_end();
+
+	test_begin("remove: gone without a DSN, body released; a second time ENOENT");
+	q = one_remote(text, "s@local.test", "rm@remote.test", 0, NULL, NULL, 0, &msgid);
+	test_assert(body_readable(msgid, text) && spool_queue_remove(q, &err) == 0);
+	test_assert(!body_readable(msgid, text) && !in_due(q, time(NULL) + 10));
+	test_assert(spool_queue_remove(q, &err) < 0 && errno == ENOENT);
+	free(err);
+	err = NULL;
+	test_end();
+
+	test_begin("purge: final entries past their purge time go; others stay");
+	q = one_remote(text, "s@local.test", "p1@remote.test", 0, NULL, NULL, 0, &msgid);
+	q2 = one_remote(text, "s@local.test", "p2@remote.test", 0, NULL, NULL, 0, NULL);
+	test_assert(spool_queue_result(q, SPOOL_QUEUE_DELIVERED, "250 ok", time(NULL) - 1, &err) == 0);
+	test_assert(spool_queue_result(q2, SPOOL_QUEUE_DELIVERED, "250 ok", time(NULL) + 3600, &err) == 0);
+	{
+		size_t n = 0;
+
+		test_assert(spool_queue_purge(time(NULL), 0, &n, &err) == 0 && n >= 1);
+	}
+	test_assert(spool_queue_get(q, &e, &err) < 0 && errno == ENOENT);
+	free(err);
+	err = NULL;
+	test_assert(spool_queue_get(q2, &e, &err) == 0);
+	spool_queue_free_one(&e);
+	test_end();
+
+	test_begin("the due index: only what is due, by next try");
+	q = one_remote(text, "s@local.test", "later@remote.test", 0, NULL, NULL, 0, NULL);
+	test_assert(spool_queue_result(q, SPOOL_QUEUE_DEFERRED, "451", time(NULL) + 500, &err) == 0);
+	test_assert(!in_due(q, time(NULL) + 10) && in_due(q, time(NULL) + 600));
+	{
+		time_t when = 0;
+
+		test_assert(spool_queue_next_wake(&when, &err) == 0 && when != 0 && when <= time(NULL) + 500);
+	}
+	test_end();
+}
+
+/* record_failed - child: record a 5xx for the entry *arg */
+static void record_failed(void *arg)
+{
+	char *err = NULL;
+
+	(void)spool_queue_result(*(uint64_t *)arg, SPOOL_QUEUE_FAILED, "550 no", 0, &err);
+}
+
+/* bounce_child - child: store the DSN for the entry *arg */
+static void bounce_child(void *arg)
+{
+	char *err = NULL;
+
+	(void)bounce_for("s@local.test", (uint64_t *)arg, 1, &err);
+}
+
+static void test_dsn_kill(void)
+{
+	const char *text = "Subject: dsn crash\r\n\r\nkeep me\r\n";
+	uint64_t msgid = 0, q;
+	uint32_t before = inbox_count("s@local.test");
+	char *err = NULL;
+
+	q = one_remote(text, "s@local.test", "crash-dsn@remote.test", 0, NULL, NULL, 0, &msgid);
+	test_begin("kill -9 inside the transaction recording a 5xx: as it was, no DSN owed yet");
+	test_assert(kill_inside("queue-result", record_failed, &q) == 0);
+	test_assert(!in_dsn_due(q) && in_due(q, time(NULL) + 1));
+	test_end();
+
+	test_begin("a crash between the result and the DSN: the entry still owes it, body kept");
+	test_assert(spool_queue_result(q, SPOOL_QUEUE_FAILED, "550 no", 0, &err) == 0);
+	/* the runner dies here; a new one finds the entry through the index */
+	spool_close();
+	test_assert(spool_open(spool_dir, 0, &err) == 0);
+	test_assert(in_dsn_due(q) && body_readable(msgid, text));
+	test_end();
+
+	test_begin("kill -9 inside the DSN's transaction: no DSN stored, still owed");
+	test_assert(kill_inside("queue-notified", bounce_child, &q) == 0);
+	test_assert(inbox_count("s@local.test") == before);
+	test_assert(in_dsn_due(q) && body_readable(msgid, text));
+	test_end();
+
+	test_begin("then the DSN goes once");
+	test_assert(bounce_for("s@local.test", &q, 1, &err) == SPOOL_OK);
+	test_assert(inbox_count("s@local.test") == before + 1 && !in_dsn_due(q));
+	test_assert(bounce_for("s@local.test", &q, 1, &err) != SPOOL_OK && errno == EALREADY);
+	free(err);
+	test_assert(inbox_count("s@local.test") == before + 1 && !body_readable(msgid, text));
+	test_end();
+}
+
 int main(void)
 {
 	uint64_t msgid = 0, q[2] = { 0, 0 };
@@ -415,6 +714,8 @@ int main(void)
 	test_bad_input();
 	test_reopen();
 	test_kill();
+	test_dsn();
+	test_dsn_kill();
 	spool_close();
 	test_tmpdir_done(spool_tmp);
 	free(spool_tmp);
