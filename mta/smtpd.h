@@ -106,6 +106,9 @@ typedef struct smtpd_session {
 	char *rcpt_orcpt;		/* the RCPT being checked: "type;xtext", NULL none */
 	unsigned *remote_notify;	/* parallel to remotes */
 	char **remote_orcpt;		/* parallel to remotes, NULL entries when none */
+	char **success;			/* local recipients with NOTIFY=SUCCESS: "delivered" DSN */
+	char **success_orcpt;		/* parallel to success, NULL entries when none */
+	size_t nsuccess;
 } SMTPD_SESSION;
 
 /* One entry of the command table (smtpd_cmd.c). */
@@ -148,6 +151,7 @@ int smtpd_check_mail_params(SMTPD_SESSION *sess, const char *params, uint64_t *s
 void smtpd_check_rcpt_addr(SMTPD_SESSION *sess, const char *addr);
 int smtpd_check_rcpt_params(SMTPD_SESSION *sess, const char *params);
 void smtpd_wake_queued(void);
+void smtpd_dsn_delivered(SMTPD_SESSION *sess, uint64_t msgid);
 
 /* smtpd_data.c */
 void smtpd_data(SMTPD_SESSION *sess);

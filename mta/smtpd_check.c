@@ -23,7 +23,9 @@
  *	SUCCESS, FAILURE, DELAY, and ORCPT=addr-type;xtext (RFC 3461). A bad
  *	or repeated DSN parameter is 501 5.5.4. The DSN parameters of remote
  *	recipients are stored with their queue entries (spool_queue_submit());
- *	smtpd_wake_queued() tells queued there is new mail.
+ *	smtpd_wake_queued() tells queued there is new mail;
+ *	smtpd_dsn_delivered() sends the "delivered" DSN of local recipients
+ *	that asked with NOTIFY=SUCCESS.
  *
  *	smtpd_check_rcpt_addr() resolves a recipient through the directory
  *	(aliases expanded) and answers:
@@ -54,9 +56,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "conf.h"
 #include "dir.h"
+#include "dsn.h"
 #include "msg.h"
 #include "server.h"
 #include "spool.h"
@@ -437,6 +441,39 @@ int smtpd_check_rcpt_params(SMTPD_SESSION *sess, const char *params)
 	return 0;
 }
 
+/*
+ * smtpd_dsn_delivered - after a commit: the "delivered" DSN (share/dsn.c) of
+ * the local recipients that asked with NOTIFY=SUCCESS. Stored after the
+ * message, not with it: a crash in between loses this notice, never mail.
+ */
+void smtpd_dsn_delivered(SMTPD_SESSION *sess, uint64_t msgid)
+{
+	struct spool_queue_entry *e;
+	time_t now = time(NULL);
+	bool queued = false;
+
+	if (sess->nsuccess == 0 || sess->sender == NULL || sess->sender[0] == '\0')
+		return;
+	e = xcalloc(sess->nsuccess, sizeof(*e));
+	for (size_t i = 0; i < sess->nsuccess; i++) {
+		e[i].msgid = msgid;
+		e[i].state = SPOOL_QUEUE_DELIVERED;
+		e[i].created = e[i].last_try = now;
+		e[i].sender = sess->sender;
+		e[i].rcpt = sess->success[i];
+		e[i].reply = (char *)"250 2.0.0 delivered to the mailbox";
+		e[i].envid = sess->dsn_envid ? sess->dsn_envid : (char *)"";
+		e[i].orcpt = sess->success_orcpt[i] ? sess->success_orcpt[i] : (char *)"";
+		e[i].ret = sess->dsn_ret;
+		e[i].notify = SPOOL_DSN_NOTIFY_SUCCESS;
+	}
+	if (dsn_send(e, sess->nsuccess, DSN_REPORT, sess->sender, false, &queued) != 0)
+		msg_warn("%s: no delivered DSN to <%s>", sess->id, sess->sender);
+	else if (queued)
+		smtpd_wake_queued();
+	free(e);
+}
+
 /* smtpd_wake_queued - SIGUSR1 to queued (run_dir/queued.pid): new mail goes out at once */
 void smtpd_wake_queued(void)
 {
@@ -610,6 +647,14 @@ static void smtpd_accept_local(SMTPD_SESSION *sess, const char *addr, char **tar
 		sess->ntarget++;
 	}
 	free(quotas);
+	if ((sess->rcpt_notify & SPOOL_DSN_NOTIFY_SUCCESS) && sess->nsuccess < SMTPD_TARGETS_MAX) {
+		sess->success = xreallocarray(sess->success, sess->nsuccess + 1, sizeof(*sess->success));
+		sess->success_orcpt = xreallocarray(sess->success_orcpt, sess->nsuccess + 1,
+						    sizeof(*sess->success_orcpt));
+		sess->success[sess->nsuccess] = xstrdup(addr);
+		sess->success_orcpt[sess->nsuccess++] = sess->rcpt_orcpt;	/* taken over */
+		sess->rcpt_orcpt = NULL;
+	}
 	sess->rcpts = xreallocarray(sess->rcpts, sess->nrcpt + 1, sizeof(*sess->rcpts));
 	sess->rcpts[sess->nrcpt++] = xstrdup(addr);
 	smtpd_state_set(sess, SMTPD_STATE_RCPT);

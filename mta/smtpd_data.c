@@ -317,6 +317,7 @@ static void smtpd_data_deliver(SMTPD_SESSION *sess, struct smtpd_data *d, const 
 		sess->messages++;
 		smtpd_data_log_accepted(sess, qid, msgid, d->bytes);
 		smtpd_reply(sess, "250 2.0.0 Ok: queued as %s", qid);
+		smtpd_dsn_delivered(sess, msgid);
 		break;
 	case SPOOL_OVER_QUOTA:
 		msg_info("%s: refused: %s", qid, error ? error : "over quota");

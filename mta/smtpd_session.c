@@ -107,6 +107,14 @@ void smtpd_transaction_reset(SMTPD_SESSION *sess)
 	sess->remotes = sess->remote_orcpt = NULL;
 	sess->remote_notify = NULL;
 	sess->nremote = 0;
+	for (size_t i = 0; i < sess->nsuccess; i++) {
+		free(sess->success[i]);
+		free(sess->success_orcpt[i]);
+	}
+	free(sess->success);
+	free(sess->success_orcpt);
+	sess->success = sess->success_orcpt = NULL;
+	sess->nsuccess = 0;
 	free(sess->dsn_envid);
 	free(sess->rcpt_orcpt);
 	sess->dsn_envid = sess->rcpt_orcpt = NULL;

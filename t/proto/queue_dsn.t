@@ -21,7 +21,7 @@ DESCRIPTION
     RET=FULL returns the whole message; NOTIFY=NEVER gives nothing;
     ENVID, NOTIFY and ORCPT reach a next hop that offers DSN (the sink's
     dump) and that hop answers for NOTIFY=SUCCESS; a hop without DSN gives
-    a "relayed" DSN; a delay DSN once, after queue_delay_warning; a
+    a "relayed" DSN; a local delivery with NOTIFY=SUCCESS a "delivered" one; a delay DSN once, after queue_delay_warning; a
     message from the null sender is never bounced; a remote sender's
     bounce goes through the queue and, refused there, becomes a double
     bounce to the postmaster, which is never bounced itself; final
@@ -165,6 +165,7 @@ inst = Instance("queue_dsn", auth_fail_delay="0s", auth_require_tls="no",
 inst.add_domain("example.test")
 inst.add_user("alice@example.test", "alice-secret")
 inst.add_user("postmaster@example.test", "pm-secret")
+inst.add_user("bob@example.test", "bob-secret")
 inst.start()
 ALICE = ("alice@example.test", "alice-secret")
 PM = ("postmaster@example.test", "pm-secret")
@@ -274,6 +275,18 @@ if r:
     t.like(r[0].get_payload()[0].get_content(), r"成功投递", "success text in Chinese")
 t.ok(not any("pass it on" in str(m) for m in dsns(inst, *ALICE, "Successful")),
      "no success DSN for the DSN peer: it answers for NOTIFY")
+
+# 3b. A local delivery with NOTIFY=SUCCESS: a "delivered" DSN, straight from mta.
+t.is_(send(inst, "alice@example.test", ["bob@example.test"], "local success", " ENVID=loc1",
+           {"bob@example.test": " NOTIFY=SUCCESS ORCPT=rfc822;Bob+40example.test"}), 250, "local NOTIFY=SUCCESS")
+ls = wait_for("the delivered DSN", lambda: [m for m in dsns(inst, *ALICE, "Successful") if "local success" in str(m)])
+t.ok(ls is not None and len(ls) == 1, "one delivered DSN for the local delivery")
+if ls:
+    top, rc = ds_fields(ls[0])
+    t.is_(top.get("original-envelope-id") if top else None, "loc1", "with the ENVID")
+    t.ok(len(rc) == 1 and rc[0].get("action") == "delivered" and rc[0].get("final-recipient") == "rfc822; bob@example.test"
+         and rc[0].get("original-recipient") == "rfc822; Bob@example.test", "Action: delivered, with the ORCPT")
+t.is_(len(messages(inst, "bob@example.test", "bob-secret")), 1, "and bob has the message")
 
 # 4. Delay DSN once (queue_delay_warning 1s, retries every 2-3 s).
 t.is_(send(inst, "alice@example.test", ["slow@soft.test"], "slow one"), 250, "message to the 4xx peer")
