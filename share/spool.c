@@ -4137,22 +4137,34 @@ static int spool_queue_index_key(DB *sec, const DBT *key, const DBT *data, DBT *
 
 /*
  * spool_queue_index_open - open queuedue.db and associate it with queue.db.
- * DB_CREATE on associate builds the index from queue.db when it is empty:
- * a spool made before the index gets it at its first open.
+ * Only when this open created the file does associate get DB_CREATE, which
+ * builds the index from queue.db: a spool made before the index gets it at
+ * its first open, and no later open walks the queue (an index that is empty
+ * because nothing waits would otherwise be rebuilt by every process).
  */
 static int spool_queue_index_open(char **error_r)
 {
 	DB *db;
 	DB_TXN *txn;
+	u_int32_t build = 0;
 	int rc;
 
-	if ((rc = db_create(&db, spool_env, 0)) != 0) {
-		*error_r = xasprintf("db_create queuedue.db: %s", db_strerror(rc));
-		return -1;
+	for (;;) {
+		if ((rc = db_create(&db, spool_env, 0)) != 0) {
+			*error_r = xasprintf("db_create queuedue.db: %s", db_strerror(rc));
+			return -1;
+		}
+		if ((rc = db->set_flags(db, DB_DUP | DB_DUPSORT)) == 0)
+			rc = db->open(db, NULL, "queuedue.db", NULL, DB_BTREE,
+				      build | DB_AUTO_COMMIT, 0660);
+		if (rc == ENOENT && build == 0) {
+			db->close(db, 0);
+			build = DB_CREATE;
+			continue;
+		}
+		break;
 	}
-	if ((rc = db->set_flags(db, DB_DUP | DB_DUPSORT)) != 0
-	    || (rc = db->open(db, NULL, "queuedue.db", NULL, DB_BTREE,
-			      DB_CREATE | DB_AUTO_COMMIT, 0660)) != 0) {
+	if (rc != 0) {
 		*error_r = xasprintf("open %s/queuedue.db: %s", spool_path, db_strerror(rc));
 		db->close(db, 0);
 		return -1;
@@ -4163,7 +4175,7 @@ static int spool_queue_index_open(char **error_r)
 		return -1;
 	}
 	if ((rc = spool_queue_db->associate(spool_queue_db, txn, db, spool_queue_index_key,
-					    DB_CREATE)) != 0) {
+					    build)) != 0) {
 		(void)txn->abort(txn);
 		*error_r = xasprintf("associate queuedue.db: %s", db_strerror(rc));
 		db->close(db, 0);

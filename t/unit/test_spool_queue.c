@@ -703,6 +703,23 @@ static void test_dsn_kill(void)
 	test_end();
 }
 
+/* test_index_rebuilt - a spool without queuedue.db (made before it) gets it built at open */
+static void test_index_rebuilt(void)
+{
+	char *err = NULL, *path = xasprintf("%s/queuedue.db", spool_dir);
+	uint64_t q = one_remote("Subject: idx\r\n\r\nx\r\n", "s@local.test", "idx@remote.test", 0,
+				NULL, NULL, 0, NULL);
+
+	test_begin("a spool without the due index gets it built from the queue at open");
+	test_assert(q != 0 && in_due(q, time(NULL) + 1));
+	spool_close();
+	test_assert(unlink(path) == 0);
+	test_assert(spool_open(spool_dir, 0, &err) == 0);
+	test_assert(in_due(q, time(NULL) + 1));
+	test_end();
+	free(path);
+}
+
 int main(void)
 {
 	uint64_t msgid = 0, q[2] = { 0, 0 };
@@ -716,6 +733,7 @@ int main(void)
 	test_kill();
 	test_dsn();
 	test_dsn_kill();
+	test_index_rebuilt();
 	spool_close();
 	test_tmpdir_done(spool_tmp);
 	free(spool_tmp);
