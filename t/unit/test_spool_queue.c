@@ -571,7 +571,7 @@ static void test_dsn(void)
 		struct spool_queue_rcpt r = { .addr = "sender@remote.test", .flags = SPOOL_QUEUE_F_BOUNCE };
 		struct spool_queue_env env = { .sender = "", .remote = &r, .nremote = 1 };
 		SPOOL_MSG *m = make_msg(text);
-		struct spool_queue_entry *l = NULL, *k;
+		struct spool_queue_entry *l = NULL, *k = NULL;
 		size_t n = 0;
 
 		test_assert(spool_queue_submit(m, NULL, 0, &env, time(NULL), NULL, &err) == SPOOL_OK);
