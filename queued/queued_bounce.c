@@ -116,7 +116,8 @@ void queued_bounce_run(time_t now)
 		return;
 	}
 	/* one DSN per message: its entries side by side */
-	qsort(e, n, sizeof(*e), queued_bounce_cmp);
+	if (n > 1)
+		qsort(e, n, sizeof(*e), queued_bounce_cmp);
 	for (i = 0; i < n; i = j) {
 		for (j = i + 1; j < n && e[j].msgid == e[i].msgid; j++)
 			continue;

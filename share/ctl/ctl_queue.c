@@ -322,7 +322,8 @@ static int ctl_queue_stats(int argc, char **argv)
 	for (int s = 0; s < SPOOL_QUEUE_NSTATES; s++)
 		printf("%s\t%zu\n", spool_queue_state_name((enum spool_queue_state)s), counts[s]);
 	printf("total\t%zu\n\ndomain\tentries\tto deliver\n", n);
-	qsort(d, nd, sizeof(*d), ctl_queue_dom_cmp);
+	if (nd > 1)
+		qsort(d, nd, sizeof(*d), ctl_queue_dom_cmp);
 	for (size_t j = 0; j < nd; j++) {
 		printf("%s\t%zu\t%zu\n", d[j].domain, d[j].total, d[j].waiting);
 		free(d[j].domain);
