@@ -55,6 +55,7 @@
  */
 #include "sys_defs.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -63,6 +64,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -73,6 +75,7 @@
 #include "conf.h"
 #include "dns.h"
 #include "msg.h"
+#include "queued.h"
 #include "server.h"
 #include "smtp_client.h"
 #include "spool.h"
@@ -218,53 +221,134 @@ static ssize_t queued_read(void *context, char *buf, size_t len, char **error_r)
 	return n;
 }
 
+/* One open connection, kept for the next message to the same destination. */
+struct queued_conn {
+	SMTP_CLIENT *c;
+	const struct queued_route *route;
+	char *dest;		/* the recipient domain, or "relay HOST:PORT" */
+	char *host, *addr;	/* the server's name and address */
+	char *source;		/* what we bound to; "" for the kernel's choice */
+	unsigned messages;	/* transactions sent over it */
+};
+
+static struct queued_conn queued_cache;
+
+/* queued_conn_close - end the kept connection (QUIT when it is still usable) */
+static void queued_conn_close(struct queued_conn *k)
+{
+	if (k->c != NULL) {
+		if (smtp_client_usable(k->c))
+			smtp_client_quit(k->c);
+		msg_info("connection to %s[%s] from %s closed after %u message%s", k->host, k->addr,
+			 *k->source ? k->source : "(default)", k->messages, k->messages == 1 ? "" : "s");
+		smtp_client_close(&k->c);
+	}
+	free(k->dest);
+	free(k->host);
+	free(k->addr);
+	free(k->source);
+	memset(k, 0, sizeof(*k));
+}
+
 /* queued_client_conf - the SMTP client settings of one connection */
-static void queued_client_conf(struct smtp_client_conf *c, const char *host)
+static void queued_client_conf(struct smtp_client_conf *c, const struct queued_route *route,
+			       const char *host, const char *source)
 {
 	unsigned t = conf_time("queue_smtp_timeout");
 
 	memset(c, 0, sizeof(*c));
 	c->helo_name = queued_helo;
+	c->source = source;
 	c->connect_timeout = conf_time("queue_connect_timeout");
 	c->greeting_timeout = c->command_timeout = c->data_timeout = t;
 	c->final_timeout = 2 * t;
-	c->tls = queued_tls != NULL ? SMTP_TLS_MAY : SMTP_TLS_NONE;
+	c->tls = queued_tls != NULL ? route->tls : SMTP_TLS_NONE;
 	c->tls_ctx = queued_tls;
 	c->tls_servername = host;
+	c->auth_user = route->auth_user;
+	c->auth_password = route->auth_password;
+}
+
+/* queued_set_last - replace the reason kept for undecided recipients */
+static void queued_set_last(char **last_r, char *text)
+{
+	free(*last_r);
+	*last_r = text;
+}
+
+/* queued_blocked_reply - is reply a block? then mark the connection's source for its destination */
+static bool queued_blocked_reply(struct queued_conn *k, const struct smtp_reply *reply,
+				 const char *said)
+{
+	const char *why;
+
+	if (!queued_route_blocked(reply, &why))
+		return false;
+	msg_info("%s[%s] refuses source %s (\"%s\"): trying another route", k->host, k->addr,
+		 *k->source ? k->source : "(default)", why);
+	queued_route_block(k->source, k->dest, said, time(NULL));
+	return true;
+}
+
+/* queued_open - connect and say hello; 0 when it failed (*last_r, *blocked_r say why) */
+static int queued_open(struct queued_conn *k, const struct queued_route *route, const char *dest,
+		       const char *host, const char *addr, unsigned port, const char *source,
+		       char **last_r, bool *blocked_r)
+{
+	struct smtp_client_conf conf;
+	struct smtp_reply hello = { 0 };
+	char *error = NULL, *text;
+	int ok = 0;
+
+	queued_client_conf(&conf, route, host, source);
+	if (route->tls == SMTP_TLS_ENCRYPT && queued_tls == NULL) {
+		queued_set_last(last_r, xasprintf("451 4.7.0 %s[%s]: TLS is required and not available here",
+						  host, addr));
+		return 0;
+	}
+	memset(k, 0, sizeof(*k));
+	k->route = route;
+	k->dest = xstrdup(dest);
+	k->host = xstrdup(host);
+	k->addr = xstrdup(addr);
+	k->source = xstrdup(source ? source : "");
+	if ((k->c = smtp_client_connect(&conf, addr, port, &error)) == NULL) {
+		queued_set_last(last_r, xasprintf("451 4.4.1 %s[%s]: %s", host, addr, error));
+	} else if (smtp_client_hello(k->c, &hello, &error) < 0 || hello.code / 100 != 2) {
+		text = error ? xstrdup(error) : smtp_reply_str(&hello);
+		/* RFC 5321 3.8, 5.1: a refused greeting sends us to the next host */
+		queued_set_last(last_r, xasprintf("451 4.4.2 %s[%s] greeting: %s", host, addr, text));
+		if (error == NULL && queued_blocked_reply(k, &hello, text))
+			*blocked_r = true;
+		free(text);
+	} else {
+		msg_info("connected to %s[%s] port %u from %s%s%s", host, addr, port,
+			 *k->source ? k->source : "(default)", smtp_client_tls_summary(k->c) ? ", " : "",
+			 smtp_client_tls_summary(k->c) ? smtp_client_tls_summary(k->c) : "");
+		ok = 1;
+	}
+	free(error);
+	smtp_reply_clear(&hello);
+	if (!ok)
+		queued_conn_close(k);
+	return ok;
 }
 
 /*
- * queued_try_addr - one SMTP session to one address. Returns 1 when a server
- * took the transaction (every recipient it decided is decided), 0 to try the
- * next address (*last_r says why).
+ * queued_transaction - one message over an open connection. Returns 1 when
+ * the server took the transaction (every recipient it decided is decided),
+ * 0 when the connection failed or the source was refused as blocked
+ * (*blocked_r; those recipients stay undecided for the next route).
  */
-static int queued_try_addr(const char *host, const char *addr, SPOOL_READER *reader,
-			   struct queued_rcpt *r, size_t n, char **last_r)
+static int queued_transaction(struct queued_conn *k, SPOOL_READER *reader, struct queued_rcpt *r,
+			      size_t n, char **last_r, bool *blocked_r)
 {
-	struct smtp_client_conf conf;
 	struct smtp_envelope env;
 	struct smtp_rcpt *rcpts = xcalloc(n, sizeof(*rcpts));
-	struct smtp_reply hello = { 0 };
-	SMTP_CLIENT *c;
 	char *error = NULL, *text;
 	size_t m = 0, *map = xcalloc(n, sizeof(*map));
 	int rc, done = 0;
 
-	queued_client_conf(&conf, host);
-	if ((c = smtp_client_connect(&conf, addr, (unsigned)conf_int("queue_smtp_port"),
-				     &error)) == NULL) {
-		free(*last_r);
-		*last_r = xasprintf("451 4.4.1 %s[%s]: %s", host, addr, error);
-		goto out;
-	}
-	if (smtp_client_hello(c, &hello, &error) < 0 || hello.code / 100 != 2) {
-		text = error ? xstrdup(error) : smtp_reply_str(&hello);
-		free(*last_r);
-		/* RFC 5321 3.8, 5.1: a refused greeting sends us to the next host */
-		*last_r = xasprintf("451 4.4.2 %s[%s] greeting: %s", host, addr, text);
-		free(text);
-		goto out;
-	}
 	for (size_t i = 0; i < n; i++) {
 		if (r[i].state != SPOOL_QUEUE_PENDING)
 			continue;
@@ -278,27 +362,30 @@ static int queued_try_addr(const char *host, const char *addr, SPOOL_READER *rea
 	env.rcpts = rcpts;
 	env.nrcpts = m;
 	if (spool_reader_seek(reader, 0) < 0) {
-		free(*last_r);
-		*last_r = xasprintf("451 4.3.0 cannot rewind the stored message");
+		queued_set_last(last_r, xasprintf("451 4.3.0 cannot rewind the stored message"));
 		goto out;
 	}
-	rc = smtp_client_send(c, &env, queued_read, reader, &error);
+	rc = smtp_client_send(k->c, &env, queued_read, reader, &error);
 	done = env.mail_reply.code != 0;
+	k->messages++;
 	for (size_t j = 0; j < m; j++) {
 		struct queued_rcpt *q = &r[map[j]];
 		struct smtp_rcpt *s = &rcpts[j];
 		char *said;
 
 		if (s->stage == SMTP_STAGE_NONE) {
-			if (error != NULL) {
-				free(*last_r);
-				*last_r = xasprintf("451 4.4.2 %s[%s]: %s", host, addr, error);
-			}
+			if (error != NULL)
+				queued_set_last(last_r, xasprintf("451 4.4.2 %s[%s]: %s", k->host, k->addr, error));
 			continue;	/* lost before a decision: the caller defers it */
 		}
 		said = smtp_reply_str(&s->reply);
-		text = xasprintf("%s[%s] said: %s", host, addr, said);
+		text = xasprintf("%s[%s] said: %s", k->host, k->addr, said);
 		free(said);
+		if (s->reply.code / 100 != 2 && (*blocked_r || queued_blocked_reply(k, &s->reply, text))) {
+			*blocked_r = true;	/* undecided: another source or route may do */
+			queued_set_last(last_r, text);
+			continue;
+		}
 		if (s->stage == SMTP_STAGE_DOT && s->reply.code == 250)
 			queued_decide(q, SPOOL_QUEUE_DELIVERED, text);
 		else if (s->reply.code / 100 == 5)
@@ -307,8 +394,10 @@ static int queued_try_addr(const char *host, const char *addr, SPOOL_READER *rea
 			queued_decide(q, SPOOL_QUEUE_DEFERRED, text);
 		free(text);
 	}
-	if (rc == 0)
-		smtp_client_quit(c);
+	if (*blocked_r)
+		done = 0;
+	if (rc < 0 && error != NULL && m > 0 && rcpts[0].stage != SMTP_STAGE_NONE)
+		msg_info("%s[%s]: %s", k->host, k->addr, error);
 	smtp_reply_clear(&env.mail_reply);
 	smtp_reply_clear(&env.data_reply);
 	smtp_reply_clear(&env.final_reply);
@@ -316,42 +405,181 @@ static int queued_try_addr(const char *host, const char *addr, SPOOL_READER *rea
 		smtp_reply_clear(&rcpts[j].reply);
 out:
 	free(error);
-	smtp_reply_clear(&hello);
-	smtp_client_close(&c);
 	free(rcpts);
 	free(map);
 	return done;
 }
 
-/* queued_host_addrs - the addresses of one MX host, A then AAAA, into addrs */
+/* queued_host_addrs - the addresses of one host, A then AAAA, into addrs */
 static void queued_host_addrs(const char *host, char **addrs, size_t *n, char **last_r)
 {
 	enum dns_type types[2] = { DNS_T_A, DNS_T_AAAA };
+	unsigned char bin[16];
 	struct dns_result *res;
 
+	if (inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1) {
+		if (*n < QUEUED_ADDR_MAX)
+			addrs[(*n)++] = xasprintf("%s\t%s", host, host);
+		return;
+	}
 	for (int t = 0; t < 2; t++) {
 		res = dns_lookup(queued_dns, host, types[t]);
 		if (res->status == DNS_OK) {
 			for (size_t i = 0; i < res->count && *n < QUEUED_ADDR_MAX; i++)
 				addrs[(*n)++] = xasprintf("%s\t%s", host, res->rr[i].data);
 		} else if (res->status == DNS_TEMPFAIL || res->status == DNS_TIMEOUT) {
-			free(*last_r);
-			*last_r = xasprintf("451 4.4.3 %s: %s", host,
-					    res->why ? res->why : dns_status_str(res->status));
+			queued_set_last(last_r, xasprintf("451 4.4.3 %s: %s", host,
+							  res->why ? res->why : dns_status_str(res->status)));
 		}
 		dns_result_free(&res);
 	}
 }
 
-/* queued_deliver_group - recipients of one message at one domain */
+/* queued_cache_fits - may the kept connection carry a message of this route to dest? */
+static bool queued_cache_fits(const struct queued_route *route, const char *dest)
+{
+	struct queued_conn *k = &queued_cache;
+	long long limit = conf_int("queue_connection_reuse_limit");
+
+	return k->c != NULL && k->route == route && strcasecmp(k->dest, dest) == 0
+	       && smtp_client_usable(k->c) && k->messages < (unsigned long long)(limit > 0 ? limit : 0)
+	       && queued_route_source_usable(k->source, dest, time(NULL))
+	       && (*k->source == '\0' || queued_route_source_healthy(k->source));
+}
+
+/*
+ * queued_route_try - deliver the undecided recipients by one route: over the
+ * kept connection when it fits, else to addrs in order, each connection from
+ * the next source address of the route. Returns 1 when a server took the
+ * transaction; 0 when none did or the source was refused as blocked.
+ */
+static int queued_route_try(struct queued_route *route, const char *dest, char **addrs,
+			    size_t naddr, unsigned port, SPOOL_READER *reader, struct queued_rcpt *r,
+			    size_t n, char **last_r, bool *blocked_r, char **relay_r)
+{
+	struct queued_conn *k = &queued_cache;
+	char *error = NULL, *why = NULL;
+	const char *source;
+
+	if (queued_cache_fits(route, dest)) {
+		if (smtp_client_rset(k->c, &error) == 0 && smtp_client_usable(k->c)) {
+			if (queued_transaction(k, reader, r, n, last_r, blocked_r)) {
+				free(*relay_r);
+				*relay_r = xasprintf("%s[%s]", k->host, k->addr);
+				return 1;
+			}
+			if (*blocked_r)
+				queued_conn_close(k);
+			if (*blocked_r || queued_stop)
+				return 0;
+		}
+		free(error);
+		error = NULL;
+	}
+	queued_conn_close(k);
+	for (size_t i = 0; i < naddr && !queued_stop; i++) {
+		char *tab = strchr(addrs[i], '\t');
+		const char *addr = tab + 1;
+		int family = strchr(addr, ':') != NULL ? AF_INET6 : AF_INET;
+
+		*tab = '\0';
+		if (!queued_route_pick(route, dest, family, time(NULL), &source, &why)) {
+			queued_set_last(last_r, xasprintf("451 4.4.1 %s[%s]: %s", addrs[i], addr, why));
+			free(why);
+			why = NULL;
+		} else if (queued_open(k, route, dest, addrs[i], addr, port, source, last_r, blocked_r)) {
+			int took = queued_transaction(k, reader, r, n, last_r, blocked_r);
+
+			if (took) {
+				free(*relay_r);
+				*relay_r = xasprintf("%s[%s]", k->host, k->addr);
+			}
+			if (!took || !smtp_client_usable(k->c))
+				queued_conn_close(k);
+			if (took || *blocked_r) {
+				*tab = '\t';
+				return took;
+			}
+		}
+		*tab = '\t';
+		if (*blocked_r)
+			return 0;
+	}
+	return 0;
+}
+
+/* queued_pending - are recipients left undecided? */
+static bool queued_pending(const struct queued_rcpt *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (r[i].state == SPOOL_QUEUE_PENDING)
+			return true;
+	return false;
+}
+
+/* queued_mx_addrs - the addresses of a domain's MX hosts; -1 when its recipients are decided */
+static int queued_mx_addrs(const char *domain, struct queued_rcpt *r, size_t n, char **addrs,
+			   size_t *naddr, char **last_r)
+{
+	struct dns_result *mx;
+	int rc = 0;
+
+	if (domain[0] == '[') {
+		/* an address literal: [192.0.2.1] or [IPv6:2001:db8::1] */
+		size_t len = strlen(domain);
+		const char *a = domain + 1;
+
+		if (strncasecmp(a, "IPv6:", 5) == 0)
+			a += 5;
+		if (len > 2 && domain[len - 1] == ']')
+			addrs[(*naddr)++] = xasprintf("%s\t%.*s", domain, (int)(domain + len - 1 - a), a);
+		return 0;
+	}
+	mx = dns_lookup_mx(queued_dns, domain);
+	switch (mx->status) {
+	case DNS_OK:
+		if (mx->null_mx) {
+			queued_decide_all(r, n, SPOOL_QUEUE_FAILED,
+					  "556 5.1.10 the domain accepts no mail (null MX)");
+			rc = -1;
+			break;
+		}
+		for (size_t i = 0; i < mx->count && i < QUEUED_MX_MAX; i++)
+			queued_host_addrs(mx->rr[i].data, addrs, naddr, last_r);
+		break;
+	case DNS_NXDOMAIN:
+	case DNS_BADNAME:
+	case DNS_NODATA:
+		break;
+	default:
+		queued_set_last(last_r, xasprintf("451 4.4.3 MX of %s: %s", domain,
+						  mx->why ? mx->why : dns_status_str(mx->status)));
+		break;
+	}
+	if (rc == 0 && *naddr == 0 && *last_r == NULL) {
+		/* no such domain, or no address for any of its hosts */
+		char *t = xasprintf("550 5.1.2 %s: %s", domain, mx->status == DNS_OK
+				    ? "no address for its mail servers"
+				    : mx->why ? mx->why : dns_status_str(mx->status));
+
+		queued_decide_all(r, n, SPOOL_QUEUE_FAILED, t);
+		free(t);
+		rc = -1;
+	}
+	dns_result_free(&mx);
+	return rc;
+}
+
+/* queued_deliver_group - recipients of one message at one domain, route by route */
 static void queued_deliver_group(struct spool_queue_entry *e, size_t n)
 {
 	struct queued_rcpt *r = xcalloc(n, sizeof(*r));
 	const char *domain = strrchr(e[0].rcpt, '@') + 1;
-	char *addrs[QUEUED_ADDR_MAX], *last = NULL, *error = NULL, *relay = NULL;
-	struct dns_result *mx = NULL;
+	struct queued_route *routes[QUEUED_ROUTE_MAX];
+	char *addrs[QUEUED_ADDR_MAX], *last = NULL, *error = NULL, *relay = NULL, name[300];
+	size_t naddr = 0, nroutes;
+	bool any_blocked = false;
 	SPOOL_READER *reader;
-	size_t naddr = 0;
 
 	for (size_t i = 0; i < n; i++)
 		r[i].e = &e[i];
@@ -361,60 +589,49 @@ static void queued_deliver_group(struct spool_queue_entry *e, size_t n)
 		free(error);
 		goto record;
 	}
-	if (domain[0] == '[') {
-		/* an address literal: [192.0.2.1] or [IPv6:2001:db8::1] */
-		size_t len = strlen(domain);
-		const char *a = domain + 1;
+	nroutes = queued_route_find(e[0].sender, domain, routes, QUEUED_ROUTE_MAX);
+	for (size_t ri = 0; ri < nroutes && queued_pending(r, n) && !queued_stop; ri++) {
+		struct queued_route *route = routes[ri];
+		unsigned port = route->relay_host ? route->relay_port : (unsigned)conf_int("queue_smtp_port");
+		char *dest = route->relay_host ? xasprintf("relay %s:%u", route->relay_host, port)
+					       : xstrdup(domain);
 
-		if (strncasecmp(a, "IPv6:", 5) == 0)
-			a += 5;
-		if (len > 2 && domain[len - 1] == ']')
-			addrs[naddr++] = xasprintf("%s\t%.*s", domain, (int)(domain + len - 1 - a), a);
-	} else {
-		mx = dns_lookup_mx(queued_dns, domain);
-		switch (mx->status) {
-		case DNS_OK:
-			if (mx->null_mx) {
-				queued_decide_all(r, n, SPOOL_QUEUE_FAILED,
-						  "556 5.1.10 the domain accepts no mail (null MX)");
-				goto record;
-			}
-			for (size_t i = 0; i < mx->count && i < QUEUED_MX_MAX; i++)
-				queued_host_addrs(mx->rr[i].data, addrs, &naddr, &last);
-			break;
-		case DNS_NXDOMAIN:
-		case DNS_BADNAME:
-		case DNS_NODATA:
-			break;
-		default:
-			last = xasprintf("451 4.4.3 MX of %s: %s", domain,
-					 mx->why ? mx->why : dns_status_str(mx->status));
-			break;
+		for (size_t i = 0; i < naddr; i++)
+			free(addrs[i]);
+		naddr = 0;
+		if (route->relay_host != NULL)
+			queued_host_addrs(route->relay_host, addrs, &naddr, &last);
+		else if (queued_mx_addrs(domain, r, n, addrs, &naddr, &last) < 0) {
+			free(dest);
+			break;	/* the domain takes no mail: decided */
 		}
-		if (naddr == 0 && last == NULL) {
-			/* no such domain, or no address for any of its hosts */
-			char *t = xasprintf("550 5.1.2 %s: %s", domain, mx->status == DNS_OK
-					    ? "no address for its mail servers"
-					    : mx->why ? mx->why : dns_status_str(mx->status));
+		if (naddr == 0 && route->relay_host != NULL && last == NULL)
+			last = xasprintf("451 4.4.3 relay %s has no address", route->relay_host);
+		/* each round marks one more source blocked, so this ends */
+		for (size_t t = 0; t <= QUEUED_SOURCE_MAX && queued_pending(r, n) && !queued_stop; t++) {
+			bool blocked = false;
 
-			queued_decide_all(r, n, SPOOL_QUEUE_FAILED, t);
-			free(t);
-			goto record;
+			if (queued_route_try(route, dest, addrs, naddr, port, reader, r, n, &last, &blocked,
+					     &relay) && !blocked)
+				break;
+			if (!blocked)
+				break;
+			any_blocked = true;
 		}
-	}
-	for (size_t i = 0; i < naddr; i++) {
-		char *tab = strchr(addrs[i], '\t');
-
-		*tab = '\0';
-		if (queued_try_addr(addrs[i], tab + 1, reader, r, n, &last)) {
-			relay = xasprintf("%s[%s]", addrs[i], tab + 1);
-			break;
-		}
-		if (queued_stop)
-			break;
+		if (queued_pending(r, n) && ri + 1 < nroutes)
+			msg_info("msgid=%llu to %s: %s did not deliver (%s); next route",
+				 (unsigned long long)e[0].msgid, domain,
+				 queued_route_name(route, name, sizeof(name)), last ? last : "?");
+		free(dest);
 	}
 	if (last == NULL)
 		last = xasprintf("451 4.4.1 no server of %s could be reached", domain);
+	if (any_blocked && queued_pending(r, n)) {
+		/* every route blocked: deferred, for marks end and lists delist (README) */
+		char *t = xasprintf("%s (every route is blocked; deferred)", last);
+
+		queued_set_last(&last, t);
+	}
 	queued_decide_all(r, n, SPOOL_QUEUE_DEFERRED, last);
 record:
 	queued_record(r, n, relay);
@@ -425,7 +642,6 @@ record:
 	free(r);
 	free(last);
 	free(relay);
-	dns_result_free(&mx);
 	spool_reader_close(&reader);
 }
 
@@ -436,12 +652,30 @@ static bool queued_same_group(const struct spool_queue_entry *a, const struct sp
 	       && strcasecmp(strrchr(a->rcpt, '@'), strrchr(b->rcpt, '@')) == 0;
 }
 
+/* One group of a round: where it starts in the round's entries, and its size. */
+struct queued_group {
+	struct spool_queue_entry *e;
+	size_t n;
+};
+
+/* queued_group_cmp - by recipient domain, so that one connection carries a domain's groups */
+static int queued_group_cmp(const void *a, const void *b)
+{
+	const struct queued_group *x = a, *y = b;
+	int c = strcasecmp(strrchr(x->e[0].rcpt, '@'), strrchr(y->e[0].rcpt, '@'));
+
+	if (c == 0)
+		c = strcmp(x->e[0].sender, y->e[0].sender);
+	return c != 0 ? c : x->e[0].qid < y->e[0].qid ? -1 : 1;
+}
+
 /* queued_round - one pass over the due entries; returns how many it took */
 static size_t queued_round(void)
 {
 	struct spool_queue_entry *e = NULL;
+	struct queued_group *groups;
 	char *error = NULL;
-	size_t n = 0, i, j, k;
+	size_t n = 0, i, j, k, ng = 0;
 	bool *done;
 
 	if (spool_queue_due(time(NULL), QUEUED_BATCH, &e, &n, &error) < 0) {
@@ -450,7 +684,8 @@ static size_t queued_round(void)
 		return 0;
 	}
 	done = xcalloc(n, sizeof(*done));
-	for (i = 0; i < n && !queued_stop; i++) {
+	groups = xcalloc(n + 1, sizeof(*groups));
+	for (i = 0; i < n; i++) {
 		struct spool_queue_entry *g;
 
 		if (done[i])
@@ -473,9 +708,17 @@ static size_t queued_round(void)
 				done[j] = true;
 			}
 		}
-		queued_deliver_group(g, k);
-		free(g);
+		groups[ng].e = g;
+		groups[ng++].n = k;
 	}
+	qsort(groups, ng, sizeof(*groups), queued_group_cmp);
+	for (i = 0; i < ng; i++) {
+		if (!queued_stop)
+			queued_deliver_group(groups[i].e, groups[i].n);
+		free(groups[i].e);
+	}
+	queued_conn_close(&queued_cache);	/* nothing waits: say goodbye */
+	free(groups);
 	free(done);
 	spool_queue_free(&e, n);
 	return n;
@@ -512,10 +755,12 @@ static void queued_run(void)
 		error = NULL;
 	}
 	queued_helo_name();
+	queued_health_check(queued_dns, true);
 	while (!queued_stop) {
 		size_t n;
 
 		queued_wake = 0;
+		queued_health_check(queued_dns, false);
 		n = queued_round();
 		/* recovered by another process: this handle is stale (as server.c's workers) */
 		if (spool_panicked() || spool_env_id(dir) != env_id)
@@ -562,15 +807,19 @@ static void queued_start(void)
 	log_file = conf_path("log_file");
 	msg_open(QUEUED_SERVICE, conf_str("syslog_facility"), log_file, true);
 	free(log_file);
+	if (queued_route_load(&error) < 0)
+		msg_fatal("%s", error);
 	queued_pidfd = server_pidfile_take(QUEUED_SERVICE, &queued_pidpath);
 	server_drop_privileges();
 	if (!queued_foreground)
 		server_daemonize();
 	server_pidfile_put(queued_pidfd, queued_pidpath);
 	queued_signals();
-	msg_info("started: retry %u s to %u s, lifetime %u s, port %lld",
+	msg_info("started: retry %u s to %u s, lifetime %u s, port %lld, %zu route%s, %zu source address%s",
 		 conf_time("queue_retry_min"), conf_time("queue_retry_max"),
-		 conf_time("queue_lifetime"), conf_int("queue_smtp_port"));
+		 conf_time("queue_lifetime"), conf_int("queue_smtp_port"), queued_route_count(),
+		 queued_route_count() == 1 ? "" : "s", queued_source_count(),
+		 queued_source_count() == 1 ? "" : "es");
 }
 
 /* queued_master - keep one runner alive until told to stop */

@@ -90,6 +90,20 @@ const struct conf_key conf_keys[] = {
 	{ "queue_connect_timeout", CONF_TIME, "30s", "deadline for connecting to a remote SMTP server" },
 	{ "queue_smtp_timeout", CONF_TIME, "300s", "deadline for each reply of a remote SMTP server (twice this for the reply to the data)" },
 
+	/* Routes and source addresses (queued: queued_route.c, queued_health.c). */
+	{ "queue_routes_file", CONF_PATH, "",
+	  "routes, one a line: to:DOMAIN|from:DOMAIN|* [mx|relay=HOST:PORT] [tls=none|may|encrypt] [auth=USER:PASSWORD] [source=ADDR,...]; several lines of one selector are tried in order when one is blocked (empty: mx from queue_source_addresses)" },
+	{ "queue_source_addresses", CONF_LIST, "", "the pool of local IPv4/IPv6 addresses queued sends from, round robin per connection (empty: the kernel chooses)" },
+	{ "queue_source_check_interval", CONF_TIME, "10m", "each source address's FCrDNS and DNSBL check is repeated this often" },
+	{ "queue_source_fcrdns", CONF_BOOL, "yes", "a source address whose PTR name does not resolve back to it is taken out of rotation" },
+	{ "queue_source_dnsbl", CONF_LIST, "", "DNS blacklist zones; a source address listed in one is taken out of rotation" },
+	{ "queue_block_codes", CONF_LIST, "5.7.0 5.7.1 5.7.25 5.7.26 5.7.27 4.7.0 4.7.1 4.7.25",
+	  "enhanced status codes with which a refusal holding a queue_block_patterns word means \"your address is blocked\" (no code: the words alone)" },
+	{ "queue_block_patterns", CONF_LIST, "blocked blacklisted blocklisted blacklist blocklist listed spamhaus spamcop barracuda RBL DNSBL reputation",
+	  "words (case-insensitive) that make such a refusal a block: the next source address or route is tried instead" },
+	{ "queue_block_hold", CONF_TIME, "1h", "a source address refused as blocked is not used for that destination for this long" },
+	{ "queue_connection_reuse_limit", CONF_INT, "100", "messages sent over one SMTP connection to a destination in a round (RSET between; 1: no reuse)" },
+
 	/* POP3 server (popd). */
 	{ "pop3_listen", CONF_LIST, "127.0.0.1:2110", "POP3 addresses, STLS offered" },
 	{ "pop3s_listen", CONF_LIST, "127.0.0.1:2995", "POP3 addresses with implicit TLS" },
