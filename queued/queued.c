@@ -577,6 +577,7 @@ static void queued_deliver_group(struct spool_queue_entry *e, size_t n)
 	const char *domain = strrchr(e[0].rcpt, '@') + 1;
 	struct queued_route *routes[QUEUED_ROUTE_MAX];
 	char *addrs[QUEUED_ADDR_MAX], *last = NULL, *error = NULL, *relay = NULL, name[300];
+	char *blocked_last = NULL;	/* the last "blocked" refusal: what the admin must see */
 	size_t naddr = 0, nroutes;
 	bool any_blocked = false;
 	SPOOL_READER *reader;
@@ -617,6 +618,7 @@ static void queued_deliver_group(struct spool_queue_entry *e, size_t n)
 			if (!blocked)
 				break;
 			any_blocked = true;
+			queued_set_last(&blocked_last, xstrdup(last ? last : "blocked"));
 		}
 		if (queued_pending(r, n) && ri + 1 < nroutes)
 			msg_info("msgid=%llu to %s: %s did not deliver (%s); next route",
@@ -628,7 +630,7 @@ static void queued_deliver_group(struct spool_queue_entry *e, size_t n)
 		last = xasprintf("451 4.4.1 no server of %s could be reached", domain);
 	if (any_blocked && queued_pending(r, n)) {
 		/* every route blocked: deferred, for marks end and lists delist (README) */
-		char *t = xasprintf("%s (every route is blocked; deferred)", last);
+		char *t = xasprintf("%s (every route is blocked; deferred)", blocked_last);
 
 		queued_set_last(&last, t);
 	}
@@ -641,6 +643,7 @@ record:
 		free(r[i].reply);
 	free(r);
 	free(last);
+	free(blocked_last);
 	free(relay);
 	spool_reader_close(&reader);
 }

@@ -220,9 +220,13 @@ int queued_health_write(char **error_r)
 	for (size_t i = 0; i <= queued_route_count(); i++) {
 		struct queued_route *r = queued_route_get(i);
 
+		if (r->relay_host != NULL)
+			snprintf(name, sizeof(name), "relay %s:%u", r->relay_host, r->relay_port);
+		else
+			snprintf(name, sizeof(name), "mx");
 		fprintf(fp, "route\t%u\t%s%s\t%s\t", r->line,
 			r->match == QUEUED_MATCH_TO ? "to:" : r->match == QUEUED_MATCH_FROM ? "from:" : "*",
-			r->domain ? r->domain : "", queued_route_name(r, name, sizeof(name)));
+			r->domain ? r->domain : "", name);
 		for (size_t k = 0; k < r->nsrc; k++)
 			fprintf(fp, "%s%s", k ? "," : "", queued_source_get(r->src[k])->addr);
 		fprintf(fp, "%s\n", r->nsrc == 0 ? "-" : "");

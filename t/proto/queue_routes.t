@@ -1,0 +1,353 @@
+#!/usr/bin/env python3
+"""
+NAME
+    queue_routes.t - routes, source address pools, health checks, block failover, reuse
+
+DESCRIPTION
+    Real peers on loopback: Debian's unbound serving MX and A records of
+    the test domains, PTR records for the source addresses 127.0.0.x
+    (a 0.0.127.in-addr.arpa zone) and a DNSBL zone bl.test; a private
+    Postfix (its own configuration, queue and log, started as root with
+    postfix -c) whose smtpd listens on 127.0.0.20 and refuses the client
+    127.0.0.13 with "550 5.7.1 ... blocked" (check_client_access with a
+    cidr table) and on 127.0.0.21, where it refuses every client that
+    way; a second Caiyou instance as the smarthost, whose submission
+    port wants STARTTLS and AUTH.
+
+    The instance sends from the pool 127.0.0.11 (listed in bl.test),
+    127.0.0.12 (no PTR), 127.0.0.14 (PTR name resolving elsewhere),
+    127.0.0.13 (refused by Postfix), 127.0.0.10 (good) and ::1.
+
+    Checks: the listed and PTR-less addresses are out of rotation, with
+    the reason, in cyctl routes and the log, and Postfix never sees them;
+    mail to blk.test tried first from 127.0.0.13 is refused as blocked and
+    delivered from 127.0.0.10, and 127.0.0.13 is shown blocked for
+    blk.test; three messages in one round travel over one connection
+    (Postfix's disconnect line: mail=3, rset); where every source is
+    blocked the recipient is deferred, not failed; mail to smart.test
+    goes through the smarthost route with STARTTLS and AUTH and lands
+    there; a wrong smarthost password defers; a bad routes file stops
+    caiyou-queued with the line and the reason.
+"""
+import os
+import pwd
+import re
+import shutil
+import smtplib
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from caiyou import Instance, TAP, TOP, tmpdir  # noqa: E402
+from peers import Unbound, stop_process  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from smtp_util import inbox  # noqa: E402
+
+TOOL = os.path.join(TOP, "t", "bin", "dns_tool")
+t = TAP()
+PEER, ALLBLK = "127.0.0.20", "127.0.0.21"
+POOL = ["127.0.0.11", "127.0.0.12", "127.0.0.14", "127.0.0.13", "127.0.0.10", "::1"]
+
+
+def zone():
+    """MX/A of the test domains, PTR/A of the sources, the DNSBL."""
+    z = ""
+    for name, addr in (("blk", PEER), ("allblk", ALLBLK)):
+        z += '  local-zone: "%s.test." static\n' % name
+        z += '  local-data: "%s.test. 300 IN MX 10 mx.%s.test."\n' % (name, name)
+        z += '  local-data: "mx.%s.test. 300 IN A %s"\n' % (name, addr)
+    z += '  local-zone: "src.test." static\n'
+    z += '  local-zone: "0.0.127.in-addr.arpa." static\n'
+    for n in (10, 11, 13, 14):
+        z += '  local-data: "%d.0.0.127.in-addr.arpa. 300 IN PTR h%d.src.test."\n' % (n, n)
+        z += '  local-data: "h%d.src.test. 300 IN A 127.0.0.%d"\n' % (n, 99 if n == 14 else n)
+    z += '  local-zone: "bl.test." static\n'
+    z += '  local-data: "11.0.0.127.bl.test. 300 IN A 127.0.0.2"\n'
+    z += "  local-data: '11.0.0.127.bl.test. 300 IN TXT \"listed for the test\"'\n"
+    return z
+
+
+class Postfix:
+    """A private Postfix whose smtpd refuses some clients as blocked and discards the rest."""
+
+    def __init__(self, port):
+        self.dir = tmpdir("routes-postfix")
+        os.chmod(self.dir, 0o755)
+        self.conf = os.path.join(self.dir, "etc")
+        self.pid = None
+        for sub in ("etc", "queue", "data"):
+            os.makedirs(os.path.join(self.dir, sub))
+            os.chmod(os.path.join(self.dir, sub), 0o755)
+        owner = pwd.getpwnam("postfix")
+        os.chown(os.path.join(self.dir, "data"), owner.pw_uid, owner.pw_gid)
+        os.chmod(os.path.join(self.dir, "data"), 0o700)
+        shutil.copy("/etc/postfix/master.cf", os.path.join(self.conf, "master.cf"))
+        open(os.path.join(self.conf, "main.cf"), "w").close()
+        with open(os.path.join(self.conf, "client_access"), "w") as f:
+            f.write("127.0.0.13 REJECT blocked: your address is listed\n")
+        with open(os.path.join(self.conf, "all_access"), "w") as f:
+            f.write("0.0.0.0/0 REJECT blocked: every address is listed here\n")
+        settings = {
+            "compatibility_level": "3.6",
+            "queue_directory": os.path.join(self.dir, "queue"),
+            "data_directory": os.path.join(self.dir, "data"),
+            "maillog_file": os.path.join(self.dir, "maillog"),
+            "maillog_file_prefixes": self.dir,
+            "myhostname": "mx.blk.test",
+            "mydestination": "",
+            "inet_interfaces": "127.0.0.1",   # must be a configured address; master.cf binds .20, .21
+            "inet_protocols": "ipv4",
+            "mynetworks": "127.0.0.1/32",
+            "relay_domains": "blk.test allblk.test",
+            "relay_transport": "discard:",
+            "alias_maps": "",
+            "alias_database": "",
+            "smtp_dns_support_level": "disabled",
+            "smtpd_peername_lookup": "no",
+            "access_map_reject_code": "550",
+            "smtpd_client_restrictions": "check_client_access cidr:%s/client_access" % self.conf,
+        }
+        postconf = ["postconf", "-c", self.conf]
+        subprocess.run(postconf + ["-e"] + ["%s=%s" % kv for kv in settings.items()], check=True)
+        subprocess.run(postconf + ["-MX", "smtp/inet"], check=True)
+        subprocess.run(postconf + ["-M", "%s:%d/inet=%s:%d inet n - n - - smtpd" % (PEER, port, PEER, port)],
+                       check=True)
+        subprocess.run(postconf + ["-M", "%s:%d/inet=%s:%d inet n - n - - smtpd -o "
+                                   "smtpd_client_restrictions=check_client_access,cidr:%s/all_access"
+                                   % (ALLBLK, port, ALLBLK, port, self.conf)], check=True)
+        subprocess.run(postconf + ["-F", "*/*/chroot=n"], check=True)
+        r = subprocess.run(["postfix", "-c", self.conf, "start"], stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError("postfix start: %s%s\n%s" % (r.stdout, r.stderr, self.log()))
+        pidfile = os.path.join(self.dir, "queue", "pid", "master.pid")
+        deadline = time.time() + 20
+        while not os.path.exists(pidfile) and time.time() < deadline:
+            time.sleep(0.05)
+        with open(pidfile) as f:
+            self.pid = int(f.read().strip())
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "maillog"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.pid is None:
+            return
+        subprocess.run(["postfix", "-c", self.conf, "stop"], stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=60)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                os.kill(self.pid, 0)
+            except OSError:
+                break
+            time.sleep(0.1)
+        self.pid = None
+
+
+def queue(inst):
+    out = inst.ctl("queue", "list").splitlines()
+    head = out[0].split("\t")
+    return [dict(zip(head, line.split("\t"))) for line in out[1:]]
+
+
+def entry(inst, rcpt):
+    for e in queue(inst):
+        if e["recipient"] == "<%s>" % rcpt:
+            return e
+    return None
+
+
+def wait_state(inst, rcpt, state, timeout=40):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        e = entry(inst, rcpt)
+        if e and e["state"] == state:
+            return e
+        time.sleep(0.2)
+    t.diag("timed out waiting for %s to be %s: %r" % (rcpt, state, entry(inst, rcpt)))
+    return None
+
+
+def routes(inst):
+    """cyctl routes as {section header: [rows]}."""
+    out, section = {}, None
+    for line in inst.ctl("routes").splitlines():
+        if not line:
+            section = None
+        elif section is None:
+            section = line.split("\t")[0]
+            out[section] = []
+        else:
+            out[section].append(line.split("\t"))
+    return out
+
+
+def submit(inst, rcpts, subject):
+    s = smtplib.SMTP("127.0.0.1", inst.port("submission"), timeout=30)
+    s.ehlo("client.test")
+    s.login("alice@example.test", "alice-secret")
+    msg = "From: alice@example.test\r\nSubject: %s\r\n\r\nbody of %s\r\n" % (subject, subject)
+    refused = s.sendmail("alice@example.test", rcpts, msg)
+    s.quit()
+    return refused
+
+
+def free_port_on(hosts):
+    import socket
+    while True:
+        with socket.socket() as s:
+            s.bind((hosts[0], 0))
+            port = s.getsockname()[1]
+        try:
+            for h in hosts[1:]:
+                with socket.socket() as s:
+                    s.bind((h, port))
+            return port
+        except OSError:
+            continue
+
+
+if os.geteuid() != 0 or shutil.which("postfix") is None:
+    print("1..0 # SKIP needs root and Debian's postfix (share/debian-packages)")
+    sys.exit(0)
+
+dns = Unbound(zone(), name="routes-dns",
+              ready=lambda port: " ok " in subprocess.run(
+                  [TOOL, "-s", "127.0.0.1:%d" % port, "mx:blk.test"],
+                  capture_output=True, text=True, timeout=30).stdout)
+port = free_port_on([PEER, ALLBLK])
+pf = Postfix(port)
+
+# The smarthost: a second instance; its submission port wants STARTTLS and AUTH.
+relay = Instance("routes_relay", hostname="relay.test", auth_fail_delay="0s")
+relay.add_domain("smart.test")
+relay.add_user("dave@smart.test", "dave-secret")
+relay.add_user("carol@smart.test", "carol-secret")
+relay.start()
+
+rdir = tmpdir("routes-conf")
+routes_file = os.path.join(rdir, "routes")
+with open(routes_file, "w") as f:
+    f.write("# the test's routes\n"
+            "to:smart.test relay=127.0.0.1:%d auth=carol@smart.test:carol-secret\n"
+            "to:badauth.test relay=127.0.0.1:%d tls=encrypt auth=carol@smart.test:wrong source=127.0.0.10\n"
+            % (relay.port("submission"), relay.port("submission")))
+
+inst = Instance("routes", auth_fail_delay="0s", auth_require_tls="no",
+                dns_servers="127.0.0.1:%d" % dns.port, dns_timeout="2s",
+                queue_smtp_port=port, queue_run_interval="1h", queue_retry_min="1h",
+                queue_source_addresses=" ".join(POOL), queue_source_dnsbl="bl.test",
+                queue_routes_file=routes_file)
+inst.add_domain("example.test")
+inst.add_user("alice@example.test", "alice-secret")
+inst.start()
+
+# 1. Health: listed, PTR-less and mismatched addresses are out of rotation.
+deadline = time.time() + 20
+while not os.path.exists(os.path.join(inst.dir, "run", "queued.routes")) and time.time() < deadline:
+    time.sleep(0.2)
+r = routes(inst)
+src = {row[0]: row for row in r.get("source", [])}
+t.is_(sorted(src), sorted(POOL), "cyctl routes lists every source address")
+for addr, state, why in (("127.0.0.11", "unhealthy", r"listed in bl\.test \(127\.0\.0\.2: listed for the test\)"),
+                         ("127.0.0.12", "unhealthy", r"no PTR record"),
+                         ("127.0.0.14", "unhealthy", r"PTR h14\.src\.test\.? does not resolve back"),
+                         ("127.0.0.10", "healthy", r"PTR h10\.src\.test\.?, not listed"),
+                         ("::1", "healthy", r"PTR localhost")):
+    row = src.get(addr, ["", "", "", ""])
+    t.ok(row[1] == state and re.search(why, row[3]) is not None,
+         "%s is %s: %s" % (addr, state, row[3]))
+    t.like(row[2], r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$", "%s shows its last check time" % addr)
+rt = r.get("route", [])
+t.ok(any(row[1] == "to:smart.test" and row[2] == "relay 127.0.0.1:%d" % relay.port("submission")
+         for row in rt), "the smarthost route is shown")
+t.ok(any(row[0] == "default" and row[2] == "mx" and "127.0.0.10" in row[3] for row in rt),
+     "the default route: mx from the pool")
+
+# 2. Blocked source: refused from 127.0.0.13, delivered from 127.0.0.10.
+t.is_(submit(inst, ["first@blk.test"], "first"), {}, "mail to blk.test accepted")
+inst.ctl("queue", "flush")
+e = wait_state(inst, "first@blk.test", "delivered")
+t.ok(e is not None, "delivered although the first source address was refused as blocked")
+if e:
+    t.like(e["last reply"], r"^mx\.blk\.test\[127\.0\.0\.20\] said: 250 ", "with Postfix's 250")
+    t.is_(e["attempts"], "1", "in one attempt")
+plog = pf.log()
+t.like(plog, r"reject: RCPT from unknown\[127\.0\.0\.13\]: 550 5\.7\.1 .*blocked",
+       "Postfix refused 127.0.0.13 with 550 5.7.1 ... blocked")
+t.like(plog, r"client=unknown\[127\.0\.0\.10\]", "and took the message from 127.0.0.10")
+for addr in ("127.0.0.11", "127.0.0.12", "127.0.0.14"):
+    t.ok("[%s]" % addr not in plog, "Postfix never saw %s (out of rotation)" % addr)
+blocks = routes(inst).get("blocked source", [])
+t.ok(any(b[0] == "127.0.0.13" and b[1] == "blk.test" and "5.7.1" in b[3] for b in blocks),
+     "cyctl routes shows 127.0.0.13 blocked for blk.test, with the reply")
+
+# 3. Connection reuse: three messages in one round, one connection.
+for i in (1, 2, 3):
+    t.is_(submit(inst, ["reuse%d@blk.test" % i], "reuse %d" % i), {}, "message %d queued" % i)
+inst.ctl("queue", "flush")
+ok = all(wait_state(inst, "reuse%d@blk.test" % i, "delivered") for i in (1, 2, 3))
+t.ok(ok, "all three delivered")
+time.sleep(1)
+plog = pf.log()
+t.like(plog, r"disconnect from unknown\[127\.0\.0\.10\] .*mail=3 rcpt=3 data=3 rset=\d+",
+       "Postfix saw one connection carry the three messages, RSET between")
+t.like(inst.log(), r"closed after 3 messages", "queued logs the reused connection")
+
+# 4. Every source blocked: deferred, not failed.
+t.is_(submit(inst, ["x@allblk.test"], "allblk"), {}, "mail to allblk.test accepted")
+inst.ctl("queue", "flush")
+e = wait_state(inst, "x@allblk.test", "deferred")
+t.ok(e is not None, "every source blocked: deferred")
+if e:
+    t.like(e["last reply"], r"550 5\.7\.1 .*blocked.*every route is blocked; deferred",
+           "with the refusal and why it waits")
+    t.like(e["next try"], r"^\d{4}-", "and a next try")
+
+# 5. The smarthost route: STARTTLS, AUTH, delivered there.
+t.is_(submit(inst, ["dave@smart.test"], "via smarthost"), {}, "mail to smart.test accepted")
+inst.ctl("queue", "flush")
+e = wait_state(inst, "dave@smart.test", "delivered")
+t.ok(e is not None, "delivered through the smarthost route")
+if e:
+    t.like(e["last reply"], r"^127\.0\.0\.1\[127\.0\.0\.1\] said: 250 ", "by the smarthost")
+t.is_(inbox(relay, "dave@smart.test"), 1, "the smarthost stored it for its user")
+t.like(inst.log(), r"connected to 127\.0\.0\.1\[127\.0\.0\.1\] port %d from 127\.0\.0\.1[03], TLS"
+       % relay.port("submission"), "queued connected with TLS from a pool address")
+
+# 6. A wrong smarthost password: deferred with the 535.
+t.is_(submit(inst, ["y@badauth.test"], "bad auth"), {}, "mail to badauth.test accepted")
+inst.ctl("queue", "flush")
+e = wait_state(inst, "y@badauth.test", "deferred")
+t.ok(e is not None, "a refused AUTH defers")
+if e:
+    t.like(e["last reply"], r"535", "with the smarthost's 535")
+t.like(inst.log(), r"source 127\.0\.0\.11 taken out of rotation: listed in bl\.test",
+       "queued logs an address taken out of rotation")
+inst.stop()
+
+# 7. A bad routes file stops queued with the line and the reason.
+with open(routes_file, "w") as f:
+    f.write("*  mx\nto:x.test relay=smart:25 auth=u:p tls=may\n")
+r = subprocess.run([os.path.join(TOP, "bin", "caiyou-queued"), "-c", inst.conf_file, "-f"],
+                   capture_output=True, text=True, timeout=30)
+t.ok(r.returncode != 0 and re.search(r"routes, line 2: auth= sends a password: it needs tls=encrypt",
+                                     r.stderr) is not None,
+     "a bad routes file: queued refuses to start, naming the line (%s)" % r.stderr.strip()[-120:])
+with open(routes_file, "w") as f:
+    f.write("to:x.test bogus\n")
+r = subprocess.run([os.path.join(TOP, "bin", "caiyou-queued"), "-c", inst.conf_file, "-f"],
+                   capture_output=True, text=True, timeout=30)
+t.ok(r.returncode != 0 and "line 1: unknown word \"bogus\"" in r.stderr, "an unknown word is refused")
+
+relay.stop()
+pf.stop()
+dns.stop()
+t.done()
