@@ -742,7 +742,9 @@ static void queued_helo_name(void)
 static void queued_run(void)
 {
 	char *dir = conf_path("spool_dir"), *error = NULL;
+	time_t next_round = 0;
 	uint64_t env_id;
+	size_t n;
 
 	msg_set_prefix("runner");
 	if (dir == NULL)
@@ -760,16 +762,24 @@ static void queued_run(void)
 	queued_helo_name();
 	queued_health_check(queued_dns, true);
 	while (!queued_stop) {
-		size_t n;
+		time_t now = time(NULL), check = conf_time("queue_source_check_interval"), wait;
 
-		queued_wake = 0;
 		queued_health_check(queued_dns, false);
-		n = queued_round();
-		/* recovered by another process: this handle is stale (as server.c's workers) */
-		if (spool_panicked() || spool_env_id(dir) != env_id)
-			msg_fatal("the spool was recovered or needs recovery; starting again");
-		if (n < QUEUED_BATCH)
-			queued_sleep(conf_time("queue_run_interval"));
+		if (queued_wake || now >= next_round) {
+			queued_wake = 0;
+			n = queued_round();
+			/* recovered by another process: this handle is stale (as server.c's workers) */
+			if (spool_panicked() || spool_env_id(dir) != env_id)
+				msg_fatal("the spool was recovered or needs recovery; starting again");
+			now = time(NULL);
+			next_round = n < QUEUED_BATCH ? now + conf_time("queue_run_interval") : now;
+		}
+		/* wake for the next round or the next health check, whichever comes first */
+		wait = next_round - now;
+		if (queued_source_count() > 0 && check > 0 && check < wait)
+			wait = check;
+		if (wait > 0)
+			queued_sleep((unsigned)wait);
 	}
 	dns_close(&queued_dns);
 	if (queued_tls != NULL)

@@ -40,7 +40,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from caiyou import Instance, TAP, TOP, tmpdir  # noqa: E402
-from peers import Unbound, stop_process  # noqa: E402
+import peers  # noqa: E402
+from peers import SmtpSink, Unbound  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from smtp_util import inbox  # noqa: E402
@@ -51,21 +52,24 @@ PEER, ALLBLK = "127.0.0.20", "127.0.0.21"
 POOL = ["127.0.0.11", "127.0.0.12", "127.0.0.14", "127.0.0.13", "127.0.0.10", "::1"]
 
 
-def zone():
-    """MX/A of the test domains, PTR/A of the sources, the DNSBL."""
-    z = ""
+def zone(fixed=False):
+    """MX/A of the test domains, PTR/A of the sources, the DNSBL; fixed: .11 delisted, .12 with PTR."""
+    z = '  local-zone: "v6.test." static\n'
+    z += '  local-data: "v6.test. 300 IN MX 10 mx.v6.test."\n'
+    z += '  local-data: "mx.v6.test. 300 IN AAAA ::1"\n'
     for name, addr in (("blk", PEER), ("allblk", ALLBLK)):
         z += '  local-zone: "%s.test." static\n' % name
         z += '  local-data: "%s.test. 300 IN MX 10 mx.%s.test."\n' % (name, name)
         z += '  local-data: "mx.%s.test. 300 IN A %s"\n' % (name, addr)
     z += '  local-zone: "src.test." static\n'
     z += '  local-zone: "0.0.127.in-addr.arpa." static\n'
-    for n in (10, 11, 13, 14):
+    for n in (10, 11, 13, 14) + ((12,) if fixed else ()):
         z += '  local-data: "%d.0.0.127.in-addr.arpa. 300 IN PTR h%d.src.test."\n' % (n, n)
         z += '  local-data: "h%d.src.test. 300 IN A 127.0.0.%d"\n' % (n, 99 if n == 14 else n)
     z += '  local-zone: "bl.test." static\n'
-    z += '  local-data: "11.0.0.127.bl.test. 300 IN A 127.0.0.2"\n'
-    z += "  local-data: '11.0.0.127.bl.test. 300 IN TXT \"listed for the test\"'\n"
+    if not fixed:
+        z += '  local-data: "11.0.0.127.bl.test. 300 IN A 127.0.0.2"\n'
+        z += "  local-data: '11.0.0.127.bl.test. 300 IN TXT \"listed for the test\"'\n"
     return z
 
 
@@ -244,6 +248,7 @@ inst = Instance("routes", auth_fail_delay="0s", auth_require_tls="no",
                 dns_servers="127.0.0.1:%d" % dns.port, dns_timeout="2s",
                 queue_smtp_port=port, queue_run_interval="1h", queue_retry_min="1h",
                 queue_source_addresses=" ".join(POOL), queue_source_dnsbl="bl.test",
+                queue_source_check_interval="2s",
                 queue_routes_file=routes_file)
 inst.add_domain("example.test")
 inst.add_user("alice@example.test", "alice-secret")
@@ -331,6 +336,41 @@ if e:
     t.like(e["last reply"], r"535", "with the smarthost's 535")
 t.like(inst.log(), r"source 127\.0\.0\.11 taken out of rotation: listed in bl\.test",
        "queued logs an address taken out of rotation")
+
+# 7. IPv6: a destination with only an AAAA record is reached from the pool's ::1.
+try:
+    sink6 = SmtpSink("::1", port)
+except (OSError, RuntimeError) as ex:
+    sink6 = None
+    t.skip("IPv6 delivery from ::1", "no IPv6 loopback here: %s" % ex)
+if sink6:
+    t.is_(submit(inst, ["six@v6.test"], "over ipv6"), {}, "mail to v6.test accepted")
+    inst.ctl("queue", "flush")
+    t.ok(wait_state(inst, "six@v6.test", "delivered") is not None, "delivered over IPv6")
+    t.like(inst.log(), r"connected to mx\.v6\.test\[::1\] port %d from ::1" % port,
+           "from the pool's IPv6 address")
+    t.is_(len(sink6.dumps()), 1, "the IPv6 peer got it once")
+    sink6.stop()
+
+# 8. Back in rotation: the DNS now gives 127.0.0.12 a PTR and no longer lists 127.0.0.11.
+dns_port = dns.port
+dns.stop()
+peers.free_udp_port = lambda: dns_port      # the instance asks this port
+dns = Unbound(zone(fixed=True), name="routes-dns2",
+              ready=lambda p: " ok " in subprocess.run(
+                  [TOOL, "-s", "127.0.0.1:%d" % p, "mx:blk.test"],
+                  capture_output=True, text=True, timeout=30).stdout)
+deadline = time.time() + 30
+src = {}
+while time.time() < deadline:
+    src = {row[0]: row for row in routes(inst).get("source", [])}
+    if all(src.get(a, ["", ""])[1] == "healthy" for a in ("127.0.0.11", "127.0.0.12")):
+        break
+    time.sleep(0.5)
+for a in ("127.0.0.11", "127.0.0.12"):
+    t.is_(src.get(a, ["", "?"])[1], "healthy", "%s is back in rotation once its DNS is right" % a)
+t.like(inst.log(), r"source 127\.0\.0\.11 is back in rotation", "queued logs it")
+t.is_(src.get("127.0.0.14", ["", "?"])[1], "unhealthy", "127.0.0.14 stays out (its PTR still points elsewhere)")
 inst.stop()
 
 # 7. A bad routes file stops queued with the line and the reason.
