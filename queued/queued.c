@@ -15,12 +15,23 @@
  *
  *	The runner loops: it takes the due entries of the queue
  *	(spool_queue_due(), at most QUEUED_BATCH at a time), groups the
- *	recipients of one message at one domain, looks up the domain's MX
- *	hosts (share/dns.c: RFC 5321 5.1 order, the implicit MX, null MX) and
- *	their A and AAAA addresses, and delivers with share/smtp_client.c
- *	(opportunistic STARTTLS, PIPELINING) to queue_smtp_port, trying the
- *	addresses in order until one server takes the transaction. Each
- *	recipient's outcome is recorded at once with spool_queue_result():
+ *	recipients of one message at one domain, sorts the groups by domain,
+ *	and delivers each group by its routes (queued_route.c: the lines of
+ *	queue_routes_file for the recipient's or the sender's domain, else
+ *	the default, MX from the pool queue_source_addresses). A route is the
+ *	domain's MX hosts (share/dns.c: RFC 5321 5.1 order, the implicit MX,
+ *	null MX) on queue_smtp_port, or one smarthost (relay=, with AUTH over
+ *	required TLS); their addresses are tried in order with
+ *	share/smtp_client.c (STARTTLS as the route says, PIPELINING), each
+ *	connection bound to the route's next source address in round robin
+ *	that is in rotation (queued_health.c: FCrDNS and DNSBL, checked every
+ *	queue_source_check_interval) and not marked blocked for the
+ *	destination. A refusal meaning "your address is blocked"
+ *	(queued_route_blocked()) at the greeting, MAIL or RCPT marks that
+ *	source blocked for the destination for queue_block_hold and leaves
+ *	the recipients undecided: the next source address, then the next
+ *	route, is tried at once. Each recipient's outcome is recorded with
+ *	spool_queue_result() (queued_record()):
  *
  *	  250 after the data		delivered (never sent again: the state
  *					is final and spool_queue_result() refuses
@@ -31,18 +42,32 @@
  *					doubled per attempt, at most
  *					queue_retry_max; failed once the entry
  *					is older than queue_lifetime
+ *	  blocked on every route	deferred the same way, with the blocking
+ *					refusal as its reply: block marks end and
+ *					lists delist, and queue_lifetime still
+ *					ends it (a 5xx block is never a bounce
+ *					while another try may get through)
  *	  NXDOMAIN, null MX		failed (5.1.2, 5.1.10)
  *
+ *	A connection that delivered stays open for the next group of the
+ *	round with the same route and destination (RSET first, at most
+ *	queue_connection_reuse_limit messages), and is closed with QUIT at
+ *	the end of the round. The runner is one process that holds one
+ *	connection at a time: at most one connection per destination host.
+ *
  *	Then it sleeps queue_run_interval, or until SIGUSR1 (cyctl queue
- *	flush sends it to the master, which passes it on). New mail does not
- *	wake it: it is found on the next round.
+ *	flush sends it to the master, which passes it on), waking earlier
+ *	when a source address's health check is due. New mail does not wake
+ *	it: it is found on the next round.
  *
  *	Not yet (later releases): bounces and delay DSNs (failed entries stay
- *	recorded), routes and source addresses, connection reuse across
- *	messages, per-destination concurrency, DKIM.
+ *	recorded), parallel connections (and then a per-destination limit
+ *	above one), DKIM.
  *
  *	Configuration: run_dir, spool_dir, user, log_file, syslog_facility,
- *	hostname, dns_servers, dns_timeout, dns_tries, queue_*.
+ *	hostname, dns_servers, dns_timeout, dns_tries, queue_* (routes: see
+ *	queued_route.c; the routes file is read once, by the master, at
+ *	start: a bad one stops queued with its line and the reason).
  * SECURITY
  *	Started as root only to take the pid file; runs as the "user" of
  *	caiyou.conf (setgroups, setresgid, setresuid, checked) before it
@@ -51,7 +76,8 @@
  *	limits; a reply is kept in the spool cut to SPOOL_QUEUE_REPLY_MAX.
  * STANDARDS
  *	RFC 5321 4.5.4 (retry strategy), 5.1 (locating the target host),
- *	6.1 (reliable delivery); RFC 3207 (STARTTLS); RFC 7505 (null MX).
+ *	6.1 (reliable delivery); RFC 3207 (STARTTLS); RFC 7505 (null MX);
+ *	RFC 4954 (AUTH to a smarthost); RFC 5782 (DNSBL); RFC 7372 (X.7.25).
  */
 #include "sys_defs.h"
 
