@@ -8,7 +8,8 @@
  *	rc = queued_health_write(&error);
  * DESCRIPTION
  *	queued_health_check() checks each source address whose last check is
- *	older than queue_source_check_interval (every one with all):
+ *	older than queue_source_check_interval (with all, every one, and the
+ *	state file is written even without source addresses):
  *
  *	  FCrDNS	its PTR record names a host whose A (AAAA for IPv6)
  *			records include the address again; no PTR, or a
@@ -171,7 +172,7 @@ void queued_health_check(DNS_CTX *dns, bool all)
 		snprintf(s->why, sizeof(s->why), "%s", why);
 		changed = true;
 	}
-	if (changed && queued_health_write(&error) < 0) {
+	if ((changed || all) && queued_health_write(&error) < 0) {
 		msg_warn("%s", error);
 		free(error);
 	}

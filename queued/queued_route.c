@@ -488,7 +488,7 @@ bool queued_route_source_healthy(const char *source)
 int queued_route_pick(struct queued_route *r, const char *dest, int family, time_t now,
 		      const char **source_r, char **why_r)
 {
-	size_t unhealthy = 0, blocked = 0, other = 0;
+	size_t unhealthy = 0, blocked = 0;
 
 	if (r->nsrc == 0) {
 		*source_r = NULL;
@@ -501,7 +501,7 @@ int queued_route_pick(struct queued_route *r, const char *dest, int family, time
 		struct queued_source *s = &queued_sources[r->src[(r->next + k) % r->nsrc]];
 
 		if (s->family != family) {
-			other++;
+			continue;
 		} else if (!s->healthy) {
 			unhealthy++;
 		} else if (!queued_route_source_usable(s->addr, dest, now)) {
@@ -514,7 +514,6 @@ int queued_route_pick(struct queued_route *r, const char *dest, int family, time
 	}
 	*why_r = xasprintf("no usable %s source address for %s (%zu out of rotation, %zu blocked by it)",
 			   family == AF_INET ? "IPv4" : "IPv6", dest, unhealthy, blocked);
-	(void)other;
 	return 0;
 }
 

@@ -387,7 +387,29 @@ r = subprocess.run([os.path.join(TOP, "bin", "caiyou-queued"), "-c", inst.conf_f
                    capture_output=True, text=True, timeout=30)
 t.ok(r.returncode != 0 and "line 1: unknown word \"bogus\"" in r.stderr, "an unknown word is refused")
 
+for text, want in (("to:x.test relay=smart\n", "line 1: relay=smart: use HOST:PORT"),
+                   ("to:x.test relay=smart:99999\n", "use HOST:PORT with a port from 1 to 65535"),
+                   ("* source=300.1.1.1\n", '"300.1.1.1" is not a numeric IPv4 or IPv6 address'),
+                   ("* tls=maybe\n", "tls=maybe: use none, may or encrypt"),
+                   ("to:x.test auth=u:p\n", "auth= needs relay="),
+                   ("x.test mx\n", 'selector "x.test": to:DOMAIN, from:DOMAIN or *'),
+                   ("* mx\n" + "x" * 1100 + "\n", "line 2: longer than 1024 bytes")):
+    with open(routes_file, "w") as f:
+        f.write(text)
+    r = subprocess.run([os.path.join(TOP, "bin", "caiyou-queued"), "-c", inst.conf_file, "-f"],
+                       capture_output=True, text=True, timeout=30)
+    t.ok(r.returncode != 0 and want in r.stderr, "bad routes file refused: %s" % want)
+
+# cyctl routes on an instance whose queued has no source addresses or routes.
+r = routes(relay)
+t.is_(r.get("source"), [], "no source addresses: an empty table")
+t.ok(any(row[0] == "default" and row[2] == "mx" and row[3] == "-" for row in r.get("route", [])),
+     "the default route sends from the kernel's choice")
+r = relay.ctl_result("routes", "extra")
+t.ok(r.returncode == 2, "cyctl routes with an argument: usage error")
 relay.stop()
+r = relay.ctl_result("routes")
+t.ok(r.returncode == 0 and "queued is not running" in r.stdout, "cyctl routes says when queued is not running")
 pf.stop()
 dns.stop()
 t.done()
