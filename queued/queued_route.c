@@ -49,9 +49,10 @@
  *
  *	queued_route_blocked() says whether a refusal means "your address is
  *	blocked": a 4xx or 5xx reply for which share/smtp_client.c's
- *	smtp_reply_blocked() says so, or whose text holds one of
- *	queue_block_patterns (case-insensitive) while its enhanced status
- *	code is one of queue_block_codes or absent.
+ *	smtp_reply_blocked() says so (its table also judges replies without
+ *	an enhanced status code), or whose enhanced status code is one of
+ *	queue_block_codes and whose text holds one of queue_block_patterns
+ *	(case-insensitive): "550 5.1.1 user not listed" is no block.
  * DIAGNOSTICS
  *	queued_route_load() fails with the file, the line and what is wrong.
  */
@@ -532,7 +533,7 @@ bool queued_route_blocked(const struct smtp_reply *reply, const char **why_r)
 	static char pattern[64];
 	char **patterns, **codes;
 	const char *hit;
-	bool code_ok = reply->enhanced[0] == '\0', blocked = false;
+	bool code_ok = false, blocked = false;
 
 	if (reply->code < 400 || reply->code > 599 || reply->local || reply->text == NULL)
 		return false;

@@ -98,7 +98,7 @@ const struct conf_key conf_keys[] = {
 	{ "queue_source_fcrdns", CONF_BOOL, "yes", "a source address whose PTR name does not resolve back to it is taken out of rotation" },
 	{ "queue_source_dnsbl", CONF_LIST, "", "DNS blacklist zones; a source address listed in one is taken out of rotation" },
 	{ "queue_block_codes", CONF_LIST, "5.7.0 5.7.1 5.7.25 5.7.26 5.7.27 4.7.0 4.7.1 4.7.25",
-	  "enhanced status codes with which a refusal holding a queue_block_patterns word means \"your address is blocked\" (no code: the words alone)" },
+	  "enhanced status codes with which a refusal holding a queue_block_patterns word means \"your address is blocked\" (a reply without one: only the built-in phrases such as blacklist, RBL, Spamhaus)" },
 	{ "queue_block_patterns", CONF_LIST, "blocked blacklisted blocklisted blacklist blocklist listed spamhaus spamcop barracuda RBL DNSBL reputation",
 	  "words (case-insensitive) that make such a refusal a block: the next source address or route is tried instead" },
 	{ "queue_block_hold", CONF_TIME, "1h", "a source address refused as blocked is not used for that destination for this long" },

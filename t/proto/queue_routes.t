@@ -91,6 +91,8 @@ class Postfix:
         open(os.path.join(self.conf, "main.cf"), "w").close()
         with open(os.path.join(self.conf, "client_access"), "w") as f:
             f.write("127.0.0.13 REJECT blocked: your address is listed\n")
+        with open(os.path.join(self.conf, "rcpt_access"), "w") as f:
+            f.write("unlisted@blk.test REJECT 5.1.1 this user is not listed here\n")
         with open(os.path.join(self.conf, "all_access"), "w") as f:
             f.write("0.0.0.0/0 REJECT blocked: every address is listed here\n")
         settings = {
@@ -112,6 +114,7 @@ class Postfix:
             "smtpd_peername_lookup": "no",
             "access_map_reject_code": "550",
             "smtpd_client_restrictions": "check_client_access cidr:%s/client_access" % self.conf,
+            "smtpd_recipient_restrictions": "check_recipient_access texthash:%s/rcpt_access" % self.conf,
         }
         postconf = ["postconf", "-c", self.conf]
         subprocess.run(postconf + ["-e"] + ["%s=%s" % kv for kv in settings.items()], check=True)
@@ -305,6 +308,15 @@ plog = pf.log()
 t.like(plog, r"disconnect from unknown\[127\.0\.0\.10\] .*mail=3 rcpt=3 data=3 rset=\d+",
        "Postfix saw one connection carry the three messages, RSET between")
 t.like(inst.log(), r"closed after 3 messages", "queued logs the reused connection")
+
+# A refusal of the recipient that only contains a block word is no block: failed at once.
+t.is_(submit(inst, ["unlisted@blk.test"], "unlisted"), {}, "mail to unlisted@blk.test accepted")
+inst.ctl("queue", "flush")
+e = wait_state(inst, "unlisted@blk.test", "failed")
+t.ok(e is not None and re.search(r"550 5\.1\.1 .*not listed", e["last reply"]) is not None,
+     "550 5.1.1 ... not listed: failed, not taken for a block")
+t.ok(not any(b[0] == "127.0.0.10" for b in routes(inst).get("blocked source", [])),
+     "and 127.0.0.10 is not marked blocked for it")
 
 # 4. Every source blocked: deferred, not failed.
 t.is_(submit(inst, ["x@allblk.test"], "allblk"), {}, "mail to allblk.test accepted")
