@@ -26,8 +26,14 @@ DESCRIPTION
     (Postfix's disconnect line: mail=3, rset); where every source is
     blocked the recipient is deferred, not failed; mail to smart.test
     goes through the smarthost route with STARTTLS and AUTH and lands
-    there; a wrong smarthost password defers; a bad routes file stops
-    caiyou-queued with the line and the reason.
+    there; a wrong smarthost password defers; tls=encrypt to a server
+    without STARTTLS defers; a from: route sends a sender domain's mail
+    through the smarthost, which delivers it on; "550 5.1.1 ... not
+    listed" fails at once and marks nothing; a destination with only an
+    AAAA record is reached from ::1; after the DNS is fixed, the listed
+    and PTR-less addresses are back in rotation; bad routes files stop
+    caiyou-queued with the line and the reason; cyctl routes on an
+    instance without a pool, with an extra argument, with queued down.
 """
 import os
 import pwd
@@ -196,12 +202,12 @@ def routes(inst):
     return out
 
 
-def submit(inst, rcpts, subject):
+def submit(inst, rcpts, subject, user="alice@example.test", password="alice-secret"):
     s = smtplib.SMTP("127.0.0.1", inst.port("submission"), timeout=30)
     s.ehlo("client.test")
-    s.login("alice@example.test", "alice-secret")
-    msg = "From: alice@example.test\r\nSubject: %s\r\n\r\nbody of %s\r\n" % (subject, subject)
-    refused = s.sendmail("alice@example.test", rcpts, msg)
+    s.login(user, password)
+    msg = "From: %s\r\nSubject: %s\r\n\r\nbody of %s\r\n" % (user, subject, subject)
+    refused = s.sendmail(user, rcpts, msg)
     s.quit()
     return refused
 
@@ -233,7 +239,9 @@ port = free_port_on([PEER, ALLBLK])
 pf = Postfix(port)
 
 # The smarthost: a second instance; its submission port wants STARTTLS and AUTH.
-relay = Instance("routes_relay", hostname="relay.test", auth_fail_delay="0s")
+relay = Instance("routes_relay", hostname="relay.test", auth_fail_delay="0s",
+                 dns_servers="127.0.0.1:%d" % dns.port, dns_timeout="2s", queue_smtp_port=port,
+                 queue_run_interval="1s")
 relay.add_domain("smart.test")
 relay.add_user("dave@smart.test", "dave-secret")
 relay.add_user("carol@smart.test", "carol-secret")
@@ -245,7 +253,9 @@ with open(routes_file, "w") as f:
     f.write("# the test's routes\n"
             "to:smart.test relay=127.0.0.1:%d auth=carol@smart.test:carol-secret\n"
             "to:badauth.test relay=127.0.0.1:%d tls=encrypt auth=carol@smart.test:wrong source=127.0.0.10\n"
-            % (relay.port("submission"), relay.port("submission")))
+            "to:needtls.test relay=%s:%d tls=encrypt\n"
+            "from:corp.test relay=127.0.0.1:%d auth=carol@smart.test:carol-secret\n"
+            % (relay.port("submission"), relay.port("submission"), PEER, port, relay.port("submission")))
 
 inst = Instance("routes", auth_fail_delay="0s", auth_require_tls="no",
                 dns_servers="127.0.0.1:%d" % dns.port, dns_timeout="2s",
@@ -255,6 +265,8 @@ inst = Instance("routes", auth_fail_delay="0s", auth_require_tls="no",
                 queue_routes_file=routes_file)
 inst.add_domain("example.test")
 inst.add_user("alice@example.test", "alice-secret")
+inst.add_domain("corp.test")
+inst.add_user("bob@corp.test", "bob-secret")
 inst.start()
 
 # 1. Health: listed, PTR-less and mismatched addresses are out of rotation.
@@ -346,6 +358,24 @@ e = wait_state(inst, "y@badauth.test", "deferred")
 t.ok(e is not None, "a refused AUTH defers")
 if e:
     t.like(e["last reply"], r"535", "with the smarthost's 535")
+# A smarthost route with tls=encrypt to a server without STARTTLS: deferred, never sent in clear.
+t.is_(submit(inst, ["z@needtls.test"], "need tls"), {}, "mail to needtls.test accepted")
+inst.ctl("queue", "flush")
+e = wait_state(inst, "z@needtls.test", "deferred")
+t.ok(e is not None and "4.7.0 TLS is required" in e["last reply"],
+     "tls=encrypt to a server without STARTTLS: deferred (%s)" % (e or {}).get("last reply"))
+
+# A sender-domain route: bob@corp.test's mail to blk.test leaves through the smarthost.
+t.is_(submit(inst, ["viasmart@blk.test"], "from corp", "bob@corp.test", "bob-secret"), {},
+      "mail from bob@corp.test accepted")
+inst.ctl("queue", "flush")
+e = wait_state(inst, "viasmart@blk.test", "delivered")
+t.ok(e is not None and e["last reply"].startswith("127.0.0.1[127.0.0.1] said: 250"),
+     "the from:corp.test route sent it to the smarthost, not to blk.test's MX")
+e = wait_state(relay, "viasmart@blk.test", "delivered")
+t.ok(e is not None and e["sender"] == "<bob@corp.test>",
+     "the smarthost took it from bob@corp.test and delivered it on")
+
 t.like(inst.log(), r"source 127\.0\.0\.11 taken out of rotation: listed in bl\.test",
        "queued logs an address taken out of rotation")
 
