@@ -272,7 +272,19 @@ static int queued_route_parse(struct queued_route *r, char *line, char **error_r
 	return 0;
 }
 
-/* queued_route_default_sources - the pool as a route's sources */
+/* queued_route_clear - free what a route holds (one that did not parse) */
+static void queued_route_clear(struct queued_route *r)
+{
+	free(r->domain);
+	free(r->relay_host);
+	free(r->auth_user);
+	if (r->auth_password != NULL)
+		explicit_bzero(r->auth_password, strlen(r->auth_password));
+	free(r->auth_password);
+	memset(r, 0, sizeof(*r));
+}
+
+/* queued_route_use_pool - the pool as the sources of a route that names none */
 static void queued_route_use_pool(struct queued_route *r)
 {
 	if (r->nsrc > 0)
@@ -342,6 +354,8 @@ int queued_route_load(char **error_r)
 				if (queued_route_parse(r, p, &error) == 0) {
 					queued_route_use_pool(r);
 					queued_nroutes++;
+				} else {
+					queued_route_clear(r);
 				}
 			}
 		}
