@@ -474,12 +474,12 @@ static bool queued_cache_fits(const struct queued_route *route, const char *dest
 }
 
 /*
- * queued_route_try - deliver the undecided recipients by one route: over the
+ * queued_try_route - deliver the undecided recipients by one route: over the
  * kept connection when it fits, else to addrs in order, each connection from
  * the next source address of the route. Returns 1 when a server took the
  * transaction; 0 when none did or the source was refused as blocked.
  */
-static int queued_route_try(struct queued_route *route, const char *dest, char **addrs,
+static int queued_try_route(struct queued_route *route, const char *dest, char **addrs,
 			    size_t naddr, unsigned port, SPOOL_READER *reader, struct queued_rcpt *r,
 			    size_t n, char **last_r, bool *blocked_r, char **relay_r)
 {
@@ -638,7 +638,7 @@ static void queued_deliver_group(struct spool_queue_entry *e, size_t n)
 		for (size_t t = 0; t <= QUEUED_SOURCE_MAX && queued_pending(r, n) && !queued_stop; t++) {
 			bool blocked = false;
 
-			if (queued_route_try(route, dest, addrs, naddr, port, reader, r, n, &last, &blocked,
+			if (queued_try_route(route, dest, addrs, naddr, port, reader, r, n, &last, &blocked,
 					     &relay) && !blocked)
 				break;
 			if (!blocked)
