@@ -35,6 +35,7 @@ DESCRIPTION
     caiyou-queued with the line and the reason; cyctl routes on an
     instance without a pool, with an extra argument, with queued down.
 """
+import atexit
 import os
 import pwd
 import re
@@ -236,7 +237,9 @@ dns = Unbound(zone(), name="routes-dns",
                   [TOOL, "-s", "127.0.0.1:%d" % port, "mx:blk.test"],
                   capture_output=True, text=True, timeout=30).stdout)
 port = free_port_on([PEER, ALLBLK])
+atexit.register(lambda: dns.stop())     # also when the test dies half-way
 pf = Postfix(port)
+atexit.register(pf.stop)
 
 # The smarthost: a second instance; its submission port wants STARTTLS and AUTH.
 relay = Instance("routes_relay", hostname="relay.test", auth_fail_delay="0s",
