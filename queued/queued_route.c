@@ -53,6 +53,13 @@
  *	an enhanced status code), or whose enhanced status code is one of
  *	queue_block_codes and whose text holds one of queue_block_patterns
  *	(case-insensitive): "550 5.1.1 user not listed" is no block.
+ * SECURITY
+ *	The routes file holds smarthost passwords: queued_route_load() runs
+ *	in the master before it drops privileges, so the file may be
+ *	readable by root alone; the runner inherits the parsed routes. A
+ *	password never goes into a log line or the state file. Lines are
+ *	at most QUEUED_ROUTE_LINE_MAX bytes, routes at most QUEUED_ROUTE_MAX,
+ *	source addresses QUEUED_SOURCE_MAX.
  * DIAGNOSTICS
  *	queued_route_load() fails with the file, the line and what is wrong.
  */
