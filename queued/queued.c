@@ -605,7 +605,7 @@ static void queued_deliver_group(struct spool_queue_entry *e, size_t n)
 	char *addrs[QUEUED_ADDR_MAX], *last = NULL, *error = NULL, *relay = NULL, name[300];
 	char *blocked_last = NULL;	/* the last "blocked" refusal: what the admin must see */
 	size_t naddr = 0, nroutes;
-	bool any_blocked = false;
+	bool any_blocked = false, all_blocked = true;
 	SPOOL_READER *reader;
 
 	for (size_t i = 0; i < n; i++)
@@ -622,6 +622,7 @@ static void queued_deliver_group(struct spool_queue_entry *e, size_t n)
 		unsigned port = route->relay_host ? route->relay_port : (unsigned)conf_int("queue_smtp_port");
 		char *dest = route->relay_host ? xasprintf("relay %s:%u", route->relay_host, port)
 					       : xstrdup(domain);
+		bool route_blocked = false;
 
 		for (size_t i = 0; i < naddr; i++)
 			free(addrs[i]);
@@ -643,18 +644,21 @@ static void queued_deliver_group(struct spool_queue_entry *e, size_t n)
 				break;
 			if (!blocked)
 				break;
-			any_blocked = true;
+			any_blocked = route_blocked = true;
 			queued_set_last(&blocked_last, xstrdup(last ? last : "blocked"));
 		}
+		if (!route_blocked)
+			all_blocked = false;	/* unreachable, or decided otherwise */
 		if (queued_pending(r, n) && ri + 1 < nroutes)
 			msg_info("msgid=%llu to %s: %s did not deliver (%s); next route",
 				 (unsigned long long)e[0].msgid, domain,
-				 queued_route_name(route, name, sizeof(name)), last ? last : "?");
+				 queued_route_name(route, name, sizeof(name)),
+				 route_blocked ? blocked_last : last ? last : "?");
 		free(dest);
 	}
 	if (last == NULL)
 		last = xasprintf("451 4.4.1 no server of %s could be reached", domain);
-	if (any_blocked && queued_pending(r, n)) {
+	if (any_blocked && all_blocked && queued_pending(r, n)) {
 		/* every route blocked: deferred, for marks end and lists delist (README) */
 		char *t = xasprintf("%s (every route is blocked; deferred)", blocked_last);
 

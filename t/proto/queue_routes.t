@@ -26,7 +26,9 @@ DESCRIPTION
     (Postfix's disconnect line: mail=3, rset); where every source is
     blocked the recipient is deferred, not failed; mail to smart.test
     goes through the smarthost route with STARTTLS and AUTH and lands
-    there; a wrong smarthost password defers; tls=encrypt to a server
+    there; with two routes for a domain, the first (MX from 127.0.0.13)
+    refused as blocked, the second (the smarthost) delivers at once;
+    a wrong smarthost password defers; tls=encrypt to a server
     without STARTTLS defers; a from: route sends a sender domain's mail
     through the smarthost, which delivers it on; "550 5.1.1 ... not
     listed" fails at once and marks nothing; a destination with only an
@@ -68,6 +70,8 @@ def zone(fixed=False):
         z += '  local-zone: "%s.test." static\n' % name
         z += '  local-data: "%s.test. 300 IN MX 10 mx.%s.test."\n' % (name, name)
         z += '  local-data: "mx.%s.test. 300 IN A %s"\n' % (name, addr)
+    z += '  local-zone: "twoway.test." static\n'
+    z += '  local-data: "twoway.test. 300 IN MX 10 mx.blk.test."\n'
     z += '  local-zone: "src.test." static\n'
     z += '  local-zone: "0.0.127.in-addr.arpa." static\n'
     for n in (10, 11, 13, 14) + ((12,) if fixed else ()):
@@ -113,7 +117,7 @@ class Postfix:
             "inet_interfaces": "127.0.0.1",   # must be a configured address; master.cf binds .20, .21
             "inet_protocols": "ipv4",
             "mynetworks": "127.0.0.1/32",
-            "relay_domains": "blk.test allblk.test",
+            "relay_domains": "blk.test allblk.test twoway.test",
             "relay_transport": "discard:",
             "alias_maps": "",
             "alias_database": "",
@@ -258,7 +262,10 @@ with open(routes_file, "w") as f:
             "to:badauth.test relay=127.0.0.1:%d tls=encrypt auth=carol@smart.test:wrong source=127.0.0.10\n"
             "to:needtls.test relay=%s:%d tls=encrypt\n"
             "from:corp.test relay=127.0.0.1:%d auth=carol@smart.test:carol-secret\n"
-            % (relay.port("submission"), relay.port("submission"), PEER, port, relay.port("submission")))
+            "to:twoway.test mx source=127.0.0.13\n"
+            "to:twoway.test relay=127.0.0.1:%d auth=carol@smart.test:carol-secret\n"
+            % (relay.port("submission"), relay.port("submission"), PEER, port, relay.port("submission"),
+               relay.port("submission")))
 
 inst = Instance("routes", auth_fail_delay="0s", auth_require_tls="no",
                 dns_servers="127.0.0.1:%d" % dns.port, dns_timeout="2s",
@@ -361,6 +368,15 @@ e = wait_state(inst, "y@badauth.test", "deferred")
 t.ok(e is not None, "a refused AUTH defers")
 if e:
     t.like(e["last reply"], r"535", "with the smarthost's 535")
+# Two routes for twoway.test: the first (MX from 127.0.0.13) is blocked, the second (smarthost) takes it.
+t.is_(submit(inst, ["w@twoway.test"], "two routes"), {}, "mail to twoway.test accepted")
+inst.ctl("queue", "flush")
+e = wait_state(inst, "w@twoway.test", "delivered")
+t.ok(e is not None and e["last reply"].startswith("127.0.0.1[127.0.0.1] said: 250"),
+     "the first route refused as blocked, the second route delivered it")
+t.like(inst.log(), r"route line \d+ \(mx\) did not deliver \(mx\.blk\.test\[127\.0\.0\.20\] said: 550 5\.7\.1",
+       "queued logs why it went on to the next route")
+
 # A smarthost route with tls=encrypt to a server without STARTTLS: deferred, never sent in clear.
 t.is_(submit(inst, ["z@needtls.test"], "need tls"), {}, "mail to needtls.test accepted")
 inst.ctl("queue", "flush")
