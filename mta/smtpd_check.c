@@ -38,7 +38,9 @@
  *				authenticate (never an open relay); 250 2.1.5
  *				to those who did, on submission: the address is
  *				queued for remote delivery (queued/) in the
- *				transaction that stores the message
+ *				transaction that stores the message, unless
+ *				the message is BODY=BINARYMIME (554 5.6.1: the
+ *				queue does not relay binary data unchanged)
  *	A local alias that expands to a remote address gets 451 4.4.3 (aliases
  *	to remote addresses come with a later release of the queue).
  *	smtpd_recipient_limit caps recipients per message (452 4.5.3), and
@@ -554,10 +556,14 @@ void smtpd_check_rcpt_addr(SMTPD_SESSION *sess, const char *addr)
 	case DIR_NOT_LOCAL:
 		/* Only submission relays, and only for its authenticated
 		 * clients: the MX takes mail for our domains alone. */
-		if (sess->auth_user != NULL && sess->submission)
-			smtpd_accept_remote(sess, addr);
-		else
+		if (sess->auth_user == NULL || !sess->submission)
 			reply = xasprintf("554 5.7.1 <%s>: Relay access denied", addr);
+		else if (sess->body == SMTPD_BODY_BINARYMIME)
+			/* The queue relays with line-based encoding: binary
+			 * data would reach the next hop altered. */
+			reply = xasprintf("554 5.6.1 <%s>: BINARYMIME mail is for local recipients only", addr);
+		else
+			smtpd_accept_remote(sess, addr);
 		break;
 	}
 	if (reply != NULL) {
