@@ -264,8 +264,10 @@ static SMTPD_SESSION *smtpd_session_create(struct server_conn *conn)
 	sess->max_hops = conf_int("max_hops");
 	sess->auth_max_failures = conf_int("auth_max_failures");
 	sess->message_limit = conf_int("smtpd_message_limit");
-	/* The service comes from the listener, never from what the client says. */
-	sess->submission = strcmp(conn->listener->name, "smtp") != 0;
+	/* The service comes from the listener, never from what the client
+	 * says; a listener not named here is an MX (it never relays). */
+	sess->submission = strcmp(conn->listener->name, "submission") == 0
+			   || strcmp(conn->listener->name, "smtps") == 0;
 	sess->line = strbuf_alloc(256, SMTPD_AUTH_LINE_MAX);
 	sess->stream = stream_open(conn->fd, sess->timeout);
 	return sess;
