@@ -76,6 +76,9 @@ const struct conf_key conf_keys[] = {
 	{ "max_hops", CONF_INT, "50", "Received headers beyond which a message is refused as a loop" },
 	SERVICE_KEYS("smtpd", "100"),
 
+	/* SMTP server: ESMTP extensions and session limits (mta esmtp). */
+	{ "smtpd_message_limit", CONF_INT, "1000", "messages accepted in one SMTP session before 421 (0: no limit)" },
+
 	/* DNS (share/dns.c). */
 	{ "dns_servers", CONF_LIST, "", "DNS servers asked, as addr, addr:port or [v6]:port (empty: those of /etc/resolv.conf)" },
 	{ "dns_timeout", CONF_TIME, "5s", "wait for an answer on each try (doubled on each further round)" },
