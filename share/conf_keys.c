@@ -90,6 +90,11 @@ const struct conf_key conf_keys[] = {
 	{ "queue_connect_timeout", CONF_TIME, "30s", "deadline for connecting to a remote SMTP server" },
 	{ "queue_smtp_timeout", CONF_TIME, "300s", "deadline for each reply of a remote SMTP server (twice this for the reply to the data)" },
 
+	/* DKIM signing (share/dkim.c; queued signs, cyctl dkim makes the keys). */
+	{ "dkim_key_dir", CONF_PATH, "dkim", "DKIM signing keys, one DOMAIN.pem per domain (cyctl dkim keygen); mail leaving by queued whose From: domain has one is signed" },
+	{ "dkim_canonicalization", CONF_STR, "relaxed/relaxed", "DKIM header/body canonicalization: relaxed or simple each (RFC 6376 3.4)" },
+	{ "dkim_signature_ttl", CONF_TIME, "0", "signatures expire this long after signing (x=; 0: no expiry)" },
+
 	/* POP3 server (popd). */
 	{ "pop3_listen", CONF_LIST, "127.0.0.1:2110", "POP3 addresses, STLS offered" },
 	{ "pop3s_listen", CONF_LIST, "127.0.0.1:2995", "POP3 addresses with implicit TLS" },
