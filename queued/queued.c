@@ -33,16 +33,23 @@
  *					is older than queue_lifetime
  *	  NXDOMAIN, null MX		failed (5.1.2, 5.1.10)
  *
+ *	A message whose From: domain has a key in dkim_key_dir is signed
+ *	(share/dkim.c) before its first transaction of a round: the
+ *	DKIM-Signature field is put in front of the stored message as it is
+ *	sent, and kept for the message's other groups (recipients at other
+ *	domains come next in queue id order), so it is computed once per
+ *	message however many recipients it has.
+ *
  *	Then it sleeps queue_run_interval, or until SIGUSR1 (cyctl queue
  *	flush sends it to the master, which passes it on). New mail does not
  *	wake it: it is found on the next round.
  *
  *	Not yet (later releases): bounces and delay DSNs (failed entries stay
  *	recorded), routes and source addresses, connection reuse across
- *	messages, per-destination concurrency, DKIM.
+ *	messages, per-destination concurrency.
  *
  *	Configuration: run_dir, spool_dir, user, log_file, syslog_facility,
- *	hostname, dns_servers, dns_timeout, dns_tries, queue_*.
+ *	hostname, dns_servers, dns_timeout, dns_tries, queue_*, dkim_*.
  * SECURITY
  *	Started as root only to take the pid file; runs as the "user" of
  *	caiyou.conf (setgroups, setresgid, setresuid, checked) before it
@@ -51,7 +58,8 @@
  *	limits; a reply is kept in the spool cut to SPOOL_QUEUE_REPLY_MAX.
  * STANDARDS
  *	RFC 5321 4.5.4 (retry strategy), 5.1 (locating the target host),
- *	6.1 (reliable delivery); RFC 3207 (STARTTLS); RFC 7505 (null MX).
+ *	6.1 (reliable delivery); RFC 3207 (STARTTLS); RFC 7505 (null MX);
+ *	RFC 6376 (DKIM).
  */
 #include "sys_defs.h"
 
@@ -71,6 +79,7 @@
 #include <openssl/ssl.h>
 
 #include "conf.h"
+#include "dkim.h"
 #include "dns.h"
 #include "msg.h"
 #include "server.h"
@@ -85,6 +94,7 @@
 #define QUEUED_MX_MAX		10	/* MX hosts tried per delivery */
 #define QUEUED_ADDR_MAX		20	/* addresses tried per delivery */
 #define QUEUED_RESTART_PAUSE	2	/* seconds before a dead runner is replaced */
+#define QUEUED_DKIM_KEEP	60	/* seconds a message's signature is reused */
 
 static const char *queued_conf;
 static bool queued_foreground;
@@ -97,6 +107,21 @@ static char *queued_pidpath;
 static DNS_CTX *queued_dns;
 static SSL_CTX *queued_tls;
 static char queued_helo[256];
+static struct dkim_sign_opts queued_dkim_opts;
+
+/* The last message signed: its other groups reuse the signature. */
+static struct {
+	uint64_t msgid;
+	time_t when;
+	char *header;		/* the DKIM-Signature field, or NULL: not signed */
+} queued_dkim_last;
+
+/* What a transaction sends: the signature, then the stored message. */
+struct queued_source {
+	SPOOL_READER *reader;
+	const char *prefix;
+	size_t prefix_len, prefix_off;
+};
 
 /* What one delivery attempt decided for one recipient. */
 struct queued_rcpt {
@@ -208,14 +233,65 @@ static void queued_record(struct queued_rcpt *r, size_t n, const char *relay)
 	}
 }
 
-/* queued_read - smtp_reader over a stored message */
+/* queued_read - smtp_reader over the signature and the stored message */
 static ssize_t queued_read(void *context, char *buf, size_t len, char **error_r)
 {
-	ssize_t n = spool_reader_read(context, buf, len);
+	struct queued_source *src = context;
+	size_t left = src->prefix_len - src->prefix_off;
+	ssize_t n;
+
+	if (left > 0) {
+		n = (ssize_t)(left < len ? left : len);
+		memcpy(buf, src->prefix + src->prefix_off, (size_t)n);
+		src->prefix_off += (size_t)n;
+		return n;
+	}
+	if ((n = spool_reader_read(src->reader, buf, len)) < 0)
+		*error_r = xasprintf("reading the message: %s", strerror(errno));
+	return n;
+}
+
+/* queued_dkim_read - dkim_reader over a stored message */
+static ssize_t queued_dkim_read(void *context, const void **data_r, char **error_r)
+{
+	ssize_t n = spool_reader_next(context, data_r, 65536);
 
 	if (n < 0)
 		*error_r = xasprintf("reading the message: %s", strerror(errno));
 	return n;
+}
+
+/* queued_dkim - the message's DKIM-Signature ("" when not signed), once per message; NULL: unreadable */
+static const char *queued_dkim(uint64_t msgid, SPOOL_READER *reader)
+{
+	char *dir, *header = NULL, *why = NULL;
+	time_t now = time(NULL);
+	int rc;
+
+	if (queued_dkim_last.msgid == msgid && now - queued_dkim_last.when < QUEUED_DKIM_KEEP)
+		return queued_dkim_last.header ? queued_dkim_last.header : "";
+	if ((dir = conf_path("dkim_key_dir")) == NULL)
+		return "";
+	if (spool_reader_seek(reader, 0) < 0) {
+		free(dir);
+		return NULL;
+	}
+	rc = dkim_sign_message(&queued_dkim_opts, dir, now, conf_time("dkim_signature_ttl"),
+			       queued_dkim_read, reader, &header, &why);
+	free(dir);
+	if (why != NULL)
+		msg_warn("msgid=%llu: %s%s", (unsigned long long)msgid,
+			 rc < 0 ? "" : "not signed: ", why);
+	free(why);
+	if (rc < 0)
+		return NULL;
+	if (header != NULL)
+		msg_info("msgid=%llu: DKIM signature made", (unsigned long long)msgid);
+	free(queued_dkim_last.header);
+	queued_dkim_last.msgid = msgid;
+	queued_dkim_last.when = now;
+	queued_dkim_last.header = header;
+	return header ? header : "";
 }
 
 /* queued_client_conf - the SMTP client settings of one connection */
@@ -239,8 +315,9 @@ static void queued_client_conf(struct smtp_client_conf *c, const char *host)
  * next address (*last_r says why).
  */
 static int queued_try_addr(const char *host, const char *addr, SPOOL_READER *reader,
-			   struct queued_rcpt *r, size_t n, char **last_r)
+			   const char *dkim, struct queued_rcpt *r, size_t n, char **last_r)
 {
+	struct queued_source src = { reader, dkim, strlen(dkim), 0 };
 	struct smtp_client_conf conf;
 	struct smtp_envelope env;
 	struct smtp_rcpt *rcpts = xcalloc(n, sizeof(*rcpts));
@@ -273,7 +350,7 @@ static int queued_try_addr(const char *host, const char *addr, SPOOL_READER *rea
 	}
 	memset(&env, 0, sizeof(env));
 	env.sender = r[0].e->sender;
-	env.size = (size_t)spool_reader_size(reader);
+	env.size = (size_t)spool_reader_size(reader) + src.prefix_len;
 	env.body_8bit = true;
 	env.rcpts = rcpts;
 	env.nrcpts = m;
@@ -282,7 +359,7 @@ static int queued_try_addr(const char *host, const char *addr, SPOOL_READER *rea
 		*last_r = xasprintf("451 4.3.0 cannot rewind the stored message");
 		goto out;
 	}
-	rc = smtp_client_send(c, &env, queued_read, reader, &error);
+	rc = smtp_client_send(c, &env, queued_read, &src, &error);
 	done = env.mail_reply.code != 0;
 	for (size_t j = 0; j < m; j++) {
 		struct queued_rcpt *q = &r[map[j]];
@@ -350,6 +427,7 @@ static void queued_deliver_group(struct spool_queue_entry *e, size_t n)
 	const char *domain = strrchr(e[0].rcpt, '@') + 1;
 	char *addrs[QUEUED_ADDR_MAX], *last = NULL, *error = NULL, *relay = NULL;
 	struct dns_result *mx = NULL;
+	const char *dkim = "";
 	SPOOL_READER *reader;
 	size_t naddr = 0;
 
@@ -402,11 +480,15 @@ static void queued_deliver_group(struct spool_queue_entry *e, size_t n)
 			goto record;
 		}
 	}
+	if (naddr > 0 && (dkim = queued_dkim(e[0].msgid, reader)) == NULL) {
+		queued_decide_all(r, n, SPOOL_QUEUE_DEFERRED, "451 4.3.0 cannot read the stored message");
+		goto record;
+	}
 	for (size_t i = 0; i < naddr; i++) {
 		char *tab = strchr(addrs[i], '\t');
 
 		*tab = '\0';
-		if (queued_try_addr(addrs[i], tab + 1, reader, r, n, &last)) {
+		if (queued_try_addr(addrs[i], tab + 1, reader, dkim, r, n, &last)) {
 			relay = xasprintf("%s[%s]", addrs[i], tab + 1);
 			break;
 		}
@@ -512,6 +594,9 @@ static void queued_run(void)
 		error = NULL;
 	}
 	queued_helo_name();
+	if (dkim_canon_parse(conf_str("dkim_canonicalization"), &queued_dkim_opts) < 0)
+		msg_fatal("dkim_canonicalization: \"%s\" is not relaxed or simple, or two of them "
+			  "with a slash", conf_str("dkim_canonicalization"));
 	while (!queued_stop) {
 		size_t n;
 
