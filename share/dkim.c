@@ -169,6 +169,7 @@ static int dkim_fail(DKIM_SIGN *s, const char *fmt, ...)
 	(void)strbuf_vprintf(&sb, fmt, ap);
 	va_end(ap);
 	s->error = strbuf_steal(&sb);
+	strbuf_deinit(&sb);
 	return -1;
 }
 
@@ -1073,6 +1074,7 @@ char *dkim_key_dns_value(const struct dkim_key *key)
 {
 	unsigned char *der = NULL;
 	int len = i2d_PUBKEY(key->pkey, &der);
+	char *value;
 	STRBUF sb;
 
 	strbuf_init(&sb, 1024, STRBUF_UNLIMITED);
@@ -1080,7 +1082,9 @@ char *dkim_key_dns_value(const struct dkim_key *key)
 	if (len > 0)
 		(void)base64_encode(&sb, der, (size_t)len);
 	OPENSSL_free(der);
-	return strbuf_steal(&sb);
+	value = strbuf_steal(&sb);
+	strbuf_deinit(&sb);
+	return value;
 }
 
 /* dkim_key_dns_record - the TXT record to publish, strings of at most 255 bytes */
@@ -1095,5 +1099,7 @@ char *dkim_key_dns_record(const struct dkim_key *key)
 	for (size_t i = 0; i < len; i += 255)
 		(void)strbuf_printf(&sb, " \"%.*s\"", (int)(len - i < 255 ? len - i : 255), value + i);
 	free(value);
-	return strbuf_steal(&sb);
+	value = strbuf_steal(&sb);
+	strbuf_deinit(&sb);
+	return value;
 }
