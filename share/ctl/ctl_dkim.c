@@ -110,8 +110,9 @@ static int ctl_dkim_mkdir(const char *dir, gid_t gid, char **error_r)
 		*error_r = xasprintf("mkdir %s: %s", dir, strerror(errno));
 		return -1;
 	}
-	if (gid != (gid_t)-1 && chown(dir, 0, gid) < 0) {
-		*error_r = xasprintf("chown %s: %s", dir, strerror(errno));
+	if ((gid != (gid_t)-1 && chown(dir, 0, gid) < 0)
+	    || chmod(dir, gid == (gid_t)-1 ? 0700 : 0750) < 0) {	/* whatever the umask */
+		*error_r = xasprintf("set the owner and mode of %s: %s", dir, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -278,27 +279,37 @@ static int ctl_dkim_show(int argc, char **argv)
 	return 0;
 }
 
-/* ctl_dkim_delete - cyctl dkim delete DOMAIN */
+/* ctl_dkim_delete - cyctl dkim delete DOMAIN (a key file that does not load goes too) */
 static int ctl_dkim_delete(int argc, char **argv)
 {
-	char *pos[1], *dir, *error = NULL;
-	struct dkim_key *key;
-	int rc;
+	char *pos[1], *domain, *dir, *error = NULL;
+	struct dkim_key *key = NULL;
+	int rc = 1;
 
 	(void)ctl_positional(argc, argv, pos, 1);
-	if ((key = ctl_dkim_load(pos[0], &dir, &rc)) == NULL) {
-		free(dir);
-		return rc;
+	if ((domain = ctl_dkim_domain(pos[0])) == NULL)
+		return 2;
+	if ((dir = ctl_dkim_dir()) == NULL) {
+		free(domain);
+		return 1;
 	}
-	if (dkim_key_delete(dir, key->domain, &error) < 0) {
+	if (dkim_key_load(dir, domain, &key, &error) < 0) {
+		fprintf(stderr, "cyctl: warning: %s\n", error);
+		free(error);
+		error = NULL;
+	}
+	if (dkim_key_delete(dir, domain, &error) < 0) {
 		rc = ctl_dkim_fail(error, 1);
 	} else {
-		printf("deleted the DKIM key of %s: its mail is no longer signed. Remove the record "
-		       "%s._domainkey.%s once mail signed with it has arrived (a few days).\n",
-		       key->domain, key->selector, key->domain);
+		printf("deleted the DKIM key of %s: its mail is no longer signed.", domain);
+		if (key != NULL)
+			printf(" Remove the record %s._domainkey.%s once mail signed with it has "
+			       "arrived (a few days).", key->selector, domain);
+		printf("\n");
 		rc = 0;
 	}
 	dkim_key_free(&key);
+	free(domain);
 	free(dir);
 	return rc;
 }

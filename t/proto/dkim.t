@@ -20,7 +20,8 @@ DESCRIPTION
     tampered with. Mail from a domain without a key is not signed. With
     dkim_canonicalization = simple/simple and dkim_signature_ttl = 1h
     after a restart: c=simple/simple, an x= an hour after t=, valid.
-    After cyctl dkim delete, mail is sent unsigned.
+    After cyctl dkim delete, mail is sent unsigned; with a broken key
+    file too, and queued logs why.
 """
 import os
 import re
@@ -105,12 +106,18 @@ def send(sender, password, rcpts, msg):
     return refused
 
 
+def queue_busy():
+    """Entries queued not yet in a final state."""
+    return [line for line in inst.ctl("queue", "list").splitlines()[1:]
+            if line.split("\t")[3] not in ("delivered", "failed")]
+
+
 def received(n, timeout=30):
-    """The sink's messages once there are n of them, then cleared."""
+    """The sink's messages once there are n of them and queued is done, then cleared."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        d = sink.dumps()
-        if len(d) >= n:
+        if len(sink.dumps()) >= n and not queue_busy():
+            d = sink.dumps()    # the sink's 250 came after each file was complete
             sink.clear()
             return [wire(x) for x in d]
         time.sleep(0.2)
@@ -291,8 +298,26 @@ t.ok(len(got) == 1 and header(got[0], "DKIM-Signature") == [], "no key any more:
 r = inst.ctl_result("dkim", "delete", "example.test")
 t.ok(r.returncode == 1 and "has no DKIM key" in r.stderr, "deleting it again: exit 1")
 
-inst.stop()
 t.ok(re.search(r"msgid=\d+: not signed", inst.log()) is None, "no signing warnings in the log")
+
+# 7. A broken key file: mail goes unsigned with a warning; list says so; delete removes it.
+with open(keyfile, "w") as f:
+    f.write("selector: broken\n-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n")
+os.chmod(keyfile, 0o640)
+if os.geteuid() == 0:   # as keygen leaves it: readable by the service user's group
+    os.chown(keyfile, -1, __import__("pwd").getpwnam("caiyou").pw_gid)
+t.is_(send("alice@example.test", "alice-secret", ["friend@ok.test"], message("broken key")), {},
+      "accepted")
+got = received(1)
+t.ok(len(got) == 1 and header(got[0], "DKIM-Signature") == [], "a broken key: sent, not signed")
+t.like(inst.log(), r"msgid=\d+: not signed: .*example\.test\.pem: no usable private key",
+       "and queued says why")
+r = inst.ctl_result("dkim", "list")
+t.ok(r.returncode == 1 and "no usable private key" in r.stderr, "cyctl dkim list: exit 1, names it")
+r = inst.ctl_result("dkim", "delete", "example.test")
+t.ok(r.returncode == 0 and not os.path.exists(keyfile), "cyctl dkim delete removes it anyway")
+
+inst.stop()
 sink.stop()
 dns.stop()
 t.done()
