@@ -55,6 +55,13 @@
  *	the end of the round. The runner is one process that holds one
  *	connection at a time: at most one connection per destination host.
  *
+ *	A message whose From: domain has a key in dkim_key_dir is signed
+ *	(share/dkim.c) before its first transaction of a round: the
+ *	DKIM-Signature field is put in front of the stored message as it is
+ *	sent, and kept for the message's other groups (recipients at other
+ *	domains come next in queue id order), so it is computed once per
+ *	message however many recipients it has.
+ *
  *	Then it sleeps queue_run_interval, or until SIGUSR1 (cyctl queue
  *	flush sends it to the master, which passes it on), waking earlier
  *	when a source address's health check is due. New mail does not wake
@@ -62,10 +69,10 @@
  *
  *	Not yet (later releases): bounces and delay DSNs (failed entries stay
  *	recorded), parallel connections (and then a per-destination limit
- *	above one), DKIM.
+ *	above one).
  *
  *	Configuration: run_dir, spool_dir, user, log_file, syslog_facility,
- *	hostname, dns_servers, dns_timeout, dns_tries, queue_* (routes: see
+ *	hostname, dns_servers, dns_timeout, dns_tries, queue_*, dkim_* (routes: see
  *	queued_route.c; the routes file is read once, by the master, at
  *	start: a bad one stops queued with its line and the reason).
  * SECURITY
@@ -77,7 +84,8 @@
  * STANDARDS
  *	RFC 5321 4.5.4 (retry strategy), 5.1 (locating the target host),
  *	6.1 (reliable delivery); RFC 3207 (STARTTLS); RFC 7505 (null MX);
- *	RFC 4954 (AUTH to a smarthost); RFC 5782 (DNSBL); RFC 7372 (X.7.25).
+ *	RFC 4954 (AUTH to a smarthost); RFC 5782 (DNSBL); RFC 7372 (X.7.25);
+ *	RFC 6376 (DKIM).
  */
 #include "sys_defs.h"
 
@@ -99,6 +107,7 @@
 #include <openssl/ssl.h>
 
 #include "conf.h"
+#include "dkim.h"
 #include "dns.h"
 #include "msg.h"
 #include "queued.h"
@@ -114,6 +123,7 @@
 #define QUEUED_MX_MAX		10	/* MX hosts tried per delivery */
 #define QUEUED_ADDR_MAX		20	/* addresses tried per delivery */
 #define QUEUED_RESTART_PAUSE	2	/* seconds before a dead runner is replaced */
+#define QUEUED_DKIM_KEEP	60	/* seconds a message's signature is reused */
 
 static const char *queued_conf;
 static bool queued_foreground;
@@ -126,6 +136,21 @@ static char *queued_pidpath;
 static DNS_CTX *queued_dns;
 static SSL_CTX *queued_tls;
 static char queued_helo[256];
+static struct dkim_sign_opts queued_dkim_opts;
+
+/* The last message signed: its other groups reuse the signature. */
+static struct {
+	uint64_t msgid;
+	time_t when;
+	char *header;		/* the DKIM-Signature field, or NULL: not signed */
+} queued_dkim_last;
+
+/* What a transaction sends: the signature, then the stored message. */
+struct queued_body {
+	SPOOL_READER *reader;
+	const char *prefix;
+	size_t prefix_len, prefix_off;
+};
 
 /* What one delivery attempt decided for one recipient. */
 struct queued_rcpt {
@@ -237,14 +262,65 @@ static void queued_record(struct queued_rcpt *r, size_t n, const char *relay)
 	}
 }
 
-/* queued_read - smtp_reader over a stored message */
+/* queued_read - smtp_reader over the signature and the stored message */
 static ssize_t queued_read(void *context, char *buf, size_t len, char **error_r)
 {
-	ssize_t n = spool_reader_read(context, buf, len);
+	struct queued_body *src = context;
+	size_t left = src->prefix_len - src->prefix_off;
+	ssize_t n;
+
+	if (left > 0) {
+		n = (ssize_t)(left < len ? left : len);
+		memcpy(buf, src->prefix + src->prefix_off, (size_t)n);
+		src->prefix_off += (size_t)n;
+		return n;
+	}
+	if ((n = spool_reader_read(src->reader, buf, len)) < 0)
+		*error_r = xasprintf("reading the message: %s", strerror(errno));
+	return n;
+}
+
+/* queued_dkim_read - dkim_reader over a stored message */
+static ssize_t queued_dkim_read(void *context, const void **data_r, char **error_r)
+{
+	ssize_t n = spool_reader_next(context, data_r, 65536);
 
 	if (n < 0)
 		*error_r = xasprintf("reading the message: %s", strerror(errno));
 	return n;
+}
+
+/* queued_dkim - the message's DKIM-Signature ("" when not signed), once per message; NULL: unreadable */
+static const char *queued_dkim(uint64_t msgid, SPOOL_READER *reader)
+{
+	char *dir, *header = NULL, *why = NULL;
+	time_t now = time(NULL);
+	int rc;
+
+	if (queued_dkim_last.msgid == msgid && now - queued_dkim_last.when < QUEUED_DKIM_KEEP)
+		return queued_dkim_last.header ? queued_dkim_last.header : "";
+	if ((dir = conf_path("dkim_key_dir")) == NULL)
+		return "";
+	if (spool_reader_seek(reader, 0) < 0) {
+		free(dir);
+		return NULL;
+	}
+	rc = dkim_sign_message(&queued_dkim_opts, dir, now, conf_time("dkim_signature_ttl"),
+			       queued_dkim_read, reader, &header, &why);
+	free(dir);
+	if (why != NULL)
+		msg_warn("msgid=%llu: %s%s", (unsigned long long)msgid,
+			 rc < 0 ? "" : "not signed: ", why);
+	free(why);
+	if (rc < 0)
+		return NULL;
+	if (header != NULL)
+		msg_info("msgid=%llu: DKIM signature made", (unsigned long long)msgid);
+	free(queued_dkim_last.header);
+	queued_dkim_last.msgid = msgid;
+	queued_dkim_last.when = now;
+	queued_dkim_last.header = header;
+	return header ? header : "";
 }
 
 /* One open connection, kept for the next message to the same destination. */
@@ -366,9 +442,10 @@ static int queued_open(struct queued_conn *k, const struct queued_route *route, 
  * 0 when the connection failed or the source was refused as blocked
  * (*blocked_r; those recipients stay undecided for the next route).
  */
-static int queued_transaction(struct queued_conn *k, SPOOL_READER *reader, struct queued_rcpt *r,
-			      size_t n, char **last_r, bool *blocked_r)
+static int queued_transaction(struct queued_conn *k, SPOOL_READER *reader, const char *dkim,
+			      struct queued_rcpt *r, size_t n, char **last_r, bool *blocked_r)
 {
+	struct queued_body src = { reader, dkim, strlen(dkim), 0 };
 	struct smtp_envelope env;
 	struct smtp_rcpt *rcpts = xcalloc(n, sizeof(*rcpts));
 	char *error = NULL, *text;
@@ -383,7 +460,7 @@ static int queued_transaction(struct queued_conn *k, SPOOL_READER *reader, struc
 	}
 	memset(&env, 0, sizeof(env));
 	env.sender = r[0].e->sender;
-	env.size = (size_t)spool_reader_size(reader);
+	env.size = (size_t)spool_reader_size(reader) + src.prefix_len;
 	env.body_8bit = true;
 	env.rcpts = rcpts;
 	env.nrcpts = m;
@@ -391,7 +468,7 @@ static int queued_transaction(struct queued_conn *k, SPOOL_READER *reader, struc
 		queued_set_last(last_r, xasprintf("451 4.3.0 cannot rewind the stored message"));
 		goto out;
 	}
-	rc = smtp_client_send(k->c, &env, queued_read, reader, &error);
+	rc = smtp_client_send(k->c, &env, queued_read, &src, &error);
 	done = env.mail_reply.code != 0;
 	k->messages++;
 	for (size_t j = 0; j < m; j++) {
@@ -480,8 +557,9 @@ static bool queued_cache_fits(const struct queued_route *route, const char *dest
  * transaction; 0 when none did or the source was refused as blocked.
  */
 static int queued_try_route(struct queued_route *route, const char *dest, char **addrs,
-			    size_t naddr, unsigned port, SPOOL_READER *reader, struct queued_rcpt *r,
-			    size_t n, char **last_r, bool *blocked_r, char **relay_r)
+			    size_t naddr, unsigned port, SPOOL_READER *reader, const char *dkim,
+			    struct queued_rcpt *r, size_t n, char **last_r, bool *blocked_r,
+			    char **relay_r)
 {
 	struct queued_conn *k = &queued_cache;
 	char *error = NULL, *why = NULL;
@@ -489,7 +567,7 @@ static int queued_try_route(struct queued_route *route, const char *dest, char *
 
 	if (queued_cache_fits(route, dest)) {
 		if (smtp_client_rset(k->c, &error) == 0 && smtp_client_usable(k->c)) {
-			if (queued_transaction(k, reader, r, n, last_r, blocked_r)) {
+			if (queued_transaction(k, reader, dkim, r, n, last_r, blocked_r)) {
 				free(*relay_r);
 				*relay_r = xasprintf("%s[%s]", k->host, k->addr);
 				return 1;
@@ -514,7 +592,7 @@ static int queued_try_route(struct queued_route *route, const char *dest, char *
 			free(why);
 			why = NULL;
 		} else if (queued_open(k, route, dest, addrs[i], addr, port, source, last_r, blocked_r)) {
-			int took = queued_transaction(k, reader, r, n, last_r, blocked_r);
+			int took = queued_transaction(k, reader, dkim, r, n, last_r, blocked_r);
 
 			if (took) {
 				free(*relay_r);
@@ -606,6 +684,7 @@ static void queued_deliver_group(struct spool_queue_entry *e, size_t n)
 	char *blocked_last = NULL;	/* the last "blocked" refusal: what the admin must see */
 	size_t naddr = 0, nroutes;
 	bool any_blocked = false, all_blocked = true;
+	const char *dkim = NULL;	/* the signature, made once an address is known */
 	SPOOL_READER *reader;
 
 	for (size_t i = 0; i < n; i++)
@@ -635,12 +714,18 @@ static void queued_deliver_group(struct spool_queue_entry *e, size_t n)
 		}
 		if (naddr == 0 && route->relay_host != NULL && last == NULL)
 			last = xasprintf("451 4.4.3 relay %s has no address", route->relay_host);
+		if (naddr > 0 && dkim == NULL && (dkim = queued_dkim(e[0].msgid, reader)) == NULL) {
+			free(dest);
+			queued_decide_all(r, n, SPOOL_QUEUE_DEFERRED,
+					  "451 4.3.0 cannot read the stored message");
+			break;
+		}
 		/* each round marks one more source blocked, so this ends */
 		for (size_t t = 0; t <= QUEUED_SOURCE_MAX && queued_pending(r, n) && !queued_stop; t++) {
 			bool blocked = false;
 
-			if (queued_try_route(route, dest, addrs, naddr, port, reader, r, n, &last, &blocked,
-					     &relay) && !blocked)
+			if (queued_try_route(route, dest, addrs, naddr, port, reader, dkim, r, n, &last,
+					     &blocked, &relay) && !blocked)
 				break;
 			if (!blocked)
 				break;
@@ -790,6 +875,9 @@ static void queued_run(void)
 		error = NULL;
 	}
 	queued_helo_name();
+	if (dkim_canon_parse(conf_str("dkim_canonicalization"), &queued_dkim_opts) < 0)
+		msg_fatal("dkim_canonicalization: \"%s\" is not relaxed or simple, or two of them "
+			  "with a slash", conf_str("dkim_canonicalization"));
 	queued_health_check(queued_dns, true);
 	while (!queued_stop) {
 		time_t now = time(NULL), check = conf_time("queue_source_check_interval"), wait;

@@ -106,6 +106,10 @@ const struct conf_key conf_keys[] = {
 	  "words (case-insensitive) that make such a refusal a block: the next source address or route is tried instead" },
 	{ "queue_block_hold", CONF_TIME, "1h", "a source address refused as blocked is not used for that destination for this long" },
 	{ "queue_connection_reuse_limit", CONF_INT, "100", "messages sent over one SMTP connection to a destination in a round (RSET between; 1: no reuse)" },
+	/* DKIM signing (share/dkim.c; queued signs, cyctl dkim makes the keys). */
+	{ "dkim_key_dir", CONF_PATH, "dkim", "DKIM signing keys, one DOMAIN.pem per domain (cyctl dkim keygen); mail leaving by queued whose From: domain has one is signed" },
+	{ "dkim_canonicalization", CONF_STR, "relaxed/relaxed", "DKIM header/body canonicalization: relaxed or simple each (RFC 6376 3.4)" },
+	{ "dkim_signature_ttl", CONF_TIME, "0", "signatures expire this long after signing (x=; 0: no expiry)" },
 
 	/* POP3 server (popd). */
 	{ "pop3_listen", CONF_LIST, "127.0.0.1:2110", "POP3 addresses, STLS offered" },
