@@ -98,6 +98,8 @@ typedef struct smtpd_session {
 	size_t target_cap;		/* slots; a power of two, or 0 */
 	char **remotes;			/* remote forward-paths to queue (authenticated clients) */
 	size_t nremote;
+
+	struct smtpd_policy *policy;	/* smtpd_policy*.c's state, NULL until used */
 } SMTPD_SESSION;
 
 /* One entry of the command table (smtpd_cmd.c). */
@@ -146,6 +148,13 @@ void smtpd_data(SMTPD_SESSION *sess);
 /* smtpd_auth.c */
 bool smtpd_auth_allowed(SMTPD_SESSION *sess);
 void smtpd_auth(SMTPD_SESSION *sess, const char *arg);
+
+/* smtpd_policy.c: hooks of the policy layer (rate limits, lists, DNSBL) */
+int smtpd_policy_connect(SMTPD_SESSION *sess);
+int smtpd_policy_mail(SMTPD_SESSION *sess, const char *sender);
+int smtpd_policy_rcpt(SMTPD_SESSION *sess, const char *rcpt);
+bool smtpd_policy_discard(SMTPD_SESSION *sess, const char *qid);
+void smtpd_policy_free(SMTPD_SESSION *sess);
 
 /* smtpd_tls.c */
 bool smtpd_tls_offered(SMTPD_SESSION *sess);

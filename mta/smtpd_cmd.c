@@ -161,7 +161,7 @@ static void smtpd_cmd_mail(SMTPD_SESSION *sess, const char *arg)
 		smtpd_reply(sess, "501 5.1.7 Bad sender address syntax: %s", why);
 		return;
 	}
-	if (smtpd_check_mail_params(sess, rest, &size) < 0) {
+	if (smtpd_check_mail_params(sess, rest, &size) < 0 || smtpd_policy_mail(sess, addr) < 0) {
 		free(addr);
 		return;
 	}
@@ -185,7 +185,7 @@ static void smtpd_cmd_rcpt(SMTPD_SESSION *sess, const char *arg)
 		smtpd_reply(sess, "501 5.1.3 Bad recipient address syntax: %s", why);
 		return;
 	}
-	if (smtpd_check_rcpt_params(sess, rest) == 0)
+	if (smtpd_check_rcpt_params(sess, rest) == 0 && smtpd_policy_rcpt(sess, addr) == 0)
 		smtpd_check_rcpt_addr(sess, addr);
 	free(addr);
 }

@@ -354,7 +354,7 @@ void smtpd_data(SMTPD_SESSION *sess)
 			msg_info("%s: refused: %s; from=<%s> size=%llu", qid, verdict, sess->sender,
 				 (unsigned long long)d.bytes);
 			smtpd_reply(sess, "%s", verdict);
-		} else {
+		} else if (!smtpd_policy_discard(sess, qid)) {	/* blackholed: 250, nothing stored */
 			smtpd_data_deliver(sess, &d, qid);
 		}
 	}

@@ -76,6 +76,19 @@ const struct conf_key conf_keys[] = {
 	{ "max_hops", CONF_INT, "50", "Received headers beyond which a message is refused as a loop" },
 	SERVICE_KEYS("smtpd", "100"),
 
+	/* SMTP policy (mta/smtpd_policy*.c): rate limits, DNS blocklists, sender ownership. */
+	{ "smtpd_policy_exempt_networks", CONF_LIST, "127.0.0.0/8 ::1/128",
+	  "client networks (addr/prefix) that skip the rate limits, DNS blocklists and SPF" },
+	{ "smtpd_client_connection_rate_limit", CONF_INT, "100", "connections of one client address a minute (0: no limit)" },
+	{ "smtpd_client_message_rate_limit", CONF_INT, "100", "MAIL commands of one client address a minute (0: no limit)" },
+	{ "smtpd_client_message_hour_limit", CONF_INT, "1000", "MAIL commands of one client address an hour (0: no limit)" },
+	{ "smtpd_user_message_limit", CONF_INT, "1000", "MAIL commands of one authenticated user an hour (0: no limit)" },
+	{ "smtpd_user_recipient_limit", CONF_INT, "5000", "RCPT commands of one authenticated user an hour (0: no limit)" },
+	{ "smtpd_dnsbl_sites", CONF_LIST, "", "DNS blocklists asked about unauthenticated clients, each zone[=127.0.0.[2..11]][*weight]" },
+	{ "smtpd_dnsbl_threshold", CONF_INT, "1", "sum of the weights of the listing blocklists at which a client is refused" },
+	{ "smtpd_sender_login_check", CONF_BOOL, "yes", "an authenticated client's MAIL FROM must be its own address or an alias of it" },
+	{ "smtpd_sender_login_exempt_users", CONF_LIST, "", "authenticated users who may use any sender address" },
+
 	/* DNS (share/dns.c). */
 	{ "dns_servers", CONF_LIST, "", "DNS servers asked, as addr, addr:port or [v6]:port (empty: those of /etc/resolv.conf)" },
 	{ "dns_timeout", CONF_TIME, "5s", "wait for an answer on each try (doubled on each further round)" },
