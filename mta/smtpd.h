@@ -154,6 +154,7 @@ int smtpd_policy_connect(SMTPD_SESSION *sess);
 int smtpd_policy_mail(SMTPD_SESSION *sess, const char *sender);
 int smtpd_policy_rcpt(SMTPD_SESSION *sess, const char *rcpt);
 bool smtpd_policy_discard(SMTPD_SESSION *sess, const char *qid);
+void smtpd_policy_headers(SMTPD_SESSION *sess, STRBUF *hdr);
 void smtpd_policy_free(SMTPD_SESSION *sess);
 
 /* smtpd_tls.c */

@@ -334,6 +334,7 @@ void smtpd_data(SMTPD_SESSION *sess)
 	snprintf(qid, sizeof(qid), "%s.%u", sess->id, sess->messages + 1);
 
 	hdr = strbuf_alloc(512, 8192);
+	smtpd_policy_headers(sess, hdr);	/* Received-SPF, above our Received (RFC 7208 9.1) */
 	smtpd_data_received(sess, qid, hdr);
 	(void)strbuf_append(d.out, STRBUF_STR(hdr), STRBUF_LEN(hdr));
 	strbuf_free(&hdr);

@@ -8,6 +8,7 @@
  *	if (smtpd_policy_mail(sess, sender) < 0) ...	refused, answered
  *	if (smtpd_policy_rcpt(sess, rcpt) < 0) ...	refused, answered
  *	if (smtpd_policy_discard(sess, qid)) ...	blackholed, answered 250
+ *	smtpd_policy_headers(sess, hdr);		Received-SPF, at DATA
  *	smtpd_policy_free(sess);
  * DESCRIPTION
  *	The policy layer of the SMTP server, called by one hook each at
@@ -39,7 +40,8 @@
  *
  *	DNS blocklists (smtpd_policy_dnsbl.c) are asked at the first MAIL
  *	of an unauthenticated client outside the exempt networks: 554 5.7.1
- *	naming the lists. SPF (smtpd_policy_spf.c) is not implemented yet.
+ *	naming the lists. SPF (smtpd_policy_spf.c) checks the sender of the
+ *	same clients, refusing or adding a Received-SPF header as configured.
  *
  *	The blackhole list (cyctl blackhole add|del|list, kept in the
  *	directory: dir_policy_*) holds sender addresses ("user@domain"),
@@ -87,6 +89,24 @@
 
 #define POLICY_MINUTE	60
 #define POLICY_HOUR	3600
+
+static DNS_CTX *smtpd_policy_resolver;	/* one per worker, opened at first use */
+
+/* smtpd_policy_dns - the worker's resolver for the blocklists and SPF; NULL (logged) if none */
+DNS_CTX *smtpd_policy_dns(void)
+{
+	static bool failed;
+	char *error = NULL;
+
+	if (smtpd_policy_resolver == NULL && !failed) {
+		if ((smtpd_policy_resolver = dns_open(&error)) == NULL) {
+			msg_warn("policy: %s; DNS blocklists and SPF not checked by this worker", error);
+			free(error);
+			failed = true;
+		}
+	}
+	return smtpd_policy_resolver;
+}
 
 /* smtpd_policy_get - the session's policy state, made on first use */
 struct smtpd_policy *smtpd_policy_get(SMTPD_SESSION *sess)
@@ -372,6 +392,8 @@ int smtpd_policy_mail(SMTPD_SESSION *sess, const char *sender)
 	if (!pol->exempt && smtpd_policy_rates(sess, sender) < 0)
 		return -1;
 	if (!pol->exempt && sess->auth_user == NULL && smtpd_policy_dnsbl(sess, sender) < 0)
+		return -1;
+	if (!pol->exempt && sess->auth_user == NULL && smtpd_policy_spf(sess, sender) < 0)
 		return -1;
 	if (smtpd_policy_listed(DIR_POLICY_BLACKHOLE, sess->conn->client_addr, &entry)
 	    || smtpd_policy_listed(DIR_POLICY_BLACKHOLE, sender, &entry))

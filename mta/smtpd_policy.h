@@ -8,6 +8,7 @@
 #ifndef SMTPD_POLICY_H
 #define SMTPD_POLICY_H
 
+#include "dns.h"
 #include "smtpd.h"
 
 struct smtpd_policy {
@@ -24,7 +25,12 @@ bool smtpd_policy_exempt(const char *client_addr);
 void smtpd_policy_refuse(SMTPD_SESSION *sess, const char *stage, const char *sender,
 			 const char *rcpt, const char *reply);
 
+DNS_CTX *smtpd_policy_dns(void);
+
 /* smtpd_policy_dnsbl.c */
 int smtpd_policy_dnsbl(SMTPD_SESSION *sess, const char *sender);
+
+/* smtpd_policy_spf.c */
+int smtpd_policy_spf(SMTPD_SESSION *sess, const char *sender);
 
 #endif

@@ -57,8 +57,6 @@ struct dnsbl_site {
 	struct dns_result *res;
 };
 
-static DNS_CTX *dnsbl_dns;	/* one resolver per worker, opened at first use */
-
 /* dnsbl_octet_match - does one octet value match one pattern element? */
 static bool dnsbl_octet_match(const char *pat, size_t len, unsigned value, bool *bad_r)
 {
@@ -209,22 +207,20 @@ static bool dnsbl_counts(SMTPD_SESSION *sess, struct dnsbl_site *s)
 /* dnsbl_ask - ask every site at once; fills the sites' results */
 static void dnsbl_ask(SMTPD_SESSION *sess, struct dnsbl_site *sites, size_t n)
 {
-	char *error = NULL, *name;
+	DNS_CTX *dns = smtpd_policy_dns();
+	char *name;
 
-	if (dnsbl_dns == NULL && (dnsbl_dns = dns_open(&error)) == NULL) {
-		msg_warn("dnsbl: %s; blocklists not asked", error);
-		free(error);
+	if (dns == NULL)
 		return;
-	}
 	for (size_t i = 0; i < n; i++) {
 		if (!sites[i].config_ok)
 			continue;
 		if ((name = dns_reverse_name(sess->conn->client_addr, sites[i].zone)) == NULL)
 			continue;	/* not an IP address (a UNIX socket): nothing to ask */
-		dns_query(dnsbl_dns, name, DNS_T_A, dnsbl_answer, &sites[i]);
+		dns_query(dns, name, DNS_T_A, dnsbl_answer, &sites[i]);
 		free(name);
 	}
-	dns_wait(dnsbl_dns);
+	dns_wait(dns);
 }
 
 /* smtpd_policy_dnsbl - ask the blocklists once a session; -1: listed, 554 sent */

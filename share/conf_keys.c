@@ -88,6 +88,9 @@ const struct conf_key conf_keys[] = {
 	{ "smtpd_dnsbl_threshold", CONF_INT, "1", "sum of the weights of the listing blocklists at which a client is refused" },
 	{ "smtpd_sender_login_check", CONF_BOOL, "yes", "an authenticated client's MAIL FROM must be its own address or an alias of it" },
 	{ "smtpd_sender_login_exempt_users", CONF_LIST, "", "authenticated users who may use any sender address" },
+	{ "smtpd_spf_check", CONF_BOOL, "yes", "check the SPF record of unauthenticated clients' MAIL FROM domain" },
+	{ "smtpd_spf_actions", CONF_LIST, "fail:reject",
+	  "result:action pairs (results none neutral pass fail softfail temperror permerror; actions reject defer accept); unlisted results are accepted with a Received-SPF header" },
 
 	/* DNS (share/dns.c). */
 	{ "dns_servers", CONF_LIST, "", "DNS servers asked, as addr, addr:port or [v6]:port (empty: those of /etc/resolv.conf)" },

@@ -71,7 +71,7 @@ V6_LOOPBACK = "0" * 31 + "1"
 
 
 def zone_lines():
-    z = ""
+    z = '  local-zone: "test." static\n'    # other .test names: NXDOMAIN at once
     for zone in ("zen.test", "bl.test", "refuse.test"):
         z += '  local-zone: "%s." static\n' % zone
     z += '  local-zone: "dead.test." refuse\n'
