@@ -21,6 +21,7 @@
  *	connections), in fixed windows:
  *	  smtpd_client_connection_rate_limit	connections of one client
  *		address a minute; over it: 421 4.7.0 and the connection closes
+ *		(on an implicit-TLS port it closes without a reply)
  *	  smtpd_client_message_rate_limit	MAIL commands of one client
  *		address a minute; over it: 450 4.7.1
  *	  smtpd_client_message_hour_limit	the same an hour
@@ -100,7 +101,8 @@ DNS_CTX *smtpd_policy_dns(void)
 
 	if (smtpd_policy_resolver == NULL && !failed) {
 		if ((smtpd_policy_resolver = dns_open(&error)) == NULL) {
-			msg_warn("policy: %s; DNS blocklists and SPF not checked by this worker", error);
+			msg_warn("policy: %s; DNS blocklists and SPF not checked by this worker",
+				 error);
 			free(error);
 			failed = true;
 		}
@@ -204,8 +206,8 @@ bool smtpd_policy_exempt(const char *client_addr)
 		}
 		for (char **p = nets; *p != NULL && !hit; p++) {
 			if (smtpd_policy_parse_net(*p, &nfamily, net, &bits) < 0) {
-				msg_warn("smtpd_policy_exempt_networks: \"%s\" is not an address or "
-					 "address/prefix; ignored", *p);
+				msg_warn("smtpd_policy_exempt_networks: \"%s\" is not an "
+					 "address or address/prefix; ignored", *p);
 				continue;
 			}
 			hit = smtpd_policy_in_net(family, addr, nfamily, net, bits);
@@ -259,9 +261,16 @@ int smtpd_policy_connect(SMTPD_SESSION *sess)
 		smtpd_policy_count("conn", addr, POLICY_MINUTE, limit);
 		return 0;
 	}
-	reply = xasprintf("421 4.7.0 %s Error: too many connections from [%s]: "
-			  "limit is %lld per minute, try again later", server_hostname(), addr, limit);
-	smtpd_policy_refuse(sess, "CONNECT", NULL, NULL, reply);
+	reply = xasprintf("421 4.7.0 %s Error: too many connections from [%s]: limit is %lld per "
+			  "minute, try again later", server_hostname(), addr, limit);
+	if (sess->conn->listener->implicit_tls) {
+		/* A plaintext 421 would be noise to a TLS client, and a handshake
+		 * is what a flood must not cost us: close without a reply. */
+		msg_info("reject: CONNECT from [%s]: %s (closed without a reply: implicit TLS)",
+			 addr, reply);
+	} else {
+		smtpd_policy_refuse(sess, "CONNECT", NULL, NULL, reply);
+	}
 	free(reply);
 	return -1;
 }
@@ -352,7 +361,9 @@ static bool smtpd_policy_listed(const char *list, const char *addr, char **entry
 	if (rc < 0)
 		goto failed;
 	/* "@example.org" covers example.org and every name under it. */
-	for (d = at ? at + 1 : NULL; d != NULL && *d != '\0'; d = strchr(d, '.') ? strchr(d, '.') + 1 : NULL) {
+	for (d = at ? at + 1 : NULL; d != NULL && *d != '\0'; d = strchr(d, '.')) {
+		if (*d == '.')
+			d++;
 		key = xasprintf("@%s", d);
 		rc = dir_policy_lookup(list, key, &error);
 		if (rc == 1) {
@@ -368,6 +379,14 @@ failed:
 	msg_warn("policy list %s: %s; not applied", list, error);
 	free(error);
 	return false;
+}
+
+/* smtpd_policy_plain_addr - a client address as cyctl stores it: ::ffff:a.b.c.d as a.b.c.d */
+static const char *smtpd_policy_plain_addr(const char *addr)
+{
+	if (strncasecmp(addr, "::ffff:", 7) == 0 && strchr(addr + 7, '.') != NULL)
+		return addr + 7;
+	return addr;
 }
 
 /* smtpd_policy_mail - every check of a MAIL FROM, after its syntax; -1: refused, answered */
@@ -395,7 +414,8 @@ int smtpd_policy_mail(SMTPD_SESSION *sess, const char *sender)
 		return -1;
 	if (!pol->exempt && sess->auth_user == NULL && smtpd_policy_spf(sess, sender) < 0)
 		return -1;
-	if (smtpd_policy_listed(DIR_POLICY_BLACKHOLE, sess->conn->client_addr, &entry)
+	if (smtpd_policy_listed(DIR_POLICY_BLACKHOLE,
+				smtpd_policy_plain_addr(sess->conn->client_addr), &entry)
 	    || smtpd_policy_listed(DIR_POLICY_BLACKHOLE, sender, &entry))
 		pol->blackhole = entry;
 	return 0;
@@ -432,8 +452,9 @@ int smtpd_policy_rcpt(SMTPD_SESSION *sess, const char *rcpt)
 
 	if (!pol->exempt && sess->auth_user != NULL
 	    && smtpd_policy_over("urcpt", sess->auth_user, POLICY_HOUR, per_user)) {
-		reply = xasprintf("450 4.7.1 <%s>: Error: too many recipients from user %s: limit is "
-				  "%lld per hour, try again later", rcpt, sess->auth_user, per_user);
+		reply = xasprintf("450 4.7.1 <%s>: Error: too many recipients from user %s: "
+				  "limit is %lld per hour, try again later", rcpt, sess->auth_user,
+				  per_user);
 		smtpd_policy_refuse(sess, "RCPT", sess->sender, rcpt, reply);
 		free(reply);
 		return -1;

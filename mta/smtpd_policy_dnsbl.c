@@ -81,7 +81,8 @@ static bool dnsbl_octet_match(const char *pat, size_t len, unsigned value, bool 
 		return false;
 	}
 	buf[len - 1] = '\0';
-	for (item = strtok_r(buf + 1, ";", &save); item != NULL; item = strtok_r(NULL, ";", &save)) {
+	for (item = strtok_r(buf + 1, ";", &save); item != NULL;
+	     item = strtok_r(NULL, ";", &save)) {
 		lo = strtoul(item, &end, 10);
 		hi = lo;
 		if (strncmp(end, "..", 2) == 0)
@@ -199,7 +200,8 @@ static bool dnsbl_counts(SMTPD_SESSION *sess, struct dnsbl_site *s)
 	if (s->pattern == NULL)
 		return s->res->count > 0;
 	for (size_t i = 0; i < s->res->count; i++)
-		if (s->res->rr[i].family == AF_INET && dnsbl_pattern_match(s->pattern, s->res->rr[i].addr, &bad))
+		if (s->res->rr[i].family == AF_INET
+		    && dnsbl_pattern_match(s->pattern, s->res->rr[i].addr, &bad))
 			return true;
 	return false;
 }
@@ -254,7 +256,8 @@ int smtpd_policy_dnsbl(SMTPD_SESSION *sess, const char *sender)
 				msg_info("dnsbl: client [%s] listed by %s (weight %ld)",
 					 sess->conn->client_addr, sites[i].zone, sites[i].weight);
 				if (sites[i].weight > 0)
-					(void)strbuf_printf(hits, "%s%s", STRBUF_LEN(hits) ? ", " : "",
+					(void)strbuf_printf(hits, "%s%s",
+							    STRBUF_LEN(hits) ? ", " : "",
 							    sites[i].zone);
 			}
 			dns_result_free(&sites[i].res);

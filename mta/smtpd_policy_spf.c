@@ -137,7 +137,8 @@ static const char *spf_macro_letter(struct spf_ctx *c, int letter, const char *d
 			return c->ipstr;
 		strbuf_init(&sb, 72, 72);
 		for (int i = 0; i < 16; i++)
-			(void)strbuf_printf(&sb, "%s%x.%x", i ? "." : "", c->ip[i] >> 4, c->ip[i] & 15);
+			(void)strbuf_printf(&sb, "%s%x.%x", i ? "." : "", c->ip[i] >> 4,
+					    c->ip[i] & 15);
 		snprintf(buf, len, "%s", STRBUF_STR(&sb));
 		strbuf_deinit(&sb);
 		return buf;
@@ -348,12 +349,12 @@ static int spf_mech_ptr(struct spf_ctx *c, const char *target, const struct spf_
 		size_t nl = strlen(n);
 		struct spf_term any = { .cidr4 = -1, .cidr6 = -1 };
 
-		if (!(strcasecmp(n, target) == 0
-		      || (nl > tl && n[nl - tl - 1] == '.' && strcasecmp(n + nl - tl, target) == 0)))
+		if (strcasecmp(n, target) != 0
+		    && !(nl > tl && n[nl - tl - 1] == '.' && strcasecmp(n + nl - tl, target) == 0))
 			continue;
 		hit = spf_match_host(c, n, &any, err);
 		if (hit < 0)
-			hit = 0;	/* a name that does not resolve back is just not validated */
+			hit = 0;	/* a name that does not resolve back: not validated */
 	}
 	(void)t;
 	dns_result_free(&res);
@@ -397,12 +398,16 @@ static int spf_mech(struct spf_ctx *c, const struct spf_term *t, const char *dom
 	if (strcmp(t->name, "include") == 0) {
 		enum spf_result r = spf_check_host(c, target, depth + 1);
 
-		if (r == SPF_PASS)
+		if (r == SPF_PASS) {
 			hit = 1;
-		else if (r == SPF_TEMPERROR)
-			*err = SPF_TEMPERROR, hit = -1;
-		else if (r == SPF_PERMERROR || r == SPF_NONE)
-			*err = spf_error(c, SPF_PERMERROR, "include of a domain without a usable record:", target), hit = -1;
+		} else if (r == SPF_TEMPERROR) {
+			*err = SPF_TEMPERROR;
+			hit = -1;
+		} else if (r == SPF_PERMERROR || r == SPF_NONE) {
+			*err = spf_error(c, SPF_PERMERROR, "include of a domain without a record:",
+					 target);
+			hit = -1;
+		}
 	} else if (strcmp(t->name, "a") == 0) {
 		hit = spf_match_host(c, target, t, err);
 	} else if (strcmp(t->name, "mx") == 0) {
@@ -434,7 +439,8 @@ static int spf_mech(struct spf_ctx *c, const struct spf_term *t, const char *dom
 static int spf_parse(struct spf_ctx *c, char *rec, struct spf_term *terms, size_t *n_r,
 		     const char **redirect_r)
 {
-	static const char *const mechs[] = { "all", "include", "a", "mx", "ptr", "ip4", "ip6", "exists" };
+	static const char *const mechs[] = { "all", "include", "a",   "mx",
+					     "ptr", "ip4",     "ip6", "exists" };
 	char *save = NULL, *tok, *sep;
 	size_t n = 0;
 	bool exp_seen = false;
@@ -479,7 +485,9 @@ static int spf_parse(struct spf_ctx *c, char *rec, struct spf_term *terms, size_
 		t->arg = NULL;
 		if (*sep == ':') {
 			t->arg = sep + 1;
-			if (spf_parse_cidr(t, sep + 1, strcmp(t->name, "ip6") == 0) < 0 || *t->arg == '\0')
+			bool ip6 = strcmp(t->name, "ip6") == 0;
+
+			if (spf_parse_cidr(t, sep + 1, ip6) < 0 || *t->arg == '\0')
 				goto bad;
 		} else if (*sep == '/') {
 			char cidr[40];
@@ -605,10 +613,29 @@ static int spf_action(enum spf_result r)
 		else if (strcasecmp(*p + len + 1, "accept") == 0)
 			action = 'a';
 		else
-			msg_warn("smtpd_spf_actions: \"%s\": the action must be reject, defer or accept", *p);
+			msg_warn("smtpd_spf_actions: \"%s\": the action must be reject, defer "
+				 "or accept", *p);
 	}
 	conf_list_free(&list);
 	return action;
+}
+
+/* spf_comment - the Received-SPF comment's verb for a result */
+static const char *spf_comment(enum spf_result r)
+{
+	switch (r) {
+	case SPF_PASS:
+		return "designates";
+	case SPF_FAIL:
+	case SPF_SOFTFAIL:
+		return "does not designate";
+	case SPF_NONE:
+		return "publishes no SPF record for";
+	case SPF_NEUTRAL:
+		return "neither permits nor denies";
+	default:
+		return "could not be checked for";
+	}
 }
 
 /* spf_quote - a copy safe inside a quoted header value */
@@ -664,15 +691,16 @@ int smtpd_policy_spf(SMTPD_SESSION *sess, const char *sender)
 	r = spf_check_host(&c, domain, 0);
 	why = c.why[0] ? c.why : "";
 	action = spf_action(r);
-	msg_info("spf: %s for <%s> from [%s]%s%s", spf_names[r], from, c.ipstr, *why ? ": " : "", why);
+	msg_info("spf: %s for <%s> from [%s]%s%s", spf_names[r], from, c.ipstr, *why ? ": " : "",
+		 why);
 	reply = NULL;
 	if (action == 'r')
 		reply = xasprintf("550 %s <%s>: Sender address rejected: SPF %s for %s from [%s]",
-				  r == SPF_PERMERROR || r == SPF_TEMPERROR ? "5.7.24" : "5.7.23", from,
-				  spf_names[r], domain, c.ipstr);
-	else if (action == 'd')
-		reply = xasprintf("451 4.7.24 <%s>: Sender address deferred: SPF %s for %s from [%s]",
+				  r == SPF_PERMERROR || r == SPF_TEMPERROR ? "5.7.24" : "5.7.23",
 				  from, spf_names[r], domain, c.ipstr);
+	else if (action == 'd')
+		reply = xasprintf("451 4.7.24 <%s>: Sender address deferred: SPF %s for %s "
+				  "from [%s]", from, spf_names[r], domain, c.ipstr);
 	if (reply != NULL) {
 		smtpd_policy_refuse(sess, "MAIL", sender, NULL, reply);
 		free(reply);
@@ -681,12 +709,10 @@ int smtpd_policy_spf(SMTPD_SESSION *sess, const char *sender)
 		char *qfrom = spf_quote(from), *qhelo = spf_quote(c.helo);
 
 		header = xasprintf("Received-SPF: %s (%s: domain of %s %s %s)\r\n\tclient-ip=%s; "
-				 "envelope-from=\"%s\"; helo=\"%s\"; receiver=%s; identity=mailfrom;\r\n",
-				 spf_names[r], server_hostname(), domain,
-				 r == SPF_PASS ? "designates" : r == SPF_FAIL || r == SPF_SOFTFAIL
-				 ? "does not designate" : r == SPF_NONE ? "publishes no SPF record for"
-				 : r == SPF_NEUTRAL ? "neither permits nor denies" : "could not be checked for",
-				 c.ipstr, c.ipstr, qfrom, qhelo, server_hostname());
+				   "envelope-from=\"%s\"; helo=\"%s\"; receiver=%s; "
+				   "identity=mailfrom;\r\n",
+				   spf_names[r], server_hostname(), domain, spf_comment(r), c.ipstr,
+				   c.ipstr, qfrom, qhelo, server_hostname());
 		free(qfrom);
 		free(qhelo);
 		free(pol->spf_header);

@@ -169,6 +169,9 @@ t.like(text, r"^421 4\.7\.0 mail\.test Error: too many connections from \[127\.0
        "which names the limit")
 t.is_(c.line(), None, "and the connection is closed")
 c.close()
+c = Src(inst, "127.0.0.30", "smtps")
+t.is_(c.line(), None, "on the implicit-TLS port the limit closes the connection without a reply")
+c.close()
 for c in held:
     c.close()
 c, code, _ = session("127.0.0.31")
@@ -275,6 +278,9 @@ t.like(log, r"dnsbl refuse\.test for \[127\.0\.0\.14\]: .*refused the query .*; 
 t.like(log, r"dnsbl dead\.test for \[127\.0\.0\.14\]: .*not counted", "the failing zone is logged")
 t.like(log, r"reject: MAIL from \[127\.0\.0\.10\]: 554 5\.7\.1 .*from=<a@elsewhere\.test>",
        "the refusal is logged")
+t.like(log, r"reject: CONNECT from \[127\.0\.0\.30\]: 421 4\.7\.0 .*\n(.*\n)*.*reject: CONNECT from "
+       r"\[127\.0\.0\.30\]: 421 .*\(closed without a reply: implicit TLS\)",
+       "both connection refusals are logged")
 c = Src(inst, None, host="::1", port=port6)
 c.reply()
 c.cmd("EHLO client.test")
