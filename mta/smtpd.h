@@ -155,6 +155,8 @@ int smtpd_policy_mail(SMTPD_SESSION *sess, const char *sender);
 int smtpd_policy_rcpt(SMTPD_SESSION *sess, const char *rcpt);
 bool smtpd_policy_discard(SMTPD_SESSION *sess, const char *qid);
 void smtpd_policy_headers(SMTPD_SESSION *sess, STRBUF *hdr);
+int smtpd_spf_syntax(const char *record, const char *sender, const char *client,
+		     const char *helo, char **why_r);
 void smtpd_policy_free(SMTPD_SESSION *sess);
 
 /* smtpd_tls.c */

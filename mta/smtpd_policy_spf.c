@@ -6,6 +6,7 @@
  *
  *	if (smtpd_policy_spf(sess, sender) < 0) ...	refused, answered
  *	smtpd_policy_headers(sess, hdr);		Received-SPF, at DATA
+ *	rc = smtpd_spf_syntax(record, sender, client, helo, &why);	no DNS
  * DESCRIPTION
  *	An own evaluator of RFC 7208's check_host() over share/dns.c, so
  *	that SPF asks the same resolvers as everything else (dns_servers)
@@ -31,6 +32,10 @@
  *	MX hosts per mx, 10 PTR names per ptr, 2 void lookups, all
  *	permerror past them; a syntax error anywhere in a record is a
  *	permerror before any term is evaluated.
+ *
+ *	smtpd_spf_syntax() parses one record and expands every domain-spec
+ *	in it as check_host() would, without asking DNS: the parsers alone,
+ *	for the fuzz target (t/fuzz/fuzz_smtp_spf.c) and for tests.
  *
  *	Each result has an action in smtpd_spf_actions, a list of
  *	result:action with action reject, defer or accept (default
@@ -729,4 +734,55 @@ void smtpd_policy_headers(SMTPD_SESSION *sess, STRBUF *hdr)
 {
 	if (sess->policy != NULL && sess->policy->spf_header != NULL)
 		(void)strbuf_puts(hdr, sess->policy->spf_header);
+}
+
+/* smtpd_spf_syntax - parse a record and expand its domain-specs, no DNS; 0 or -1 with *why_r */
+int smtpd_spf_syntax(const char *record, const char *sender, const char *client,
+		     const char *helo, char **why_r)
+{
+	struct spf_term terms[SPF_TERMS_MAX];
+	struct spf_ctx c;
+	const char *redirect, *at = strrchr(sender, '@');
+	char *rec, *local, *x;
+	size_t n = 0;
+	int rc = 0;
+
+	*why_r = NULL;
+	memset(&c, 0, sizeof(c));
+	if (inet_pton(AF_INET, client, c.ip) == 1)
+		c.family = AF_INET;
+	else if (inet_pton(AF_INET6, client, c.ip) == 1)
+		c.family = AF_INET6;
+	if (at == NULL || c.family == 0 || strncasecmp(record, "v=spf1", 6) != 0) {
+		*why_r = xasprintf("not an SPF record, sender or client address");
+		return -1;
+	}
+	inet_ntop(c.family, c.ip, c.ipstr, sizeof(c.ipstr));
+	local = xstrndup(sender, (size_t)(at - sender));
+	c.sender = sender;
+	c.local = local;
+	c.sdomain = at + 1;
+	c.helo = helo;
+	rec = xstrdup(record);
+	if (spf_parse(&c, rec, terms, &n, &redirect) < 0)
+		rc = -1;
+	for (size_t i = 0; rc == 0 && i <= n; i++) {
+		const char *spec = i < n ? terms[i].arg : redirect;
+
+		if (spec == NULL || (i < n && (strcmp(terms[i].name, "ip4") == 0
+					       || strcmp(terms[i].name, "ip6") == 0)))
+			continue;
+		if ((x = spf_expand(&c, spec, strlen(spec), c.sdomain)) == NULL) {
+			(void)spf_error(&c, SPF_PERMERROR, "bad macro in", spec);
+			rc = -1;
+		} else if (strlen(x) > SPF_NAME_MAX && strchr(x, '.') != NULL) {
+			msg_panic("smtpd_spf_syntax: expansion of %zu bytes", strlen(x));
+		}
+		free(x);
+	}
+	if (rc < 0)
+		*why_r = xstrdup(c.why[0] ? c.why : "syntax error");
+	free(rec);
+	free(local);
+	return rc;
 }
