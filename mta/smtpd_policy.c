@@ -441,14 +441,39 @@ static int smtpd_policy_rcpt_user(SMTPD_SESSION *sess, const char *rcpt, const c
 	return -1;
 }
 
+/* smtpd_policy_reject_lists - the reject lists of every mailbox rcpt reaches; -1 refused */
+static int smtpd_policy_reject_lists(SMTPD_SESSION *sess, const char *rcpt)
+{
+	enum dir_resolve_status status;
+	char **targets = NULL, *error = NULL, *norm;
+	int rc = 0;
+
+	if (sess->sender == NULL || *sess->sender == '\0' || strchr(rcpt, '@') == NULL)
+		return 0;
+	if ((norm = dir_normalize_address(rcpt, &error)) == NULL) {
+		free(error);	/* not an address we hold: smtpd_check_rcpt_addr() answers */
+		return 0;
+	}
+	free(norm);
+	if (dir_resolve(rcpt, &status, &targets, &error) < 0) {
+		msg_warn("directory lookup %s: %s; reject lists not applied", rcpt, error);
+		free(error);
+	} else if (status == DIR_LOCAL) {
+		for (char **t = targets; t != NULL && *t != NULL && rc == 0; t++)
+			if (strchr(*t, '@') != NULL)
+				rc = smtpd_policy_rcpt_user(sess, rcpt, *t);
+	}
+	if (targets != NULL)
+		dir_strings_free(&targets);
+	return rc;
+}
+
 /* smtpd_policy_rcpt - the checks of one RCPT TO before it is resolved; -1: refused, answered */
 int smtpd_policy_rcpt(SMTPD_SESSION *sess, const char *rcpt)
 {
 	struct smtpd_policy *pol = smtpd_policy_get(sess);
 	long long per_user = conf_int("smtpd_user_recipient_limit");
-	enum dir_resolve_status status;
-	char **targets = NULL, *error = NULL, *reply;
-	int rc = 0;
+	char *reply;
 
 	if (!pol->exempt && sess->auth_user != NULL
 	    && smtpd_policy_over("urcpt", sess->auth_user, POLICY_HOUR, per_user)) {
@@ -459,20 +484,8 @@ int smtpd_policy_rcpt(SMTPD_SESSION *sess, const char *rcpt)
 		free(reply);
 		return -1;
 	}
-	if (sess->sender != NULL && *sess->sender != '\0' && strchr(rcpt, '@') != NULL) {
-		if (dir_resolve(rcpt, &status, &targets, &error) < 0) {
-			msg_warn("directory lookup %s: %s; reject lists not applied", rcpt, error);
-			free(error);
-		} else if (status == DIR_LOCAL) {
-			for (char **t = targets; t != NULL && *t != NULL && rc == 0; t++)
-				if (strchr(*t, '@') != NULL)
-					rc = smtpd_policy_rcpt_user(sess, rcpt, *t);
-		}
-		if (targets != NULL)
-			dir_strings_free(&targets);
-		if (rc < 0)
-			return -1;
-	}
+	if (smtpd_policy_reject_lists(sess, rcpt) < 0)
+		return -1;
 	if (!pol->exempt && sess->auth_user != NULL)
 		smtpd_policy_count("urcpt", sess->auth_user, POLICY_HOUR, per_user);
 	return 0;
