@@ -136,13 +136,14 @@ with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s6:
     port6 = s6.getsockname()[1]
 inst = Instance("policy", auth_fail_delay="0s", auth_require_tls="no",
                 dns_servers="127.0.0.1:%d" % dns.port, dns_timeout="1s", dns_tries="1",
-                smtpd_policy_exempt_networks="127.0.0.200/32",
+                smtpd_policy_exempt_networks="127.0.0.200/32 not-a-network",
                 smtpd_client_connection_rate_limit="5",
                 smtpd_client_message_rate_limit="3",
                 smtpd_client_message_hour_limit="0",
                 smtpd_user_message_limit="4",
                 smtpd_user_recipient_limit="6",
-                smtpd_dnsbl_sites="zen.test*2 bl.test=127.0.0.[2..11]*1 refuse.test dead.test",
+                smtpd_dnsbl_sites="zen.test*2 bl.test=127.0.0.[2..11]*1 refuse.test dead.test "
+                                  "broken.test=127.0.0.[9..2] heavy.test*x",
                 smtpd_dnsbl_threshold="2",
                 smtpd_sender_login_exempt_users="carol@example.test")
 smtp_port = inst.port("smtp")
@@ -276,6 +277,12 @@ log = inst.log()
 t.like(log, r"dnsbl refuse\.test for \[127\.0\.0\.14\]: .*refused the query .*; not counted",
        "the refusing list is logged")
 t.like(log, r"dnsbl dead\.test for \[127\.0\.0\.14\]: .*not counted", "the failing zone is logged")
+t.like(log, r'warning: smtpd_dnsbl_sites: bad answer pattern in "broken\.test=127\.0\.0\.\[9\.\.2\]"; site skipped',
+       "a malformed answer pattern is logged and the site skipped (the others still work)")
+t.like(log, r'warning: smtpd_dnsbl_sites: "heavy\.test\*x" is not zone\[=pattern\]\[\*weight\]; site skipped',
+       "a malformed weight is logged and the site skipped")
+t.like(log, r'warning: smtpd_policy_exempt_networks: "not-a-network" is not an address or address/prefix; ignored',
+       "a malformed exempt network is logged and ignored")
 t.like(log, r"reject: MAIL from \[127\.0\.0\.10\]: 554 5\.7\.1 .*from=<a@elsewhere\.test>",
        "the refusal is logged")
 t.like(log, r"reject: CONNECT from \[127\.0\.0\.30\]: 421 4\.7\.0 .*\n(.*\n)*.*reject: CONNECT from "
