@@ -115,6 +115,8 @@ typedef struct smtpd_session {
 	size_t target_cap;		/* slots; a power of two, or 0 */
 	char **remotes;			/* remote forward-paths to queue (authenticated clients) */
 	size_t nremote;
+
+	struct smtpd_policy *policy;	/* smtpd_policy*.c's state, NULL until used */
 } SMTPD_SESSION;
 
 /* One entry of the command table (smtpd_cmd.c). */
@@ -176,6 +178,16 @@ int smtpd_idna_address(const char *addr, char **ascii_r, const char **why_r);
 /* smtpd_auth.c */
 bool smtpd_auth_allowed(SMTPD_SESSION *sess);
 void smtpd_auth(SMTPD_SESSION *sess, const char *arg);
+
+/* smtpd_policy.c: hooks of the policy layer (rate limits, lists, DNSBL) */
+int smtpd_policy_connect(SMTPD_SESSION *sess);
+int smtpd_policy_mail(SMTPD_SESSION *sess, const char *sender);
+int smtpd_policy_rcpt(SMTPD_SESSION *sess, const char *rcpt);
+bool smtpd_policy_discard(SMTPD_SESSION *sess, const char *qid);
+void smtpd_policy_headers(SMTPD_SESSION *sess, STRBUF *hdr);
+int smtpd_spf_syntax(const char *record, const char *sender, const char *client,
+		     const char *helo, char **why_r);
+void smtpd_policy_free(SMTPD_SESSION *sess);
 
 /* smtpd_tls.c */
 bool smtpd_tls_offered(SMTPD_SESSION *sess);

@@ -218,6 +218,12 @@ static void smtpd_cmd_mail(SMTPD_SESSION *sess, const char *arg)
 		sess->body = SMTPD_BODY_7BIT;
 		return;
 	}
+	if (smtpd_policy_mail(sess, addr) < 0) {	/* rate limits, DNSBL, SPF, sender login */
+		free(addr);
+		sess->smtputf8 = false;
+		sess->body = SMTPD_BODY_7BIT;
+		return;
+	}
 	sess->sender = addr;
 	sess->size_hint = size;
 	smtpd_state_set(sess, SMTPD_STATE_MAIL);
@@ -253,7 +259,7 @@ static void smtpd_cmd_rcpt(SMTPD_SESSION *sess, const char *arg)
 		free(addr);
 		addr = ascii;
 	}
-	if (smtpd_check_rcpt_params(sess, rest) == 0)
+	if (smtpd_check_rcpt_params(sess, rest) == 0 && smtpd_policy_rcpt(sess, addr) == 0)
 		smtpd_check_rcpt_addr(sess, addr);
 	free(addr);
 }

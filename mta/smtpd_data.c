@@ -356,6 +356,7 @@ struct smtpd_data *smtpd_data_begin(SMTPD_SESSION *sess, bool binary)
 	d->out = strbuf_alloc(SMTPD_DATA_STAGE + 16, SMTPD_DATA_STAGE + 16);
 	snprintf(d->qid, sizeof(d->qid), "%s.%u", sess->id, sess->messages + 1);
 	hdr = strbuf_alloc(512, 8192);
+	smtpd_policy_headers(sess, hdr);	/* Received-SPF, above our Received (RFC 7208 9.1) */
 	smtpd_data_received(sess, d->qid, hdr);
 	(void)strbuf_append(d->out, STRBUF_STR(hdr), STRBUF_LEN(hdr));
 	strbuf_free(&hdr);
@@ -413,7 +414,7 @@ void smtpd_data_end(SMTPD_SESSION *sess, struct smtpd_data *d)
 		msg_info("%s: refused: %s; from=<%s> size=%llu", d->qid, verdict, sess->sender,
 			 (unsigned long long)d->bytes);
 		smtpd_reply(sess, "%s", verdict);
-	} else {
+	} else if (!smtpd_policy_discard(sess, d->qid)) {	/* blackholed: 250, nothing stored */
 		smtpd_data_deliver(sess, d, d->qid);
 	}
 	smtpd_data_abort(&d);

@@ -277,6 +277,7 @@ static SMTPD_SESSION *smtpd_session_create(struct server_conn *conn)
 static void smtpd_session_free(SMTPD_SESSION *sess)
 {
 	smtpd_transaction_reset(sess);
+	smtpd_policy_free(sess);
 	stream_close(&sess->stream);
 	strbuf_free(&sess->line);
 	free(sess->helo);
@@ -372,7 +373,10 @@ void smtpd_session_run(struct server_conn *conn)
 	msg_set_prefix(sess->id);
 	msg_info("connect from [%s]:%d to %s port %d (%s)", conn->client_addr, conn->client_port,
 		 conn->listener->name, conn->local_port, sess->submission ? "submission" : "MX");
-	if (conn->listener->implicit_tls && smtpd_tls_handshake(sess) < 0) {
+	if (smtpd_policy_connect(sess) < 0) {		/* rate limit: 421 sent */
+		smtpd_state_set(sess, SMTPD_STATE_QUIT);
+		smtpd_flush(sess);
+	} else if (conn->listener->implicit_tls && smtpd_tls_handshake(sess) < 0) {
 		smtpd_state_set(sess, SMTPD_STATE_QUIT);
 	} else {
 		smtpd_reply(sess, "220 %s %s", server_hostname(), conf_str("smtpd_banner"));

@@ -78,6 +78,21 @@ const struct conf_key conf_keys[] = {
 
 	/* SMTP server: ESMTP extensions and session limits (mta esmtp). */
 	{ "smtpd_message_limit", CONF_INT, "1000", "messages accepted in one SMTP session before 421 (0: no limit)" },
+	/* SMTP policy (mta/smtpd_policy*.c): rate limits, DNS blocklists, sender ownership. */
+	{ "smtpd_policy_exempt_networks", CONF_LIST, "127.0.0.0/8 ::1/128",
+	  "client networks (addr/prefix) that skip the rate limits, DNS blocklists and SPF" },
+	{ "smtpd_client_connection_rate_limit", CONF_INT, "100", "connections of one client address a minute (0: no limit)" },
+	{ "smtpd_client_message_rate_limit", CONF_INT, "100", "MAIL commands of one client address a minute (0: no limit)" },
+	{ "smtpd_client_message_hour_limit", CONF_INT, "1000", "MAIL commands of one client address an hour (0: no limit)" },
+	{ "smtpd_user_message_limit", CONF_INT, "1000", "MAIL commands of one authenticated user an hour (0: no limit)" },
+	{ "smtpd_user_recipient_limit", CONF_INT, "5000", "RCPT commands of one authenticated user an hour (0: no limit)" },
+	{ "smtpd_dnsbl_sites", CONF_LIST, "", "DNS blocklists asked about unauthenticated clients, each zone[=127.0.0.[2..11]][*weight]" },
+	{ "smtpd_dnsbl_threshold", CONF_INT, "1", "sum of the weights of the listing blocklists at which a client is refused" },
+	{ "smtpd_sender_login_check", CONF_BOOL, "yes", "an authenticated client's MAIL FROM must be its own address or an alias of it" },
+	{ "smtpd_sender_login_exempt_users", CONF_LIST, "", "authenticated users who may use any sender address" },
+	{ "smtpd_spf_check", CONF_BOOL, "yes", "check the SPF record of unauthenticated clients' MAIL FROM domain" },
+	{ "smtpd_spf_actions", CONF_LIST, "fail:reject",
+	  "result:action pairs (results none neutral pass fail softfail temperror permerror; actions reject defer accept); unlisted results are accepted with a Received-SPF header" },
 
 	/* DNS (share/dns.c). */
 	{ "dns_servers", CONF_LIST, "", "DNS servers asked, as addr, addr:port or [v6]:port (empty: those of /etc/resolv.conf)" },
