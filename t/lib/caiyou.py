@@ -32,6 +32,7 @@ DESCRIPTION
 """
 import atexit
 import os
+import random
 import re
 import shutil
 import socket
@@ -167,11 +168,26 @@ def worker_pid(sock):
     return None
 
 
+_ports_given = set()
+
+
 def free_port(host="127.0.0.1"):
-    """A TCP port nobody listens on right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A TCP port nobody listens on right now, below the kernel's ephemeral
+    range (so that no client socket of this or another test takes it before
+    a daemon binds it), and never the same one twice in one test."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(1000):
+        port = random.randrange(20000, 32000)
+        if port in _ports_given:
+            continue
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        _ports_given.add(port)
+        return port
+    raise RuntimeError("no free port in 20000-31999 on %s" % host)
 
 
 class Instance:
