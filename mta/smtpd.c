@@ -12,11 +12,14 @@
  *	each one to smtpd_session_run() in a worker; this file only names the
  *	listeners and opens the spool and the directory in every worker.
  *
- *	Relaying is refused to unauthenticated clients; authenticated clients
- *	get a temporary error for remote recipients until the queue runner
- *	exists. Local recipients are checked against the directory and their
- *	quota at RCPT time, and a message is answered 250 only once
- *	spool_deliver() has committed it to disk for every recipient.
+ *	The listener decides the service: smtp_listen is the MX, which takes
+ *	mail for our domains only and never relays, not even for a client
+ *	that authenticated; submission_listen and smtps_listen are submission,
+ *	which wants AUTH (over TLS) before MAIL and queues an authenticated
+ *	client's mail to other domains for caiyou-queued. Local recipients are
+ *	checked against the directory and their quota at RCPT time, and a
+ *	message is answered 250 only once spool_queue_deliver() has committed
+ *	it to disk for every recipient.
  * SECURITY
  *	The master binds the ports as root and the workers run as the service
  *	user (conf key "user"). Everything a client sends is untrusted: every
@@ -28,7 +31,9 @@
  *	RFC 5321 (SMTP), RFC 1869/5321 (ESMTP), RFC 1870 (SIZE), RFC 6152
  *	(8BITMIME), RFC 2920 (PIPELINING), RFC 2034 and 3463 (enhanced status
  *	codes), RFC 3207 (STARTTLS), RFC 4954 (AUTH), RFC 4616 (PLAIN), RFC
- *	3848 (ESMTPS/ESMTPA/ESMTPSA in Received), RFC 8314 (implicit TLS).
+ *	3848 (ESMTPS/ESMTPA/ESMTPSA in Received), RFC 8314 (implicit TLS),
+ *	RFC 6409 (submission), RFC 6531 (SMTPUTF8), RFC 3030 (CHUNKING,
+ *	BINARYMIME).
  */
 #include "sys_defs.h"
 

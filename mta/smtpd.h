@@ -45,6 +45,9 @@
  * expansion of all its recipients: stops an amplification where a few RCPT
  * commands naming big aliases make one DATA write to millions of mailboxes. */
 #define SMTPD_TARGETS_MAX	10000
+/* BDAT chunk sizes are read as decimal digits: at most 20 (2^64 - 1) before
+ * the number is refused, so an endless number cannot overflow the count. */
+#define SMTPD_BDAT_DIGITS	20
 
 enum smtpd_state {
 	SMTPD_STATE_CONNECT,	/* greeting sent; HELO/EHLO expected */
@@ -54,6 +57,15 @@ enum smtpd_state {
 	SMTPD_STATE_DATA,	/* receiving the message */
 	SMTPD_STATE_QUIT,	/* the session is over; close the connection */
 };
+
+/* The BODY= of MAIL FROM (RFC 6152, RFC 3030). */
+enum smtpd_body {
+	SMTPD_BODY_7BIT,	/* no BODY= given, or BODY=7BIT */
+	SMTPD_BODY_8BITMIME,
+	SMTPD_BODY_BINARYMIME,	/* BDAT only; NUL, bare CR and LF are data */
+};
+
+struct smtpd_data;
 
 /* One local mailbox a message goes to, after alias expansion. */
 struct smtpd_target {
@@ -77,6 +89,8 @@ typedef struct smtpd_session {
 	long long error_limit;
 	long long max_hops;
 	long long auth_max_failures;
+	long long message_limit;	/* smtpd_message_limit: messages per session */
+	bool submission;		/* submission or smtps listener: AUTH before MAIL, may relay */
 
 	/* The connection. */
 	char *helo;			/* HELO/EHLO argument */
@@ -90,6 +104,9 @@ typedef struct smtpd_session {
 	/* The mail transaction. */
 	char *sender;			/* "" for the null reverse-path */
 	uint64_t size_hint;		/* MAIL FROM SIZE=, 0 = not given */
+	bool smtputf8;			/* MAIL FROM ... SMTPUTF8 (RFC 6531) */
+	enum smtpd_body body;		/* MAIL FROM ... BODY= */
+	struct smtpd_data *bdat;	/* the message of a BDAT transfer in progress, or NULL */
 	char **rcpts;			/* accepted forward-paths */
 	size_t nrcpt;
 	struct smtpd_target *targets;	/* distinct local mailboxes */
@@ -109,6 +126,7 @@ typedef struct smtpd_session {
 	char **success;			/* local recipients with NOTIFY=SUCCESS: "delivered" DSN */
 	char **success_orcpt;		/* parallel to success, NULL entries when none */
 	size_t nsuccess;
+	struct smtpd_policy *policy;	/* smtpd_policy*.c's state, NULL until used */
 } SMTPD_SESSION;
 
 /* One entry of the command table (smtpd_cmd.c). */
@@ -137,6 +155,7 @@ const char *smtpd_state_name(enum smtpd_state state);
 void smtpd_reply(SMTPD_SESSION *sess, const char *fmt, ...) CY_PRINTF(2, 3);
 int smtpd_getline(SMTPD_SESSION *sess, STRBUF *line, size_t max);
 int smtpd_getpart(SMTPD_SESSION *sess, STRBUF *part, size_t max);
+int smtpd_read(SMTPD_SESSION *sess, void *buf, size_t len);
 void smtpd_flush(SMTPD_SESSION *sess);
 void smtpd_transaction_reset(SMTPD_SESSION *sess);
 
@@ -155,10 +174,32 @@ void smtpd_dsn_delivered(SMTPD_SESSION *sess, uint64_t msgid);
 
 /* smtpd_data.c */
 void smtpd_data(SMTPD_SESSION *sess);
+struct smtpd_data *smtpd_data_begin(SMTPD_SESSION *sess, bool binary);
+void smtpd_data_append(struct smtpd_data *d, const char *buf, size_t len);
+void smtpd_data_end(SMTPD_SESSION *sess, struct smtpd_data *d);
+void smtpd_data_abort(struct smtpd_data **dp);
+bool smtpd_data_too_big(const struct smtpd_data *d);
+
+/* smtpd_bdat.c */
+void smtpd_bdat(SMTPD_SESSION *sess, const char *arg);
+
+/* smtpd_idna.c */
+bool smtpd_idna_is_ascii(const char *s);
+int smtpd_idna_address(const char *addr, char **ascii_r, const char **why_r);
 
 /* smtpd_auth.c */
 bool smtpd_auth_allowed(SMTPD_SESSION *sess);
 void smtpd_auth(SMTPD_SESSION *sess, const char *arg);
+
+/* smtpd_policy.c: hooks of the policy layer (rate limits, lists, DNSBL) */
+int smtpd_policy_connect(SMTPD_SESSION *sess);
+int smtpd_policy_mail(SMTPD_SESSION *sess, const char *sender);
+int smtpd_policy_rcpt(SMTPD_SESSION *sess, const char *rcpt);
+bool smtpd_policy_discard(SMTPD_SESSION *sess, const char *qid);
+void smtpd_policy_headers(SMTPD_SESSION *sess, STRBUF *hdr);
+int smtpd_spf_syntax(const char *record, const char *sender, const char *client,
+		     const char *helo, char **why_r);
+void smtpd_policy_free(SMTPD_SESSION *sess);
 
 /* smtpd_tls.c */
 bool smtpd_tls_offered(SMTPD_SESSION *sess);

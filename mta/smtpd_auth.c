@@ -14,6 +14,9 @@
  *	(share/auth.c), which slows failures down; a failure is answered
  *	535 5.7.8 and, after auth_max_failures of them, 421 and the connection
  *	is closed. Passwords are wiped from memory after use.
+ *
+ *	On submission AUTH is what lets MAIL through (smtpd_cmd.c); on the MX
+ *	it is accepted but grants nothing: the MX never relays.
  * SECURITY
  *	A password never travels in the clear unless the operator said so
  *	(auth_require_tls). Responses are read with the 12288-octet line limit

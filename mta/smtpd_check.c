@@ -17,15 +17,19 @@
  *	also takes the bare "<Postmaster>" of RFC 5321 4.5.1.
  *
  *	MAIL parameters: SIZE=n (refused up front with 552 5.3.4 when over
- *	message_size_limit), BODY=7BIT or 8BITMIME, AUTH=<...> (RFC 4954,
- *	accepted and ignored), RET=FULL|HDRS and ENVID=xtext (RFC 3461);
- *	anything else 555 5.5.4. RCPT takes NOTIFY=NEVER or a list of
- *	SUCCESS, FAILURE, DELAY, and ORCPT=addr-type;xtext (RFC 3461). A bad
- *	or repeated DSN parameter is 501 5.5.4. The DSN parameters of remote
- *	recipients are stored with their queue entries (spool_queue_submit());
- *	smtpd_wake_queued() tells queued there is new mail;
- *	smtpd_dsn_delivered() sends the "delivered" DSN of local recipients
- *	that asked with NOTIFY=SUCCESS.
+ *	message_size_limit), BODY=7BIT, 8BITMIME or BINARYMIME (RFC 3030),
+ *	SMTPUTF8 (RFC 6531), AUTH=<...> (RFC 4954, accepted and ignored),
+ *	RET=FULL|HDRS and ENVID=xtext (RFC 3461); anything else 555 5.5.4.
+ *	RCPT takes NOTIFY=NEVER or a list of SUCCESS, FAILURE, DELAY, and
+ *	ORCPT=addr-type;xtext (RFC 3461). A bad or repeated DSN parameter is
+ *	501 5.5.4. The DSN parameters of remote recipients are stored with
+ *	their queue entries (spool_queue_submit()); smtpd_wake_queued() tells
+ *	queued there is new mail; smtpd_dsn_delivered() sends the "delivered"
+ *	DSN of local recipients that asked with NOTIFY=SUCCESS.
+ *
+ *	UTF-8 is taken in dot-atom local parts and in domains (U-labels), as
+ *	well-formed sequences only; whether the transaction may use it
+ *	(SMTPUTF8) is decided by the caller (smtpd_cmd.c).
  *
  *	smtpd_check_rcpt_addr() resolves a recipient through the directory
  *	(aliases expanded) and answers:
@@ -35,11 +39,14 @@
  *	  DIR_NO_SUCH_USER	550 5.1.1
  *	  DIR_SUSPENDED		550 5.2.1
  *	  DIR_LOOP		554 5.4.6
- *	  DIR_NOT_LOCAL		554 5.7.1 Relay access denied to clients that
- *				did not authenticate (never an open relay);
- *				250 2.1.5 to those who did: the address is
+ *	  DIR_NOT_LOCAL		554 5.7.1 Relay access denied on the MX
+ *				listener and to clients that did not
+ *				authenticate (never an open relay); 250 2.1.5
+ *				to those who did, on submission: the address is
  *				queued for remote delivery (queued/) in the
- *				transaction that stores the message
+ *				transaction that stores the message, unless
+ *				the message is BODY=BINARYMIME (554 5.6.1: the
+ *				queue does not relay binary data unchanged)
  *	A local alias that expands to a remote address gets 451 4.4.3 (aliases
  *	to remote addresses come with a later release of the queue).
  *	smtpd_recipient_limit caps recipients per message (452 4.5.3), and
@@ -58,6 +65,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "charset.h"
 #include "conf.h"
 #include "dir.h"
 #include "dsn.h"
@@ -101,9 +109,13 @@ static bool smtpd_valid_local(const char *s, size_t len)
 	if (s[0] == '.' || s[len - 1] == '.')
 		return false;
 	for (size_t i = 0; i < len; i++) {
+		size_t n;
+
 		if (s[i] == '.') {
 			if (s[i + 1] == '.')
 				return false;
+		} else if ((unsigned char)s[i] >= 0x80 && (n = utf8_char_len(s + i, len - i)) > 0) {
+			i += n - 1;	/* RFC 6531 3.3: UTF-8 atext */
 		} else if (!smtpd_atext((unsigned char)s[i])) {
 			return false;
 		}
@@ -128,8 +140,12 @@ static bool smtpd_valid_domain(const char *s)
 	}
 	for (size_t i = 0; i <= len; i++) {
 		char c = s[i];
+		size_t n;
 
-		if (c == '.' || c == '\0') {
+		if ((unsigned char)c >= 0x80 && (n = utf8_char_len(s + i, len - i)) > 0) {
+			label += n;	/* a U-label (RFC 6531 3.3); IDNA checks it later */
+			i += n - 1;
+		} else if (c == '.' || c == '\0') {
 			if (label == 0 || label > 63 || s[i - 1] == '-')
 				return false;
 			label = 0;
@@ -392,12 +408,18 @@ int smtpd_check_mail_params(SMTPD_SESSION *sess, const char *params, uint64_t *s
 				return -1;
 			}
 		} else if (strcasecmp(key, "BODY") == 0) {
-			if (val == NULL
-			    || !((vlen == 4 && strncasecmp(val, "7BIT", 4) == 0)
-				 || (vlen == 8 && strncasecmp(val, "8BITMIME", 8) == 0))) {
-				smtpd_reply(sess, "501 5.5.4 Unsupported BODY type (7BIT or 8BITMIME)");
+			if (val != NULL && vlen == 4 && strncasecmp(val, "7BIT", 4) == 0) {
+				sess->body = SMTPD_BODY_7BIT;
+			} else if (val != NULL && vlen == 8 && strncasecmp(val, "8BITMIME", 8) == 0) {
+				sess->body = SMTPD_BODY_8BITMIME;
+			} else if (val != NULL && vlen == 10 && strncasecmp(val, "BINARYMIME", 10) == 0) {
+				sess->body = SMTPD_BODY_BINARYMIME;
+			} else {
+				smtpd_reply(sess, "501 5.5.4 Unsupported BODY type (7BIT, 8BITMIME or BINARYMIME)");
 				return -1;
 			}
+		} else if (strcasecmp(key, "SMTPUTF8") == 0 && val == NULL) {
+			sess->smtputf8 = true;	/* RFC 6531 3.4 */
 		} else if (strcasecmp(key, "AUTH") == 0 && val != NULL) {
 			/* RFC 4954 section 5: accepted; we do not relay it onwards yet. */
 		} else if (strcasecmp(key, "RET") == 0 || strcasecmp(key, "ENVID") == 0) {
@@ -735,10 +757,16 @@ void smtpd_check_rcpt_addr(SMTPD_SESSION *sess, const char *addr)
 		reply = xasprintf("554 5.4.6 <%s>: Recipient address rejected: alias loop", addr);
 		break;
 	case DIR_NOT_LOCAL:
-		if (sess->auth_user != NULL)
-			smtpd_accept_remote(sess, addr);
-		else
+		/* Only submission relays, and only for its authenticated
+		 * clients: the MX takes mail for our domains alone. */
+		if (sess->auth_user == NULL || !sess->submission)
 			reply = xasprintf("554 5.7.1 <%s>: Relay access denied", addr);
+		else if (sess->body == SMTPD_BODY_BINARYMIME)
+			/* The queue relays with line-based encoding: binary
+			 * data would reach the next hop altered. */
+			reply = xasprintf("554 5.6.1 <%s>: BINARYMIME mail is for local recipients only", addr);
+		else
+			smtpd_accept_remote(sess, addr);
 		break;
 	}
 	if (reply != NULL) {

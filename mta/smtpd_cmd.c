@@ -12,13 +12,31 @@
  *	HTTP requests sent to the SMTP port).
  *
  *	EHLO advertises only what is implemented: PIPELINING, SIZE, 8BITMIME,
- *	ENHANCEDSTATUSCODES, STARTTLS while a TLS context exists and the
- *	session is not yet in TLS, and AUTH PLAIN LOGIN when authentication
- *	is allowed on this connection. VRFY answers 252 (we never confirm
- *	addresses, which would help address harvesters).
+ *	SMTPUTF8, CHUNKING, BINARYMIME, ENHANCEDSTATUSCODES, STARTTLS while a
+ *	TLS context exists and the session is not yet in TLS, and AUTH PLAIN
+ *	LOGIN when authentication is allowed on this connection. VRFY answers
+ *	252 (we never confirm addresses, which would help address harvesters).
+ *
+ *	The two services differ at MAIL and RCPT. On submission (the
+ *	submission and smtps listeners) MAIL needs AUTH first (530 5.7.0), and
+ *	AUTH needs TLS first unless auth_require_tls = no (smtpd_auth.c); an
+ *	authenticated client may then send to other domains. The MX (the smtp
+ *	listener) takes mail for our domains only, whoever the client is:
+ *	authenticating there gives no relaying (smtpd_check.c).
+ *
+ *	MAIL is refused with 421 once smtpd_message_limit messages were
+ *	accepted in the session (the client goes on in a new one), so one
+ *	connection cannot keep a worker forever.
+ *
+ *	Addresses with UTF-8 (local part or domain) need MAIL ... SMTPUTF8:
+ *	without it MAIL and RCPT answer 553 5.6.7 (RFC 6531 3.5). A recipient
+ *	domain in U-labels is looked up in its A-label form (smtpd_idna.c), so
+ *	"user@例子.中国" and "user@xn--fsqu00a.xn--fiqs8s" are one mailbox.
  * STANDARDS
  *	RFC 5321 sections 4.1.1 and 4.1.4 (commands and their order), RFC 2920
- *	(PIPELINING), RFC 1870 (SIZE), RFC 6152 (8BITMIME), RFC 2034.
+ *	(PIPELINING), RFC 1870 (SIZE), RFC 6152 (8BITMIME), RFC 2034, RFC 6531
+ *	(SMTPUTF8), RFC 3030 (CHUNKING, BINARYMIME), RFC 6409 and RFC 8314
+ *	(submission).
  */
 #include "sys_defs.h"
 
@@ -53,6 +71,18 @@ static int smtpd_check_mail(SMTPD_SESSION *sess, const char *arg)
 		smtpd_reply(sess, "503 5.5.1 Error: nested MAIL command");
 		return -1;
 	}
+	if (sess->submission && sess->auth_user == NULL) {
+		/* RFC 6409 4.3: submission is for authenticated users. */
+		smtpd_reply(sess, "530 5.7.0 Authentication required");
+		return -1;
+	}
+	if (sess->message_limit > 0 && sess->messages >= (unsigned long long)sess->message_limit) {
+		msg_info("too many messages in one session from [%s]", sess->conn->client_addr);
+		smtpd_reply(sess, "421 4.7.0 %s Error: too many messages in one session; "
+			    "go on in a new one", server_hostname());
+		smtpd_state_set(sess, SMTPD_STATE_QUIT);
+		return -1;
+	}
 	return 0;
 }
 
@@ -62,6 +92,10 @@ static int smtpd_check_rcpt(SMTPD_SESSION *sess, const char *arg)
 	(void)arg;
 	if (sess->state != SMTPD_STATE_MAIL && sess->state != SMTPD_STATE_RCPT) {
 		smtpd_reply(sess, "503 5.5.1 Error: need MAIL command");
+		return -1;
+	}
+	if (sess->bdat != NULL) {
+		smtpd_reply(sess, "503 5.5.1 Error: RCPT not allowed during BDAT transfer");
 		return -1;
 	}
 	return 0;
@@ -77,6 +111,15 @@ static int smtpd_check_data(SMTPD_SESSION *sess, const char *arg)
 	}
 	if (sess->state != SMTPD_STATE_RCPT) {
 		smtpd_reply(sess, "503 5.5.1 Error: need RCPT command");
+		return -1;
+	}
+	/* RFC 3030 3: DATA and BDAT never mix in one transaction. */
+	if (sess->bdat != NULL) {
+		smtpd_reply(sess, "503 5.5.1 Error: DATA not allowed during BDAT transfer");
+		return -1;
+	}
+	if (sess->body == SMTPD_BODY_BINARYMIME) {
+		smtpd_reply(sess, "503 5.5.1 Error: BODY=BINARYMIME requires BDAT");
 		return -1;
 	}
 	return 0;
@@ -106,7 +149,7 @@ void smtpd_cmd_ehlo_reply(SMTPD_SESSION *sess)
 		n += snprintf(text + n, sizeof(text) - n, "SIZE %zu\n", sess->size_limit);
 	else
 		n += snprintf(text + n, sizeof(text) - n, "SIZE\n");
-	n += snprintf(text + n, sizeof(text) - n, "8BITMIME\n");
+	n += snprintf(text + n, sizeof(text) - n, "8BITMIME\nSMTPUTF8\nCHUNKING\nBINARYMIME\n");
 	n += snprintf(text + n, sizeof(text) - n, "DSN\n");
 	if (smtpd_tls_offered(sess))
 		n += snprintf(text + n, sizeof(text) - n, "STARTTLS\n");
@@ -164,6 +207,22 @@ static void smtpd_cmd_mail(SMTPD_SESSION *sess, const char *arg)
 	}
 	if (smtpd_check_mail_params(sess, rest, &size) < 0) {
 		free(addr);
+		sess->smtputf8 = false;
+		sess->body = SMTPD_BODY_7BIT;
+		return;
+	}
+	if (!sess->smtputf8 && !smtpd_idna_is_ascii(addr)) {
+		msg_info("reject: MAIL from [%s]: UTF-8 address without SMTPUTF8",
+			 sess->conn->client_addr);
+		smtpd_reply(sess, "553 5.6.7 Error: UTF-8 sender address needs the SMTPUTF8 parameter");
+		free(addr);
+		sess->body = SMTPD_BODY_7BIT;
+		return;
+	}
+	if (smtpd_policy_mail(sess, addr) < 0) {	/* rate limits, DNSBL, SPF, sender login */
+		free(addr);
+		sess->smtputf8 = false;
+		sess->body = SMTPD_BODY_7BIT;
 		return;
 	}
 	sess->sender = addr;
@@ -176,7 +235,7 @@ static void smtpd_cmd_mail(SMTPD_SESSION *sess, const char *arg)
 static void smtpd_cmd_rcpt(SMTPD_SESSION *sess, const char *arg)
 {
 	const char *rest, *why;
-	char *addr;
+	char *addr, *ascii;
 
 	if (strncasecmp(arg, "TO:", 3) != 0) {
 		smtpd_reply(sess, "501 5.5.4 Syntax: RCPT TO:<address>");
@@ -186,7 +245,22 @@ static void smtpd_cmd_rcpt(SMTPD_SESSION *sess, const char *arg)
 		smtpd_reply(sess, "501 5.1.3 Bad recipient address syntax: %s", why);
 		return;
 	}
-	if (smtpd_check_rcpt_params(sess, rest) == 0)
+	if (!smtpd_idna_is_ascii(addr)) {
+		if (!sess->smtputf8) {
+			smtpd_reply(sess, "553 5.6.7 Error: UTF-8 recipient address needs MAIL FROM "
+				    "with SMTPUTF8");
+			free(addr);
+			return;
+		}
+		if (smtpd_idna_address(addr, &ascii, &why) < 0) {
+			smtpd_reply(sess, "553 5.1.3 Bad recipient address syntax: domain: %s", why);
+			free(addr);
+			return;
+		}
+		free(addr);
+		addr = ascii;
+	}
+	if (smtpd_check_rcpt_params(sess, rest) == 0 && smtpd_policy_rcpt(sess, addr) == 0)
 		smtpd_check_rcpt_addr(sess, addr);
 	free(addr);
 }
@@ -233,7 +307,7 @@ static void smtpd_cmd_help(SMTPD_SESSION *sess, const char *arg)
 {
 	(void)arg;
 	smtpd_reply(sess, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP "
-		    "STARTTLS AUTH");
+		    "STARTTLS AUTH BDAT");
 }
 
 /* smtpd_cmd_hangup - placeholder action of the commands we hang up on */
@@ -249,6 +323,7 @@ static const struct smtpd_cmd smtpd_cmd_table[] = {
 	{ "MAIL", smtpd_check_mail, smtpd_cmd_mail, SMTPD_CMD_NEEDARG },
 	{ "RCPT", smtpd_check_rcpt, smtpd_cmd_rcpt, SMTPD_CMD_NEEDARG },
 	{ "DATA", smtpd_check_data, smtpd_cmd_data, SMTPD_CMD_NOARG },
+	{ "BDAT", NULL, smtpd_bdat, SMTPD_CMD_NEEDARG },
 	{ "RSET", NULL, smtpd_cmd_rset, SMTPD_CMD_NOARG },
 	{ "NOOP", NULL, smtpd_cmd_noop, 0 },
 	{ "QUIT", NULL, smtpd_cmd_quit, 0 },

@@ -5,6 +5,10 @@
  *	#include "smtpd.h"
  *
  *	smtpd_data(sess);
+ *
+ *	d = smtpd_data_begin(sess, binary);	(BDAT, smtpd_bdat.c)
+ *	smtpd_data_append(d, buf, len);
+ *	smtpd_data_end(sess, d);	or	smtpd_data_abort(&d);
  * DESCRIPTION
  *	After "354", the message is read in pieces (never a whole line, so one
  *	endless line costs no memory) and run through a byte-level state
@@ -14,12 +18,22 @@
  *	the spool's staging buffer (spool_msg_write), which overflows to an
  *	unlinked temporary file, so a big message is never held in memory.
  *
+ *	BDAT (RFC 3030) feeds its chunks through smtpd_data_append(), without
+ *	transparency: the chunk sizes delimit the message. The same checks
+ *	apply, counted over all the chunks of one message.
+ *
  *	A message is refused, always after reading it to its end so that the
  *	client and we stay in step, when it holds
  *	  - a bare LF or a bare CR		550 5.6.0 (SMTP smuggling: a
- *	    <LF>.<LF> or <CR>.<CR> is data, never the end; a server behind
- *	    us might read it as one, so such a message is not passed on)
+ *	    <LF>.<LF>, <CR>.<CR>, <LF>.<CR><LF> or <CR><LF>.<LF> is data,
+ *	    never the end; a server behind us might read it as one, so such
+ *	    a message is not passed on. This is the choice of Postfix's
+ *	    smtpd_forbid_bare_newline = reject, made the only behaviour:
+ *	    storing the bytes as data would let them reach a relay that
+ *	    takes them for an end of data, CVE-2023-51764 and relatives.)
  *	  - a NUL byte				550 5.6.0
+ *	    (none of the three for BODY=BINARYMIME over BDAT, whose data is
+ *	    binary by definition)
  *	  - more than message_size_limit bytes	552 5.3.4
  *	  - a header over header_size_limit	552 5.3.4
  *	  - max_hops or more Received headers	554 5.4.6 (a mail loop)
@@ -28,9 +42,16 @@
  *	it for every remote recipient, in one transaction, and only then is it answered 250 (SPOOL_OVER_QUOTA:
  *	552 5.2.2; a spool error: 451 4.3.0). An EOF or timeout inside DATA
  *	stores nothing. One summary line is logged per accepted message.
+ *
+ *	Header fields with 8-bit bytes (raw UTF-8, or the raw GB2312/GBK of
+ *	older Chinese mail systems) are accepted in every transaction, not
+ *	only in SMTPUTF8 ones: RFC 6531 asks the sender to use SMTPUTF8 for
+ *	them, but refusing would bounce much legitimate mail that IMAP and
+ *	POP3 serve well as it is (the charset code decodes them on display).
  * STANDARDS
  *	RFC 5321 4.1.1.4 (DATA), 4.5.2 (transparency), 4.4 (Received, trace),
- *	2.3.8 (lines end in CRLF); RFC 3848 (with ESMTPS/ESMTPA/ESMTPSA).
+ *	2.3.8 (lines end in CRLF); RFC 3848 (with ESMTPS/ESMTPA/ESMTPSA);
+ *	RFC 6531 3.7.3 (with UTF8SMTP...); RFC 3030 (BDAT, BINARYMIME).
  */
 #include "sys_defs.h"
 
@@ -62,6 +83,9 @@ enum smtpd_data_state {
 /* Why a message is refused; the first reason found wins. */
 struct smtpd_data {
 	SMTPD_SESSION *sess;
+	char qid[64];			/* queue id: session id and message number */
+	bool binary;			/* BODY=BINARYMIME: NUL, CR and LF are data */
+	bool cr_pending;		/* BDAT: the last byte was a CR */
 	enum smtpd_data_state state;
 	SPOOL_MSG *msg;			/* NULL once nothing more is to be stored */
 	STRBUF *out;			/* staging for spool_msg_write */
@@ -211,13 +235,15 @@ static void smtpd_data_feed(struct smtpd_data *d, const char *buf, size_t len)
 	}
 }
 
-/* smtpd_data_with - the "with" protocol of RFC 3848 */
+/* smtpd_data_with - the "with" protocol of RFC 3848 and RFC 6531 3.7.3 */
 static const char *smtpd_data_with(SMTPD_SESSION *sess)
 {
 	bool tls = stream_is_tls(sess->stream), auth = sess->auth_user != NULL;
 
 	if (!sess->esmtp)
 		return "SMTP";
+	if (sess->smtputf8)
+		return tls ? (auth ? "UTF8SMTPSA" : "UTF8SMTPS") : (auth ? "UTF8SMTPA" : "UTF8SMTP");
 	return tls ? (auth ? "ESMTPSA" : "ESMTPS") : (auth ? "ESMTPA" : "ESMTP");
 }
 
@@ -244,7 +270,7 @@ static void smtpd_data_received(SMTPD_SESSION *sess, const char *qid, STRBUF *hd
 /* smtpd_data_verdict - the reply for a message that was read to its end */
 static const char *smtpd_data_verdict(struct smtpd_data *d)
 {
-	if (d->nul)
+	if (d->nul && !d->binary)
 		return "550 5.6.0 Message refused: it contains a NUL byte";
 	if (d->bare_lf)
 		return "550 5.6.0 Message refused: bare <LF> in message; lines must end in <CR><LF> (RFC 5321 2.3.8)";
@@ -331,50 +357,106 @@ static void smtpd_data_deliver(SMTPD_SESSION *sess, struct smtpd_data *d, const 
 	free(error);
 }
 
+/* smtpd_data_begin - a new message: our Received header staged first */
+struct smtpd_data *smtpd_data_begin(SMTPD_SESSION *sess, bool binary)
+{
+	struct smtpd_data *d = xcalloc(1, sizeof(*d));
+	STRBUF *hdr;
+
+	d->sess = sess;
+	d->binary = binary;
+	d->state = DATA_BOL;
+	d->in_header = true;
+	d->msg = spool_msg_create();
+	d->out = strbuf_alloc(SMTPD_DATA_STAGE + 16, SMTPD_DATA_STAGE + 16);
+	snprintf(d->qid, sizeof(d->qid), "%s.%u", sess->id, sess->messages + 1);
+	hdr = strbuf_alloc(512, 8192);
+	smtpd_policy_headers(sess, hdr);	/* Received-SPF, above our Received (RFC 7208 9.1) */
+	smtpd_data_received(sess, d->qid, hdr);
+	(void)strbuf_append(d->out, STRBUF_STR(hdr), STRBUF_LEN(hdr));
+	strbuf_free(&hdr);
+	return d;
+}
+
+/* smtpd_data_append - BDAT: message bytes as they are, no transparency */
+void smtpd_data_append(struct smtpd_data *d, const char *buf, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		char c = buf[i];
+
+		if (!d->binary) {
+			/* Lines end in CRLF in a 7BIT or 8BITMIME message
+			 * however it was sent: a bare LF or CR here would
+			 * reach whoever we relay it to by DATA. */
+			if (c == '\n' && !d->cr_pending)
+				d->bare_lf = true;
+			if (d->cr_pending && c != '\n')
+				d->bare_cr = true;
+			d->cr_pending = c == '\r';
+		}
+		smtpd_data_put(d, c);
+	}
+}
+
+/* smtpd_data_too_big - is the message already over message_size_limit? */
+bool smtpd_data_too_big(const struct smtpd_data *d)
+{
+	return d->too_big;
+}
+
+/* smtpd_data_abort - drop a message being received; nothing is stored */
+void smtpd_data_abort(struct smtpd_data **dp)
+{
+	struct smtpd_data *d = *dp;
+
+	if (d == NULL)
+		return;
+	smtpd_data_stop(d);
+	strbuf_free(&d->out);
+	free(d);
+	*dp = NULL;
+}
+
+/* smtpd_data_end - the message is complete: refuse it or store it, then answer */
+void smtpd_data_end(SMTPD_SESSION *sess, struct smtpd_data *d)
+{
+	const char *verdict;
+
+	if (d->cr_pending)
+		d->bare_cr = true;	/* BDAT LAST after a CR */
+	smtpd_data_flush(d);
+	if ((verdict = smtpd_data_verdict(d)) != NULL) {
+		msg_info("%s: refused: %s; from=<%s> size=%llu", d->qid, verdict, sess->sender,
+			 (unsigned long long)d->bytes);
+		smtpd_reply(sess, "%s", verdict);
+	} else if (!smtpd_policy_discard(sess, d->qid)) {	/* blackholed: 250, nothing stored */
+		smtpd_data_deliver(sess, d, d->qid);
+	}
+	smtpd_data_abort(&d);
+	smtpd_transaction_reset(sess);
+}
+
 /* smtpd_data - the DATA command, from 354 to the final reply */
 void smtpd_data(SMTPD_SESSION *sess)
 {
-	struct smtpd_data d;
-	STRBUF *part, *hdr;
-	const char *verdict;
-	char qid[64];
-	int rc;
-
-	memset(&d, 0, sizeof(d));
-	d.sess = sess;
-	d.state = DATA_BOL;
-	d.in_header = true;
-	d.msg = spool_msg_create();
-	d.out = strbuf_alloc(SMTPD_DATA_STAGE + 16, SMTPD_DATA_STAGE + 16);
-	snprintf(qid, sizeof(qid), "%s.%u", sess->id, sess->messages + 1);
-
-	hdr = strbuf_alloc(512, 8192);
-	smtpd_data_received(sess, qid, hdr);
-	(void)strbuf_append(d.out, STRBUF_STR(hdr), STRBUF_LEN(hdr));
-	strbuf_free(&hdr);
+	struct smtpd_data *d = smtpd_data_begin(sess, false);
+	STRBUF *part;
 
 	smtpd_state_set(sess, SMTPD_STATE_DATA);
 	smtpd_reply(sess, "354 End data with <CR><LF>.<CR><LF>");
 	smtpd_flush(sess);
 	part = strbuf_alloc(SMTPD_DATA_PART + 16, SMTPD_DATA_PART + 16);
-	while (d.state != DATA_END) {
-		if ((rc = smtpd_getpart(sess, part, SMTPD_DATA_PART)) != SMTPD_READ_OK)
+	while (d->state != DATA_END) {
+		if (smtpd_getpart(sess, part, SMTPD_DATA_PART) != SMTPD_READ_OK)
 			break;
-		smtpd_data_feed(&d, STRBUF_STR(part), STRBUF_LEN(part));
+		smtpd_data_feed(d, STRBUF_STR(part), STRBUF_LEN(part));
 	}
 	strbuf_free(&part);
-	if (d.state == DATA_END) {
-		smtpd_data_flush(&d);
-		if ((verdict = smtpd_data_verdict(&d)) != NULL) {
-			msg_info("%s: refused: %s; from=<%s> size=%llu", qid, verdict, sess->sender,
-				 (unsigned long long)d.bytes);
-			smtpd_reply(sess, "%s", verdict);
-		} else {
-			smtpd_data_deliver(sess, &d, qid);
-		}
+	if (d->state == DATA_END) {
+		smtpd_data_end(sess, d);
+		return;
 	}
-	/* else: EOF or timeout inside DATA; the session is over and nothing is stored. */
-	smtpd_data_stop(&d);
-	strbuf_free(&d.out);
+	/* EOF or timeout inside DATA; the session is over and nothing is stored. */
+	smtpd_data_abort(&d);
 	smtpd_transaction_reset(sess);
 }

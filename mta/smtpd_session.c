@@ -8,12 +8,18 @@
  *	smtpd_state_set(sess, SMTPD_STATE_MAIL);
  *	smtpd_reply(sess, "250 2.1.0 Ok");
  *	rc = smtpd_getline(sess, line, max);	rc = smtpd_getpart(sess, part, max);
+ *	rc = smtpd_read(sess, buf, len);
  * DESCRIPTION
  *	smtpd_session_run() greets the client, then reads one command line at
  *	a time, looks it up in the command table and runs its check and its
  *	action, until QUIT, an error limit, a timeout or the end of input.
  *
- *	smtpd_getline() and smtpd_getpart() are the only places that read from
+ *	The listener decides the service, never the client: smtp_listen is
+ *	the MX (mail to our domains only, authenticated or not), while
+ *	submission_listen and smtps_listen are submission (AUTH before MAIL;
+ *	an authenticated client may send to other domains).
+ *
+ *	smtpd_getline(), smtpd_getpart() and smtpd_read() are the only places that read from
  *	the client, and smtpd_read_failed() the only place that handles what
  *	can go wrong with a read: a timeout is answered 421 4.4.2 (plaintext
  *	only: the stream refuses all I/O after a timeout, and inside TLS we
@@ -84,6 +90,9 @@ void smtpd_transaction_reset(SMTPD_SESSION *sess)
 	free(sess->sender);
 	sess->sender = NULL;
 	sess->size_hint = 0;
+	sess->smtputf8 = false;
+	sess->body = SMTPD_BODY_7BIT;
+	smtpd_data_abort(&sess->bdat);
 	for (size_t i = 0; i < sess->nrcpt; i++)
 		free(sess->rcpts[i]);
 	free(sess->rcpts);
@@ -236,6 +245,16 @@ int smtpd_getpart(SMTPD_SESSION *sess, STRBUF *part, size_t max)
 	return SMTPD_READ_OK;
 }
 
+/* smtpd_read - read exactly len bytes (a BDAT chunk); the session ends on failure */
+int smtpd_read(SMTPD_SESSION *sess, void *buf, size_t len)
+{
+	int rc;
+
+	if ((rc = stream_read(sess->stream, buf, len)) != STREAM_OK)
+		return smtpd_read_failed(sess, rc);
+	return SMTPD_READ_OK;
+}
+
 /* smtpd_session_id - a session id unique on this host: seconds, microseconds, pid */
 static void smtpd_session_id(SMTPD_SESSION *sess)
 {
@@ -261,6 +280,11 @@ static SMTPD_SESSION *smtpd_session_create(struct server_conn *conn)
 	sess->error_limit = conf_int("smtpd_error_limit");
 	sess->max_hops = conf_int("max_hops");
 	sess->auth_max_failures = conf_int("auth_max_failures");
+	sess->message_limit = conf_int("smtpd_message_limit");
+	/* The service comes from the listener, never from what the client
+	 * says; a listener not named here is an MX (it never relays). */
+	sess->submission = strcmp(conn->listener->name, "submission") == 0
+			   || strcmp(conn->listener->name, "smtps") == 0;
 	sess->line = strbuf_alloc(256, SMTPD_AUTH_LINE_MAX);
 	sess->stream = stream_open(conn->fd, sess->timeout);
 	return sess;
@@ -270,6 +294,7 @@ static SMTPD_SESSION *smtpd_session_create(struct server_conn *conn)
 static void smtpd_session_free(SMTPD_SESSION *sess)
 {
 	smtpd_transaction_reset(sess);
+	smtpd_policy_free(sess);
 	stream_close(&sess->stream);
 	strbuf_free(&sess->line);
 	free(sess->helo);
@@ -363,9 +388,12 @@ void smtpd_session_run(struct server_conn *conn)
 	SMTPD_SESSION *sess = smtpd_session_create(conn);
 
 	msg_set_prefix(sess->id);
-	msg_info("connect from [%s]:%d to %s port %d", conn->client_addr, conn->client_port,
-		 conn->listener->name, conn->local_port);
-	if (conn->listener->implicit_tls && smtpd_tls_handshake(sess) < 0) {
+	msg_info("connect from [%s]:%d to %s port %d (%s)", conn->client_addr, conn->client_port,
+		 conn->listener->name, conn->local_port, sess->submission ? "submission" : "MX");
+	if (smtpd_policy_connect(sess) < 0) {		/* rate limit: 421 sent */
+		smtpd_state_set(sess, SMTPD_STATE_QUIT);
+		smtpd_flush(sess);
+	} else if (conn->listener->implicit_tls && smtpd_tls_handshake(sess) < 0) {
 		smtpd_state_set(sess, SMTPD_STATE_QUIT);
 	} else {
 		smtpd_reply(sess, "220 %s %s", server_hostname(), conf_str("smtpd_banner"));

@@ -14,6 +14,8 @@
  *	the session. Afterwards the session starts over as if just connected
  *	(RFC 3207 4.2): the greeting, the transaction and any authentication
  *	are forgotten and the client must send EHLO again.
+ *	STARTTLS inside TLS (after STARTTLS or on smtps) is 554 5.5.1, and
+ *	inside a mail transaction 503 5.5.1.
  * SECURITY
  *	Commands a client pipelined after STARTTLS arrived in plaintext and
  *	could have been injected by a man in the middle (CVE-2011-0411): they

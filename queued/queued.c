@@ -15,12 +15,23 @@
  *
  *	The runner loops: it takes the due entries of the queue
  *	(spool_queue_due(), at most QUEUED_BATCH at a time), groups the
- *	recipients of one message at one domain, looks up the domain's MX
- *	hosts (share/dns.c: RFC 5321 5.1 order, the implicit MX, null MX) and
- *	their A and AAAA addresses, and delivers with share/smtp_client.c
- *	(opportunistic STARTTLS, PIPELINING) to queue_smtp_port, trying the
- *	addresses in order until one server takes the transaction. Each
- *	recipient's outcome is recorded at once with spool_queue_result():
+ *	recipients of one message at one domain, sorts the groups by domain,
+ *	and delivers each group by its routes (queued_route.c: the lines of
+ *	queue_routes_file for the recipient's or the sender's domain, else
+ *	the default, MX from the pool queue_source_addresses). A route is the
+ *	domain's MX hosts (share/dns.c: RFC 5321 5.1 order, the implicit MX,
+ *	null MX) on queue_smtp_port, or one smarthost (relay=, with AUTH over
+ *	required TLS); their addresses are tried in order with
+ *	share/smtp_client.c (STARTTLS as the route says, PIPELINING), each
+ *	connection bound to the route's next source address in round robin
+ *	that is in rotation (queued_health.c: FCrDNS and DNSBL, checked every
+ *	queue_source_check_interval) and not marked blocked for the
+ *	destination. A refusal meaning "your address is blocked"
+ *	(queued_route_blocked()) at the greeting, MAIL or RCPT marks that
+ *	source blocked for the destination for queue_block_hold and leaves
+ *	the recipients undecided: the next source address, then the next
+ *	route, is tried at once. Each recipient's outcome is recorded with
+ *	spool_queue_result() (queued_record()):
  *
  *	  250 after the data		delivered (never sent again: the state
  *					is final and spool_queue_result() refuses
@@ -31,21 +42,45 @@
  *					doubled per attempt, at most
  *					queue_retry_max; failed once the entry
  *					is older than queue_lifetime
+ *	  blocked on every route	deferred the same way, with the blocking
+ *					refusal as its reply: block marks end and
+ *					lists delist, and queue_lifetime still
+ *					ends it (a 5xx block is never a bounce
+ *					while another try may get through)
  *	  NXDOMAIN, null MX		failed (5.1.2, 5.1.10)
  *
- *	Each round first purges final entries past queue_purge_after and
- *	stores the DSNs owed (queued_bounce.c: bounces, "relayed" success
- *	notices, double bounces; delay warnings after queue_delay_warning),
- *	and again after its deliveries. Then it sleeps until the next entry
- *	is due (the spool's due-time index), at most queue_run_interval, or
- *	until SIGUSR1 (mta sends it after queueing mail, cyctl queue flush,
- *	hold, release and bounce too; the master passes it on).
+ *	A connection that delivered stays open for the next group of the
+ *	round with the same route and destination (RSET first, at most
+ *	queue_connection_reuse_limit messages), and is closed with QUIT at
+ *	the end of the round. The runner is one process that holds one
+ *	connection at a time: at most one connection per destination host.
  *
- *	Not yet (later releases): routes and source addresses, connection
- *	reuse across messages, per-destination concurrency, DKIM.
+ *	A message whose From: domain has a key in dkim_key_dir is signed
+ *	(share/dkim.c) before its first transaction of a round: the
+ *	DKIM-Signature field is put in front of the stored message as it is
+ *	sent, and kept for the message's other groups (recipients at other
+ *	domains come next in queue id order), so it is computed once per
+ *	message however many recipients it has.
+ *
+ *	Each round first purges final entries past queue_purge_after and
+ *	stores the DSNs owed (queued_bounce.c, share/dsn.c: bounces,
+ *	"relayed" success notices, double bounces; delay warnings after
+ *	queue_delay_warning), and again after its deliveries. DSN parameters
+ *	(RET, ENVID, NOTIFY, ORCPT) go on to a next hop that offers DSN.
+ *
+ *	Then it sleeps until the next entry is due (the spool's due-time
+ *	index), at most queue_run_interval, or until SIGUSR1 (mta sends it
+ *	after queueing mail; cyctl queue flush, hold, release and bounce too;
+ *	the master passes it on), waking earlier when a source address's
+ *	health check is due.
+ *
+ *	Not yet (later releases): parallel connections (and then a
+ *	per-destination limit above one).
  *
  *	Configuration: run_dir, spool_dir, user, log_file, syslog_facility,
- *	hostname, dns_servers, dns_timeout, dns_tries, queue_*.
+ *	hostname, dns_servers, dns_timeout, dns_tries, queue_*, dkim_* (routes: see
+ *	queued_route.c; the routes file is read once, by the master, at
+ *	start: a bad one stops queued with its line and the reason).
  * SECURITY
  *	Started as root only to take the pid file; runs as the "user" of
  *	caiyou.conf (setgroups, setresgid, setresuid, checked) before it
@@ -55,10 +90,13 @@
  * STANDARDS
  *	RFC 5321 4.5.4 (retry strategy), 5.1 (locating the target host),
  *	6.1 (reliable delivery); RFC 3207 (STARTTLS); RFC 7505 (null MX);
+ *	RFC 4954 (AUTH to a smarthost); RFC 5782 (DNSBL); RFC 7372 (X.7.25);
+ *	RFC 6376 (DKIM);
  *	RFC 3461, RFC 3464 (DSN: queued_bounce.c).
  */
 #include "sys_defs.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -67,6 +105,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -76,8 +115,10 @@
 
 #include "conf.h"
 #include "dir.h"
+#include "dkim.h"
 #include "dns.h"
 #include "msg.h"
+#include "queued.h"
 #include "server.h"
 #include "smtp_client.h"
 #include "spool.h"
@@ -92,6 +133,7 @@
 #define QUEUED_MX_MAX		10	/* MX hosts tried per delivery */
 #define QUEUED_ADDR_MAX		20	/* addresses tried per delivery */
 #define QUEUED_RESTART_PAUSE	2	/* seconds before a dead runner is replaced */
+#define QUEUED_DKIM_KEEP	60	/* seconds a message's signature is reused */
 
 static const char *queued_conf;
 static bool queued_foreground;
@@ -104,6 +146,21 @@ static char *queued_pidpath;
 static DNS_CTX *queued_dns;
 static SSL_CTX *queued_tls;
 static char queued_helo[256];
+static struct dkim_sign_opts queued_dkim_opts;
+
+/* The last message signed: its other groups reuse the signature. */
+static struct {
+	uint64_t msgid;
+	time_t when;
+	char *header;		/* the DKIM-Signature field, or NULL: not signed */
+} queued_dkim_last;
+
+/* What a transaction sends: the signature, then the stored message. */
+struct queued_body {
+	SPOOL_READER *reader;
+	const char *prefix;
+	size_t prefix_len, prefix_off;
+};
 
 /* What one delivery attempt decided for one recipient. */
 struct queued_rcpt {
@@ -228,29 +285,178 @@ static void queued_record(struct queued_rcpt *r, size_t n, const char *relay)
 	free(delay);
 }
 
-/* queued_read - smtp_reader over a stored message */
+/* queued_read - smtp_reader over the signature and the stored message */
 static ssize_t queued_read(void *context, char *buf, size_t len, char **error_r)
 {
-	ssize_t n = spool_reader_read(context, buf, len);
+	struct queued_body *src = context;
+	size_t left = src->prefix_len - src->prefix_off;
+	ssize_t n;
+
+	if (left > 0) {
+		n = (ssize_t)(left < len ? left : len);
+		memcpy(buf, src->prefix + src->prefix_off, (size_t)n);
+		src->prefix_off += (size_t)n;
+		return n;
+	}
+	if ((n = spool_reader_read(src->reader, buf, len)) < 0)
+		*error_r = xasprintf("reading the message: %s", strerror(errno));
+	return n;
+}
+
+/* queued_dkim_read - dkim_reader over a stored message */
+static ssize_t queued_dkim_read(void *context, const void **data_r, char **error_r)
+{
+	ssize_t n = spool_reader_next(context, data_r, 65536);
 
 	if (n < 0)
 		*error_r = xasprintf("reading the message: %s", strerror(errno));
 	return n;
 }
 
+/* queued_dkim - the message's DKIM-Signature ("" when not signed), once per message; NULL: unreadable */
+static const char *queued_dkim(uint64_t msgid, SPOOL_READER *reader)
+{
+	char *dir, *header = NULL, *why = NULL;
+	time_t now = time(NULL);
+	int rc;
+
+	if (queued_dkim_last.msgid == msgid && now - queued_dkim_last.when < QUEUED_DKIM_KEEP)
+		return queued_dkim_last.header ? queued_dkim_last.header : "";
+	if ((dir = conf_path("dkim_key_dir")) == NULL)
+		return "";
+	if (spool_reader_seek(reader, 0) < 0) {
+		free(dir);
+		return NULL;
+	}
+	rc = dkim_sign_message(&queued_dkim_opts, dir, now, conf_time("dkim_signature_ttl"),
+			       queued_dkim_read, reader, &header, &why);
+	free(dir);
+	if (why != NULL)
+		msg_warn("msgid=%llu: %s%s", (unsigned long long)msgid,
+			 rc < 0 ? "" : "not signed: ", why);
+	free(why);
+	if (rc < 0)
+		return NULL;
+	if (header != NULL)
+		msg_info("msgid=%llu: DKIM signature made", (unsigned long long)msgid);
+	free(queued_dkim_last.header);
+	queued_dkim_last.msgid = msgid;
+	queued_dkim_last.when = now;
+	queued_dkim_last.header = header;
+	return header ? header : "";
+}
+
+/* One open connection, kept for the next message to the same destination. */
+struct queued_conn {
+	SMTP_CLIENT *c;
+	const struct queued_route *route;
+	char *dest;		/* the recipient domain, or "relay HOST:PORT" */
+	char *host, *addr;	/* the server's name and address */
+	char *source;		/* what we bound to; "" for the kernel's choice */
+	unsigned messages;	/* transactions sent over it */
+};
+
+static struct queued_conn queued_cache;
+
+/* queued_conn_close - end the kept connection (QUIT when it is still usable) */
+static void queued_conn_close(struct queued_conn *k)
+{
+	if (k->c != NULL) {
+		if (smtp_client_usable(k->c))
+			smtp_client_quit(k->c);
+		msg_info("connection to %s[%s] from %s closed after %u message%s", k->host, k->addr,
+			 *k->source ? k->source : "(default)", k->messages, k->messages == 1 ? "" : "s");
+		smtp_client_close(&k->c);
+	}
+	free(k->dest);
+	free(k->host);
+	free(k->addr);
+	free(k->source);
+	memset(k, 0, sizeof(*k));
+}
+
 /* queued_client_conf - the SMTP client settings of one connection */
-static void queued_client_conf(struct smtp_client_conf *c, const char *host)
+static void queued_client_conf(struct smtp_client_conf *c, const struct queued_route *route,
+			       const char *host, const char *source)
 {
 	unsigned t = conf_time("queue_smtp_timeout");
 
 	memset(c, 0, sizeof(*c));
 	c->helo_name = queued_helo;
+	c->source = source;
 	c->connect_timeout = conf_time("queue_connect_timeout");
 	c->greeting_timeout = c->command_timeout = c->data_timeout = t;
 	c->final_timeout = 2 * t;
-	c->tls = queued_tls != NULL ? SMTP_TLS_MAY : SMTP_TLS_NONE;
+	c->tls = queued_tls != NULL ? route->tls : SMTP_TLS_NONE;
 	c->tls_ctx = queued_tls;
 	c->tls_servername = host;
+	c->auth_user = route->auth_user;
+	c->auth_password = route->auth_password;
+}
+
+/* queued_set_last - replace the reason kept for undecided recipients */
+static void queued_set_last(char **last_r, char *text)
+{
+	free(*last_r);
+	*last_r = text;
+}
+
+/* queued_blocked_reply - is reply a block? then mark the connection's source for its destination */
+static bool queued_blocked_reply(struct queued_conn *k, const struct smtp_reply *reply,
+				 const char *said)
+{
+	const char *why;
+
+	if (!queued_route_blocked(reply, &why))
+		return false;
+	msg_info("%s[%s] refuses source %s (\"%s\"): trying another route", k->host, k->addr,
+		 *k->source ? k->source : "(default)", why);
+	queued_route_block(k->source, k->dest, said, time(NULL));
+	return true;
+}
+
+/* queued_open - connect and say hello; 0 when it failed (*last_r, *blocked_r say why) */
+static int queued_open(struct queued_conn *k, const struct queued_route *route, const char *dest,
+		       const char *host, const char *addr, unsigned port, const char *source,
+		       char **last_r, bool *blocked_r)
+{
+	struct smtp_client_conf conf;
+	struct smtp_reply hello = { 0 };
+	char *error = NULL, *text;
+	int ok = 0;
+
+	queued_client_conf(&conf, route, host, source);
+	if (route->tls == SMTP_TLS_ENCRYPT && queued_tls == NULL) {
+		queued_set_last(last_r, xasprintf("451 4.7.0 %s[%s]: TLS is required and not available here",
+						  host, addr));
+		return 0;
+	}
+	memset(k, 0, sizeof(*k));
+	k->route = route;
+	k->dest = xstrdup(dest);
+	k->host = xstrdup(host);
+	k->addr = xstrdup(addr);
+	k->source = xstrdup(source ? source : "");
+	if ((k->c = smtp_client_connect(&conf, addr, port, &error)) == NULL) {
+		queued_set_last(last_r, xasprintf("451 4.4.1 %s[%s]: %s", host, addr, error));
+	} else if (smtp_client_hello(k->c, &hello, &error) < 0 || hello.code / 100 != 2) {
+		text = error ? xstrdup(error) : smtp_reply_str(&hello);
+		/* RFC 5321 3.8, 5.1: a refused greeting sends us to the next host */
+		queued_set_last(last_r, xasprintf("451 4.4.2 %s[%s] greeting: %s", host, addr, text));
+		if (error == NULL && queued_blocked_reply(k, &hello, text))
+			*blocked_r = true;
+		free(text);
+	} else {
+		msg_info("connected to %s[%s] port %u from %s%s%s", host, addr, port,
+			 *k->source ? k->source : "(default)", smtp_client_tls_summary(k->c) ? ", " : "",
+			 smtp_client_tls_summary(k->c) ? smtp_client_tls_summary(k->c) : "");
+		ok = 1;
+	}
+	free(error);
+	smtp_reply_clear(&hello);
+	if (!ok)
+		queued_conn_close(k);
+	return ok;
 }
 
 /* queued_dsn_rcpt - a recipient's NOTIFY and ORCPT for the next hop (sent when it has DSN) */
@@ -269,37 +475,21 @@ static void queued_dsn_rcpt(struct queued_rcpt *r, struct smtp_rcpt *s)
 }
 
 /*
- * queued_try_addr - one SMTP session to one address. Returns 1 when a server
- * took the transaction (every recipient it decided is decided), 0 to try the
- * next address (*last_r says why).
+ * queued_transaction - one message over an open connection. Returns 1 when
+ * the server took the transaction (every recipient it decided is decided),
+ * 0 when the connection failed or the source was refused as blocked
+ * (*blocked_r; those recipients stay undecided for the next route).
  */
-static int queued_try_addr(const char *host, const char *addr, SPOOL_READER *reader,
-			   struct queued_rcpt *r, size_t n, char **last_r)
+static int queued_transaction(struct queued_conn *k, SPOOL_READER *reader, const char *dkim,
+			      struct queued_rcpt *r, size_t n, char **last_r, bool *blocked_r)
 {
-	struct smtp_client_conf conf;
+	struct queued_body src = { reader, dkim, strlen(dkim), 0 };
 	struct smtp_envelope env;
 	struct smtp_rcpt *rcpts = xcalloc(n, sizeof(*rcpts));
-	struct smtp_reply hello = { 0 };
-	SMTP_CLIENT *c;
 	char *error = NULL, *text;
 	size_t m = 0, *map = xcalloc(n, sizeof(*map));
 	int rc, done = 0;
 
-	queued_client_conf(&conf, host);
-	if ((c = smtp_client_connect(&conf, addr, (unsigned)conf_int("queue_smtp_port"),
-				     &error)) == NULL) {
-		free(*last_r);
-		*last_r = xasprintf("451 4.4.1 %s[%s]: %s", host, addr, error);
-		goto out;
-	}
-	if (smtp_client_hello(c, &hello, &error) < 0 || hello.code / 100 != 2) {
-		text = error ? xstrdup(error) : smtp_reply_str(&hello);
-		free(*last_r);
-		/* RFC 5321 3.8, 5.1: a refused greeting sends us to the next host */
-		*last_r = xasprintf("451 4.4.2 %s[%s] greeting: %s", host, addr, text);
-		free(text);
-		goto out;
-	}
 	for (size_t i = 0; i < n; i++) {
 		if (r[i].state != SPOOL_QUEUE_PENDING)
 			continue;
@@ -312,35 +502,38 @@ static int queued_try_addr(const char *host, const char *addr, SPOOL_READER *rea
 	env.ret = r[0].e->ret == SPOOL_DSN_RET_FULL ? "FULL"
 		  : r[0].e->ret == SPOOL_DSN_RET_HDRS ? "HDRS" : NULL;
 	env.envid = r[0].e->envid[0] ? r[0].e->envid : NULL;
-	env.size = (size_t)spool_reader_size(reader);
+	env.size = (size_t)spool_reader_size(reader) + src.prefix_len;
 	env.body_8bit = true;
 	env.rcpts = rcpts;
 	env.nrcpts = m;
 	if (spool_reader_seek(reader, 0) < 0) {
-		free(*last_r);
-		*last_r = xasprintf("451 4.3.0 cannot rewind the stored message");
+		queued_set_last(last_r, xasprintf("451 4.3.0 cannot rewind the stored message"));
 		goto out;
 	}
-	rc = smtp_client_send(c, &env, queued_read, reader, &error);
+	rc = smtp_client_send(k->c, &env, queued_read, &src, &error);
 	done = env.mail_reply.code != 0;
+	k->messages++;
 	for (size_t j = 0; j < m; j++) {
 		struct queued_rcpt *q = &r[map[j]];
 		struct smtp_rcpt *s = &rcpts[j];
 		char *said;
 
 		if (s->stage == SMTP_STAGE_NONE) {
-			if (error != NULL) {
-				free(*last_r);
-				*last_r = xasprintf("451 4.4.2 %s[%s]: %s", host, addr, error);
-			}
+			if (error != NULL)
+				queued_set_last(last_r, xasprintf("451 4.4.2 %s[%s]: %s", k->host, k->addr, error));
 			continue;	/* lost before a decision: the caller defers it */
 		}
 		said = smtp_reply_str(&s->reply);
-		text = xasprintf("%s[%s] said: %s", host, addr, said);
+		text = xasprintf("%s[%s] said: %s", k->host, k->addr, said);
 		free(said);
+		if (s->reply.code / 100 != 2 && (*blocked_r || queued_blocked_reply(k, &s->reply, text))) {
+			*blocked_r = true;	/* undecided: another source or route may do */
+			queued_set_last(last_r, text);
+			continue;
+		}
 		if (s->stage == SMTP_STAGE_DOT && s->reply.code == 250) {
 			queued_decide(q, SPOOL_QUEUE_DELIVERED, text);
-			q->relayed = !(smtp_client_caps(c) & SMTP_CAP_DSN);
+			q->relayed = !(smtp_client_caps(k->c) & SMTP_CAP_DSN);
 		}
 		else if (s->reply.code / 100 == 5)
 			queued_decide(q, SPOOL_QUEUE_FAILED, text);
@@ -348,8 +541,10 @@ static int queued_try_addr(const char *host, const char *addr, SPOOL_READER *rea
 			queued_decide(q, SPOOL_QUEUE_DEFERRED, text);
 		free(text);
 	}
-	if (rc == 0)
-		smtp_client_quit(c);
+	if (*blocked_r)
+		done = 0;
+	if (rc < 0 && error != NULL && m > 0 && rcpts[0].stage != SMTP_STAGE_NONE)
+		msg_info("%s[%s]: %s", k->host, k->addr, error);
 	smtp_reply_clear(&env.mail_reply);
 	smtp_reply_clear(&env.data_reply);
 	smtp_reply_clear(&env.final_reply);
@@ -357,42 +552,184 @@ static int queued_try_addr(const char *host, const char *addr, SPOOL_READER *rea
 		smtp_reply_clear(&rcpts[j].reply);
 out:
 	free(error);
-	smtp_reply_clear(&hello);
-	smtp_client_close(&c);
 	free(rcpts);
 	free(map);
 	return done;
 }
 
-/* queued_host_addrs - the addresses of one MX host, A then AAAA, into addrs */
+/* queued_host_addrs - the addresses of one host, A then AAAA, into addrs */
 static void queued_host_addrs(const char *host, char **addrs, size_t *n, char **last_r)
 {
 	enum dns_type types[2] = { DNS_T_A, DNS_T_AAAA };
+	unsigned char bin[16];
 	struct dns_result *res;
 
+	if (inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1) {
+		if (*n < QUEUED_ADDR_MAX)
+			addrs[(*n)++] = xasprintf("%s\t%s", host, host);
+		return;
+	}
 	for (int t = 0; t < 2; t++) {
 		res = dns_lookup(queued_dns, host, types[t]);
 		if (res->status == DNS_OK) {
 			for (size_t i = 0; i < res->count && *n < QUEUED_ADDR_MAX; i++)
 				addrs[(*n)++] = xasprintf("%s\t%s", host, res->rr[i].data);
 		} else if (res->status == DNS_TEMPFAIL || res->status == DNS_TIMEOUT) {
-			free(*last_r);
-			*last_r = xasprintf("451 4.4.3 %s: %s", host,
-					    res->why ? res->why : dns_status_str(res->status));
+			queued_set_last(last_r, xasprintf("451 4.4.3 %s: %s", host,
+							  res->why ? res->why : dns_status_str(res->status)));
 		}
 		dns_result_free(&res);
 	}
 }
 
-/* queued_deliver_group - recipients of one message at one domain */
+/* queued_cache_fits - may the kept connection carry a message of this route to dest? */
+static bool queued_cache_fits(const struct queued_route *route, const char *dest)
+{
+	struct queued_conn *k = &queued_cache;
+	long long limit = conf_int("queue_connection_reuse_limit");
+
+	return k->c != NULL && k->route == route && strcasecmp(k->dest, dest) == 0
+	       && smtp_client_usable(k->c) && k->messages < (unsigned long long)(limit > 0 ? limit : 0)
+	       && queued_route_source_usable(k->source, dest, time(NULL))
+	       && (*k->source == '\0' || queued_route_source_healthy(k->source));
+}
+
+/*
+ * queued_try_route - deliver the undecided recipients by one route: over the
+ * kept connection when it fits, else to addrs in order, each connection from
+ * the next source address of the route. Returns 1 when a server took the
+ * transaction; 0 when none did or the source was refused as blocked.
+ */
+static int queued_try_route(struct queued_route *route, const char *dest, char **addrs,
+			    size_t naddr, unsigned port, SPOOL_READER *reader, const char *dkim,
+			    struct queued_rcpt *r, size_t n, char **last_r, bool *blocked_r,
+			    char **relay_r)
+{
+	struct queued_conn *k = &queued_cache;
+	char *error = NULL, *why = NULL;
+	const char *source;
+
+	if (queued_cache_fits(route, dest)) {
+		if (smtp_client_rset(k->c, &error) == 0 && smtp_client_usable(k->c)) {
+			if (queued_transaction(k, reader, dkim, r, n, last_r, blocked_r)) {
+				free(*relay_r);
+				*relay_r = xasprintf("%s[%s]", k->host, k->addr);
+				return 1;
+			}
+			if (*blocked_r)
+				queued_conn_close(k);
+			if (*blocked_r || queued_stop)
+				return 0;
+		}
+		free(error);
+		error = NULL;
+	}
+	queued_conn_close(k);
+	for (size_t i = 0; i < naddr && !queued_stop; i++) {
+		char *tab = strchr(addrs[i], '\t');
+		const char *addr = tab + 1;
+		int family = strchr(addr, ':') != NULL ? AF_INET6 : AF_INET;
+
+		*tab = '\0';
+		if (!queued_route_pick(route, dest, family, time(NULL), &source, &why)) {
+			queued_set_last(last_r, xasprintf("451 4.4.1 %s[%s]: %s", addrs[i], addr, why));
+			free(why);
+			why = NULL;
+		} else if (queued_open(k, route, dest, addrs[i], addr, port, source, last_r, blocked_r)) {
+			int took = queued_transaction(k, reader, dkim, r, n, last_r, blocked_r);
+
+			if (took) {
+				free(*relay_r);
+				*relay_r = xasprintf("%s[%s]", k->host, k->addr);
+			}
+			if (!took || !smtp_client_usable(k->c))
+				queued_conn_close(k);
+			if (took || *blocked_r) {
+				*tab = '\t';
+				return took;
+			}
+		}
+		*tab = '\t';
+		if (*blocked_r)
+			return 0;
+	}
+	return 0;
+}
+
+/* queued_pending - are recipients left undecided? */
+static bool queued_pending(const struct queued_rcpt *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (r[i].state == SPOOL_QUEUE_PENDING)
+			return true;
+	return false;
+}
+
+/* queued_mx_addrs - the addresses of a domain's MX hosts; -1 when its recipients are decided */
+static int queued_mx_addrs(const char *domain, struct queued_rcpt *r, size_t n, char **addrs,
+			   size_t *naddr, char **last_r)
+{
+	struct dns_result *mx;
+	int rc = 0;
+
+	if (domain[0] == '[') {
+		/* an address literal: [192.0.2.1] or [IPv6:2001:db8::1] */
+		size_t len = strlen(domain);
+		const char *a = domain + 1;
+
+		if (strncasecmp(a, "IPv6:", 5) == 0)
+			a += 5;
+		if (len > 2 && domain[len - 1] == ']')
+			addrs[(*naddr)++] = xasprintf("%s\t%.*s", domain, (int)(domain + len - 1 - a), a);
+		return 0;
+	}
+	mx = dns_lookup_mx(queued_dns, domain);
+	switch (mx->status) {
+	case DNS_OK:
+		if (mx->null_mx) {
+			queued_decide_all(r, n, SPOOL_QUEUE_FAILED,
+					  "556 5.1.10 the domain accepts no mail (null MX)");
+			rc = -1;
+			break;
+		}
+		for (size_t i = 0; i < mx->count && i < QUEUED_MX_MAX; i++)
+			queued_host_addrs(mx->rr[i].data, addrs, naddr, last_r);
+		break;
+	case DNS_NXDOMAIN:
+	case DNS_BADNAME:
+	case DNS_NODATA:
+		break;
+	default:
+		queued_set_last(last_r, xasprintf("451 4.4.3 MX of %s: %s", domain,
+						  mx->why ? mx->why : dns_status_str(mx->status)));
+		break;
+	}
+	if (rc == 0 && *naddr == 0 && *last_r == NULL) {
+		/* no such domain, or no address for any of its hosts */
+		char *t = xasprintf("550 5.1.2 %s: %s", domain, mx->status == DNS_OK
+				    ? "no address for its mail servers"
+				    : mx->why ? mx->why : dns_status_str(mx->status));
+
+		queued_decide_all(r, n, SPOOL_QUEUE_FAILED, t);
+		free(t);
+		rc = -1;
+	}
+	dns_result_free(&mx);
+	return rc;
+}
+
+/* queued_deliver_group - recipients of one message at one domain, route by route */
 static void queued_deliver_group(struct spool_queue_entry *e, size_t n)
 {
 	struct queued_rcpt *r = xcalloc(n, sizeof(*r));
 	const char *domain = strrchr(e[0].rcpt, '@') + 1;
-	char *addrs[QUEUED_ADDR_MAX], *last = NULL, *error = NULL, *relay = NULL;
-	struct dns_result *mx = NULL;
+	struct queued_route *routes[QUEUED_ROUTE_MAX];
+	char *addrs[QUEUED_ADDR_MAX], *last = NULL, *error = NULL, *relay = NULL, name[300];
+	char *blocked_last = NULL;	/* the last "blocked" refusal: what the admin must see */
+	size_t naddr = 0, nroutes;
+	bool any_blocked = false, all_blocked = true;
+	const char *dkim = NULL;	/* the signature, made once an address is known */
 	SPOOL_READER *reader;
-	size_t naddr = 0;
 
 	for (size_t i = 0; i < n; i++)
 		r[i].e = &e[i];
@@ -402,60 +739,60 @@ static void queued_deliver_group(struct spool_queue_entry *e, size_t n)
 		free(error);
 		goto record;
 	}
-	if (domain[0] == '[') {
-		/* an address literal: [192.0.2.1] or [IPv6:2001:db8::1] */
-		size_t len = strlen(domain);
-		const char *a = domain + 1;
+	nroutes = queued_route_find(e[0].sender, domain, routes, QUEUED_ROUTE_MAX);
+	for (size_t ri = 0; ri < nroutes && queued_pending(r, n) && !queued_stop; ri++) {
+		struct queued_route *route = routes[ri];
+		unsigned port = route->relay_host ? route->relay_port : (unsigned)conf_int("queue_smtp_port");
+		char *dest = route->relay_host ? xasprintf("relay %s:%u", route->relay_host, port)
+					       : xstrdup(domain);
+		bool route_blocked = false;
 
-		if (strncasecmp(a, "IPv6:", 5) == 0)
-			a += 5;
-		if (len > 2 && domain[len - 1] == ']')
-			addrs[naddr++] = xasprintf("%s\t%.*s", domain, (int)(domain + len - 1 - a), a);
-	} else {
-		mx = dns_lookup_mx(queued_dns, domain);
-		switch (mx->status) {
-		case DNS_OK:
-			if (mx->null_mx) {
-				queued_decide_all(r, n, SPOOL_QUEUE_FAILED,
-						  "556 5.1.10 the domain accepts no mail (null MX)");
-				goto record;
-			}
-			for (size_t i = 0; i < mx->count && i < QUEUED_MX_MAX; i++)
-				queued_host_addrs(mx->rr[i].data, addrs, &naddr, &last);
-			break;
-		case DNS_NXDOMAIN:
-		case DNS_BADNAME:
-		case DNS_NODATA:
-			break;
-		default:
-			last = xasprintf("451 4.4.3 MX of %s: %s", domain,
-					 mx->why ? mx->why : dns_status_str(mx->status));
+		for (size_t i = 0; i < naddr; i++)
+			free(addrs[i]);
+		naddr = 0;
+		if (route->relay_host != NULL)
+			queued_host_addrs(route->relay_host, addrs, &naddr, &last);
+		else if (queued_mx_addrs(domain, r, n, addrs, &naddr, &last) < 0) {
+			free(dest);
+			break;	/* the domain takes no mail: decided */
+		}
+		if (naddr == 0 && route->relay_host != NULL && last == NULL)
+			last = xasprintf("451 4.4.3 relay %s has no address", route->relay_host);
+		if (naddr > 0 && dkim == NULL && (dkim = queued_dkim(e[0].msgid, reader)) == NULL) {
+			free(dest);
+			queued_decide_all(r, n, SPOOL_QUEUE_DEFERRED,
+					  "451 4.3.0 cannot read the stored message");
 			break;
 		}
-		if (naddr == 0 && last == NULL) {
-			/* no such domain, or no address for any of its hosts */
-			char *t = xasprintf("550 5.1.2 %s: %s", domain, mx->status == DNS_OK
-					    ? "no address for its mail servers"
-					    : mx->why ? mx->why : dns_status_str(mx->status));
+		/* each round marks one more source blocked, so this ends */
+		for (size_t t = 0; t <= QUEUED_SOURCE_MAX && queued_pending(r, n) && !queued_stop; t++) {
+			bool blocked = false;
 
-			queued_decide_all(r, n, SPOOL_QUEUE_FAILED, t);
-			free(t);
-			goto record;
+			if (queued_try_route(route, dest, addrs, naddr, port, reader, dkim, r, n, &last,
+					     &blocked, &relay) && !blocked)
+				break;
+			if (!blocked)
+				break;
+			any_blocked = route_blocked = true;
+			queued_set_last(&blocked_last, xstrdup(last ? last : "blocked"));
 		}
-	}
-	for (size_t i = 0; i < naddr; i++) {
-		char *tab = strchr(addrs[i], '\t');
-
-		*tab = '\0';
-		if (queued_try_addr(addrs[i], tab + 1, reader, r, n, &last)) {
-			relay = xasprintf("%s[%s]", addrs[i], tab + 1);
-			break;
-		}
-		if (queued_stop)
-			break;
+		if (!route_blocked)
+			all_blocked = false;	/* unreachable, or decided otherwise */
+		if (queued_pending(r, n) && ri + 1 < nroutes)
+			msg_info("msgid=%llu to %s: %s did not deliver (%s); next route",
+				 (unsigned long long)e[0].msgid, domain,
+				 queued_route_name(route, name, sizeof(name)),
+				 route_blocked ? blocked_last : last ? last : "?");
+		free(dest);
 	}
 	if (last == NULL)
 		last = xasprintf("451 4.4.1 no server of %s could be reached", domain);
+	if (any_blocked && all_blocked && queued_pending(r, n)) {
+		/* every route blocked: deferred, for marks end and lists delist (README) */
+		char *t = xasprintf("%s (every route is blocked; deferred)", blocked_last);
+
+		queued_set_last(&last, t);
+	}
 	queued_decide_all(r, n, SPOOL_QUEUE_DEFERRED, last);
 record:
 	queued_record(r, n, relay);
@@ -465,8 +802,8 @@ record:
 		free(r[i].reply);
 	free(r);
 	free(last);
+	free(blocked_last);
 	free(relay);
-	dns_result_free(&mx);
 	spool_reader_close(&reader);
 }
 
@@ -493,12 +830,30 @@ static void queued_upkeep(void)
 	queued_bounce_run(time(NULL));
 }
 
+/* One group of a round: where it starts in the round's entries, and its size. */
+struct queued_group {
+	struct spool_queue_entry *e;
+	size_t n;
+};
+
+/* queued_group_cmp - by recipient domain, so that one connection carries a domain's groups */
+static int queued_group_cmp(const void *a, const void *b)
+{
+	const struct queued_group *x = a, *y = b;
+	int c = strcasecmp(strrchr(x->e[0].rcpt, '@'), strrchr(y->e[0].rcpt, '@'));
+
+	if (c == 0)
+		c = strcmp(x->e[0].sender, y->e[0].sender);
+	return c != 0 ? c : x->e[0].qid < y->e[0].qid ? -1 : 1;
+}
+
 /* queued_round - one pass over the due entries; returns how many it took */
 static size_t queued_round(void)
 {
 	struct spool_queue_entry *e = NULL;
+	struct queued_group *groups;
 	char *error = NULL;
-	size_t n = 0, i, j, k;
+	size_t n = 0, i, j, k, ng = 0;
 	bool *done;
 
 	queued_upkeep();
@@ -508,7 +863,8 @@ static size_t queued_round(void)
 		return 0;
 	}
 	done = xcalloc(n, sizeof(*done));
-	for (i = 0; i < n && !queued_stop; i++) {
+	groups = xcalloc(n + 1, sizeof(*groups));
+	for (i = 0; i < n; i++) {
 		struct spool_queue_entry *g;
 
 		if (done[i])
@@ -531,9 +887,17 @@ static size_t queued_round(void)
 				done[j] = true;
 			}
 		}
-		queued_deliver_group(g, k);
-		free(g);
+		groups[ng].e = g;
+		groups[ng++].n = k;
 	}
+	qsort(groups, ng, sizeof(*groups), queued_group_cmp);
+	for (i = 0; i < ng; i++) {
+		if (!queued_stop)
+			queued_deliver_group(groups[i].e, groups[i].n);
+		free(groups[i].e);
+	}
+	queued_conn_close(&queued_cache);	/* nothing waits: say goodbye */
+	free(groups);
 	free(done);
 	spool_queue_free(&e, n);
 	queued_bounce_run(time(NULL));
@@ -573,7 +937,9 @@ static void queued_helo_name(void)
 static void queued_run(void)
 {
 	char *dir = conf_path("spool_dir"), *error = NULL;
+	time_t next_round = 0;
 	uint64_t env_id;
+	size_t n;
 
 	msg_set_prefix("runner");
 	if (dir == NULL)
@@ -591,16 +957,29 @@ static void queued_run(void)
 		error = NULL;
 	}
 	queued_helo_name();
+	if (dkim_canon_parse(conf_str("dkim_canonicalization"), &queued_dkim_opts) < 0)
+		msg_fatal("dkim_canonicalization: \"%s\" is not relaxed or simple, or two of them "
+			  "with a slash", conf_str("dkim_canonicalization"));
+	queued_health_check(queued_dns, true);
 	while (!queued_stop) {
-		size_t n;
+		time_t now = time(NULL), check = conf_time("queue_source_check_interval"), wait;
 
-		queued_wake = 0;
-		n = queued_round();
-		/* recovered by another process: this handle is stale (as server.c's workers) */
-		if (spool_panicked() || spool_env_id(dir) != env_id)
-			msg_fatal("the spool was recovered or needs recovery; starting again");
-		if (n < QUEUED_BATCH)
-			queued_sleep(queued_nap());
+		queued_health_check(queued_dns, false);
+		if (queued_wake || now >= next_round) {
+			queued_wake = 0;
+			n = queued_round();
+			/* recovered by another process: this handle is stale (as server.c's workers) */
+			if (spool_panicked() || spool_env_id(dir) != env_id)
+				msg_fatal("the spool was recovered or needs recovery; starting again");
+			now = time(NULL);
+			next_round = n < QUEUED_BATCH ? now + queued_nap() : now;
+		}
+		/* wake for the next round or the next health check, whichever comes first */
+		wait = next_round - now;
+		if (queued_source_count() > 0 && check > 0 && check < wait)
+			wait = check;
+		if (wait > 0)
+			queued_sleep((unsigned)wait);
 	}
 	dns_close(&queued_dns);
 	dir_close();
@@ -642,15 +1021,19 @@ static void queued_start(void)
 	log_file = conf_path("log_file");
 	msg_open(QUEUED_SERVICE, conf_str("syslog_facility"), log_file, true);
 	free(log_file);
+	if (queued_route_load(&error) < 0)
+		msg_fatal("%s", error);
 	queued_pidfd = server_pidfile_take(QUEUED_SERVICE, &queued_pidpath);
 	server_drop_privileges();
 	if (!queued_foreground)
 		server_daemonize();
 	server_pidfile_put(queued_pidfd, queued_pidpath);
 	queued_signals();
-	msg_info("started: retry %u s to %u s, lifetime %u s, port %lld",
+	msg_info("started: retry %u s to %u s, lifetime %u s, port %lld, %zu route%s, %zu source address%s",
 		 conf_time("queue_retry_min"), conf_time("queue_retry_max"),
-		 conf_time("queue_lifetime"), conf_int("queue_smtp_port"));
+		 conf_time("queue_lifetime"), conf_int("queue_smtp_port"), queued_route_count(),
+		 queued_route_count() == 1 ? "" : "s", queued_source_count(),
+		 queued_source_count() == 1 ? "" : "es");
 }
 
 /* queued_master - keep one runner alive until told to stop */

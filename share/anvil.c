@@ -1,16 +1,17 @@
 /*
  * NAME
- *	anvil - failure counters shared by all processes of one daemon
+ *	anvil - event counters shared by all processes of one daemon
  * SYNOPSIS
  *	#include "anvil.h"
  *
  *	anvil_init(slots);			in the master, before workers fork
  *	n = anvil_count(key, keylen, window_secs);
  *	anvil_add(key, keylen, window_secs);
+ *	n = anvil_hit(key, keylen, window_secs);
  * DESCRIPTION
  *	A fixed table in anonymous shared memory, mapped by the daemon's
- *	master and inherited by every worker it forks, that counts events
- *	(failed logins) per key (a client address; a client address and a
+ *	master and inherited by every worker it forks, that  counts events
+ *	(failed logins, connections, messages) per key (a client address; a client address and a
  *	login name) in fixed windows of window_secs. A worker sees what the
  *	others counted, so a client cannot escape a limit by opening more
  *	connections. The counters live as long as the master: a restart
@@ -21,6 +22,15 @@
  *	started first is reused. Updates are atomic per field, not per entry;
  *	two processes counting the same key at the same moment may lose one
  *	count. Both only make a limit a little softer, never stricter.
+ *
+ *	Each slot remembers the length of its window, so that a counter of a
+ *	long window (the SMTP server's messages per hour) is never taken for
+ *	an expired one by a key of a short window (connections per minute)
+ *	looking for a free slot. Callers keep one window length per key (a
+ *	prefix in the key says which limit it counts).
+
+ *	anvil_hit() counts one event and returns the count including it: the
+ *	rate limits' "count and decide" in one call.
  *
  *	Without anvil_init() (cyctl, unit tests) every count is 0 and
  *	anvil_add() does nothing.
@@ -45,6 +55,7 @@ struct anvil_slot {
 	uint64_t tag;		/* keyed hash of the key, never 0; 0: empty */
 	uint32_t window;	/* monotonic second its window started */
 	uint32_t count;
+	uint32_t span;		/* the window's length in seconds */
 };
 
 static struct anvil_slot *anvil_table;
@@ -130,25 +141,31 @@ unsigned anvil_count(const void *key, size_t len, unsigned window_secs)
 /* anvil_add - count one event of key */
 void anvil_add(const void *key, size_t len, unsigned window_secs)
 {
+	(void)anvil_hit(key, len, window_secs);
+}
+
+/* anvil_hit - count one event of key; the count in its window, this one included (0: no table) */
+unsigned anvil_hit(const void *key, size_t len, unsigned window_secs)
+{
 	uint64_t tag;
 	uint32_t now;
 	struct anvil_slot *s, *victim = NULL;
 
 	if (anvil_table == NULL)
-		return;
+		return 0;
 	tag = anvil_hash(key, len);
 	now = anvil_now();
 	if ((s = anvil_find(tag)) != NULL) {
 		if (anvil_live(s, now, window_secs) == 0) {	/* a new window */
 			__atomic_store_n(&s->count, 0, __ATOMIC_RELAXED);
 			__atomic_store_n(&s->window, now, __ATOMIC_RELAXED);
+			__atomic_store_n(&s->span, window_secs, __ATOMIC_RELAXED);
 		}
-		__atomic_fetch_add(&s->count, 1, __ATOMIC_RELAXED);
-		return;
+		return __atomic_add_fetch(&s->count, 1, __ATOMIC_RELAXED);
 	}
 	for (size_t i = 0; i < ANVIL_PROBE; i++) {	/* an empty or expired slot, else the oldest */
 		s = &anvil_table[(tag + i) % anvil_slots];
-		if (s->tag == 0 || anvil_live(s, now, window_secs) == 0) {
+		if (s->tag == 0 || anvil_live(s, now, __atomic_load_n(&s->span, __ATOMIC_RELAXED)) == 0) {
 			victim = s;
 			break;
 		}
@@ -158,5 +175,7 @@ void anvil_add(const void *key, size_t len, unsigned window_secs)
 	__atomic_store_n(&victim->tag, 0, __ATOMIC_RELEASE);
 	__atomic_store_n(&victim->window, now, __ATOMIC_RELAXED);
 	__atomic_store_n(&victim->count, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&victim->span, window_secs, __ATOMIC_RELAXED);
 	__atomic_store_n(&victim->tag, tag, __ATOMIC_RELEASE);
+	return 1;
 }

@@ -76,6 +76,24 @@ const struct conf_key conf_keys[] = {
 	{ "max_hops", CONF_INT, "50", "Received headers beyond which a message is refused as a loop" },
 	SERVICE_KEYS("smtpd", "100"),
 
+	/* SMTP server: ESMTP extensions and session limits (mta esmtp). */
+	{ "smtpd_message_limit", CONF_INT, "1000", "messages accepted in one SMTP session before 421 (0: no limit)" },
+	/* SMTP policy (mta/smtpd_policy*.c): rate limits, DNS blocklists, sender ownership. */
+	{ "smtpd_policy_exempt_networks", CONF_LIST, "127.0.0.0/8 ::1/128",
+	  "client networks (addr/prefix) that skip the rate limits, DNS blocklists and SPF" },
+	{ "smtpd_client_connection_rate_limit", CONF_INT, "100", "connections of one client address a minute (0: no limit)" },
+	{ "smtpd_client_message_rate_limit", CONF_INT, "100", "MAIL commands of one client address a minute (0: no limit)" },
+	{ "smtpd_client_message_hour_limit", CONF_INT, "1000", "MAIL commands of one client address an hour (0: no limit)" },
+	{ "smtpd_user_message_limit", CONF_INT, "1000", "MAIL commands of one authenticated user an hour (0: no limit)" },
+	{ "smtpd_user_recipient_limit", CONF_INT, "5000", "RCPT commands of one authenticated user an hour (0: no limit)" },
+	{ "smtpd_dnsbl_sites", CONF_LIST, "", "DNS blocklists asked about unauthenticated clients, each zone[=127.0.0.[2..11]][*weight]" },
+	{ "smtpd_dnsbl_threshold", CONF_INT, "1", "sum of the weights of the listing blocklists at which a client is refused" },
+	{ "smtpd_sender_login_check", CONF_BOOL, "yes", "an authenticated client's MAIL FROM must be its own address or an alias of it" },
+	{ "smtpd_sender_login_exempt_users", CONF_LIST, "", "authenticated users who may use any sender address" },
+	{ "smtpd_spf_check", CONF_BOOL, "yes", "check the SPF record of unauthenticated clients' MAIL FROM domain" },
+	{ "smtpd_spf_actions", CONF_LIST, "fail:reject",
+	  "result:action pairs (results none neutral pass fail softfail temperror permerror; actions reject defer accept); unlisted results are accepted with a Received-SPF header" },
+
 	/* DNS (share/dns.c). */
 	{ "dns_servers", CONF_LIST, "", "DNS servers asked, as addr, addr:port or [v6]:port (empty: those of /etc/resolv.conf)" },
 	{ "dns_timeout", CONF_TIME, "5s", "wait for an answer on each try (doubled on each further round)" },
@@ -93,6 +111,24 @@ const struct conf_key conf_keys[] = {
 	{ "queue_delay_warning", CONF_TIME, "4h", "a sender whose mail is still deferred after this long gets one delay DSN (0: never)" },
 	{ "queue_purge_after", CONF_TIME, "1h", "delivered and failed queue entries are removed this long after their last attempt (or their DSN); 0 keeps them" },
 	{ "queue_postmaster", CONF_STR, "", "who gets double bounces (a bounce that could not be delivered); empty: postmaster@hostname" },
+
+	/* Routes and source addresses (queued: queued_route.c, queued_health.c). */
+	{ "queue_routes_file", CONF_PATH, "",
+	  "routes, one a line: to:DOMAIN|from:DOMAIN|* [mx|relay=HOST:PORT] [tls=none|may|encrypt] [auth=USER:PASSWORD] [source=ADDR,...]; several lines of one selector are tried in order when one is blocked (empty: mx from queue_source_addresses)" },
+	{ "queue_source_addresses", CONF_LIST, "", "the pool of local IPv4/IPv6 addresses queued sends from, round robin per connection (empty: the kernel chooses)" },
+	{ "queue_source_check_interval", CONF_TIME, "10m", "each source address's FCrDNS and DNSBL check is repeated this often" },
+	{ "queue_source_fcrdns", CONF_BOOL, "yes", "a source address whose PTR name does not resolve back to it is taken out of rotation" },
+	{ "queue_source_dnsbl", CONF_LIST, "", "DNS blacklist zones; a source address listed in one is taken out of rotation" },
+	{ "queue_block_codes", CONF_LIST, "5.7.0 5.7.1 5.7.25 5.7.26 5.7.27 4.7.0 4.7.1 4.7.25",
+	  "enhanced status codes with which a refusal holding a queue_block_patterns word means \"your address is blocked\" (a reply without one: only the built-in phrases such as blacklist, RBL, Spamhaus)" },
+	{ "queue_block_patterns", CONF_LIST, "blocked blacklisted blocklisted blacklist blocklist listed spamhaus spamcop barracuda RBL DNSBL reputation",
+	  "words (case-insensitive) that make such a refusal a block: the next source address or route is tried instead" },
+	{ "queue_block_hold", CONF_TIME, "1h", "a source address refused as blocked is not used for that destination for this long" },
+	{ "queue_connection_reuse_limit", CONF_INT, "100", "messages sent over one SMTP connection to a destination in a round (RSET between; 1: no reuse)" },
+	/* DKIM signing (share/dkim.c; queued signs, cyctl dkim makes the keys). */
+	{ "dkim_key_dir", CONF_PATH, "dkim", "DKIM signing keys, one DOMAIN.pem per domain (cyctl dkim keygen); mail leaving by queued whose From: domain has one is signed" },
+	{ "dkim_canonicalization", CONF_STR, "relaxed/relaxed", "DKIM header/body canonicalization: relaxed or simple each (RFC 6376 3.4)" },
+	{ "dkim_signature_ttl", CONF_TIME, "0", "signatures expire this long after signing (x=; 0: no expiry)" },
 
 	/* POP3 server (popd). */
 	{ "pop3_listen", CONF_LIST, "127.0.0.1:2110", "POP3 addresses, STLS offered" },

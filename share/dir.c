@@ -52,6 +52,13 @@
  *	targets name the plain user; the caller keeps the original address
  *	if it wants the detail (for example for a Delivered-To header).
  *
+ *	Policy lists (dir_policy_*): named lists of lower-cased entries for
+ *	the SMTP server's policy (mta/smtpd_policy.c): "blackhole" and
+ *	"reject:" followed by a user's address. An entry is printable ASCII
+ *	without spaces, at most 320 bytes; what it means (an address, a
+ *	domain, a client address) is the caller's business. The LDAP back
+ *	end keeps no lists: lookups find nothing, changes are refused.
+ *
  *	dir_alias_add() refuses an alias whose expansion would come back to
  *	itself, and local targets that do not exist; dir_resolve() still
  *	checks for loops, because two administrators adding aliases at the
@@ -1053,6 +1060,88 @@ int dir_alias_remove(const char *address, char **error_r)
 	if ((norm = dir_normalize_address(address, error_r)) == NULL)
 		return -1;
 	rc = dir_ops->alias_remove(norm, error_r);
+	free(norm);
+	return rc;
+}
+
+/* ---------- SMTP policy lists ---------- */
+
+/* dir_policy_check - a list name and entry fit for a key: printable, bounded, lower-cased copy */
+static char *dir_policy_check(const char *list, const char *entry, char **error_r)
+{
+	size_t len = strlen(entry);
+	char *norm;
+
+	if (len == 0 || len > DIR_LOCAL_MAX + 1 + DIR_DOMAIN_MAX || strlen(list) > 400) {
+		*error_r = xasprintf("policy list entry \"%.80s\": empty or too long", entry);
+		return NULL;
+	}
+	norm = xstrdup(entry);
+	for (char *p = norm; *p; p++) {
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f) {
+			*error_r = xasprintf("policy list entry \"%.80s\": spaces or control characters",
+					     entry);
+			free(norm);
+			return NULL;
+		}
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	}
+	return norm;
+}
+
+/* dir_policy_lookup - is entry on list? 1 yes, 0 no, -1 error */
+int dir_policy_lookup(const char *list, const char *entry, char **error_r)
+{
+	char *norm;
+	int rc;
+
+	if (dir_need()->policy_lookup == NULL)
+		return 0;
+	if ((norm = dir_policy_check(list, entry, error_r)) == NULL)
+		return -1;
+	rc = dir_ops->policy_lookup(list, norm, error_r);
+	free(norm);
+	return rc;
+}
+
+/* dir_policy_list - every entry of list */
+int dir_policy_list(const char *list, char ***entries_r, char **error_r)
+{
+	*entries_r = NULL;
+	if (dir_need()->policy_list == NULL) {
+		*entries_r = dir_strings_new();
+		return 0;
+	}
+	return dir_ops->policy_list(list, entries_r, error_r);
+}
+
+/* dir_policy_add - put entry on list (already there: no change) */
+int dir_policy_add(const char *list, const char *entry, char **error_r)
+{
+	char *norm;
+	int rc;
+
+	if (dir_need()->policy_add == NULL)
+		return dir_read_only(error_r);
+	if ((norm = dir_policy_check(list, entry, error_r)) == NULL)
+		return -1;
+	rc = dir_ops->policy_add(list, norm, error_r);
+	free(norm);
+	return rc;
+}
+
+/* dir_policy_remove - take entry off list: 1 removed, 0 was not there, -1 error */
+int dir_policy_remove(const char *list, const char *entry, char **error_r)
+{
+	char *norm;
+	int rc;
+
+	if (dir_need()->policy_remove == NULL)
+		return dir_read_only(error_r);
+	if ((norm = dir_policy_check(list, entry, error_r)) == NULL)
+		return -1;
+	rc = dir_ops->policy_remove(list, norm, error_r);
 	free(norm);
 	return rc;
 }

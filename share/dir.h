@@ -84,6 +84,14 @@ int dir_alias_add(const char *address, char *const *targets, char **error_r);
 int dir_alias_remove(const char *address, char **error_r);
 int dir_alias_list(const char *domain, char ***addresses_r, char **error_r);
 
+/* SMTP policy lists (mta/smtpd_policy.c): "blackhole", "reject:USER". */
+#define DIR_POLICY_BLACKHOLE	"blackhole"
+#define DIR_POLICY_REJECT	"reject:"
+int dir_policy_lookup(const char *list, const char *entry, char **error_r);
+int dir_policy_list(const char *list, char ***entries_r, char **error_r);
+int dir_policy_add(const char *list, const char *entry, char **error_r);
+int dir_policy_remove(const char *list, const char *entry, char **error_r);
+
 void dir_domain_free(struct dir_domain *d);
 void dir_user_free(struct dir_user *u);
 void dir_strings_free(char ***listp);

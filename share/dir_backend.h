@@ -47,6 +47,13 @@ struct dir_backend_ops {
 			   char **error_r);
 	int (*alias_add)(const char *address, char *const *targets, char **error_r);
 	int (*alias_remove)(const char *address, char **error_r);
+
+	/* SMTP policy lists (blackhole, per-user reject); NULL: the back end
+	 * keeps none (every lookup finds nothing, changes are refused). */
+	int (*policy_lookup)(const char *list, const char *entry, char **error_r);
+	int (*policy_list)(const char *list, char ***entries_r, char **error_r);
+	int (*policy_add)(const char *list, const char *entry, char **error_r);
+	int (*policy_remove)(const char *list, const char *entry, char **error_r);
 };
 
 extern const struct dir_backend_ops dir_bdb_ops;

@@ -13,6 +13,12 @@
  *	dir_user.db	domain NUL local    -> USER: active, quota, password hash,
  *	                                        display name, mobile
  *	dir_alias.db	domain NUL local    -> ALIAS: target count, targets
+ *	dir_policy.db	list NUL entry      -> LIST: (nothing more)
+ *
+ *	dir_policy.db holds the SMTP policy lists (mta/smtpd_policy.c): the
+ *	system blackhole list ("blackhole") and each user's reject list
+ *	("reject:" and the user's address), one key per entry, so that a
+ *	check is a single get and a listing a range scan.
  *
  *	Keys put the domain first so that one domain's users or aliases are
  *	neighbours: dir_user_list() is a range scan, while a lookup (the one
@@ -56,12 +62,13 @@
 #define DIR_REC_DOMAIN	'D'
 #define DIR_REC_USER	'U'
 #define DIR_REC_ALIAS	'A'
+#define DIR_REC_LIST	'L'
 #define DIR_REC_VERSION	1
 
 /* Returned by a transaction body that refused the change and set *error_r. */
 #define DIR_BDB_REFUSED	(-1)
 
-static DB *dir_bdb_domains, *dir_bdb_users, *dir_bdb_aliases;
+static DB *dir_bdb_domains, *dir_bdb_users, *dir_bdb_aliases, *dir_bdb_policy;
 
 /* ---------- records ---------- */
 
@@ -405,7 +412,7 @@ static int dir_bdb_open_db(DB_ENV *env, const char *file, DB **dbp, char **error
 
 static void dir_bdb_close(void);
 
-/* dir_bdb_open - open the three databases in the spool environment */
+/* dir_bdb_open - open the four databases in the spool environment */
 static int dir_bdb_open(char **error_r)
 {
 	DB_ENV *env = spool_dbenv();
@@ -417,7 +424,8 @@ static int dir_bdb_open(char **error_r)
 	}
 	if (dir_bdb_open_db(env, "dir_domain.db", &dir_bdb_domains, error_r) < 0
 	    || dir_bdb_open_db(env, "dir_user.db", &dir_bdb_users, error_r) < 0
-	    || dir_bdb_open_db(env, "dir_alias.db", &dir_bdb_aliases, error_r) < 0) {
+	    || dir_bdb_open_db(env, "dir_alias.db", &dir_bdb_aliases, error_r) < 0
+	    || dir_bdb_open_db(env, "dir_policy.db", &dir_bdb_policy, error_r) < 0) {
 		dir_bdb_close();
 		return -1;
 	}
@@ -427,7 +435,7 @@ static int dir_bdb_open(char **error_r)
 /* dir_bdb_close - close the databases (before spool_close) */
 static void dir_bdb_close(void)
 {
-	DB **dbs[] = { &dir_bdb_domains, &dir_bdb_users, &dir_bdb_aliases };
+	DB **dbs[] = { &dir_bdb_domains, &dir_bdb_users, &dir_bdb_aliases, &dir_bdb_policy };
 
 	for (size_t i = 0; i < CY_ARRAY_SIZE(dbs); i++)
 		if (*dbs[i] != NULL) {
@@ -1010,6 +1018,139 @@ static int dir_bdb_alias_remove(const char *address, char **error_r)
 	return dir_bdb_txn("remove alias", dir_alias_remove_body, &c, error_r);
 }
 
+/* ---------- policy lists ---------- */
+
+struct dir_policy_ctx {
+	const char *list, *entry;
+	int found;
+	char **entries;
+	size_t n;
+};
+
+/* dir_policy_key - "list NUL entry" */
+static void dir_policy_key(STRBUF *sb, const char *list, const char *entry)
+{
+	strbuf_reset(sb);
+	(void)strbuf_puts(sb, list);
+	(void)strbuf_putc(sb, '\0');
+	(void)strbuf_puts(sb, entry);
+}
+
+/* dir_policy_lookup_body - is the entry on the list? */
+static int dir_policy_lookup_body(DB_TXN *txn, void *ctx, char **error_r)
+{
+	struct dir_policy_ctx *c = ctx;
+	STRBUF *key = strbuf_alloc(128, STRBUF_UNLIMITED);
+	DBT val;
+	int rc;
+
+	(void)error_r;
+	dir_policy_key(key, c->list, c->entry);
+	rc = dir_bdb_get(dir_bdb_policy, txn, key->data, key->len, &val, 0);
+	strbuf_free(&key);
+	if (rc == 0)
+		free(val.data);
+	c->found = rc == 0;
+	return rc == DB_NOTFOUND ? 0 : rc;
+}
+
+static int dir_bdb_policy_lookup(const char *list, const char *entry, char **error_r)
+{
+	struct dir_policy_ctx c = { .list = list, .entry = entry };
+
+	if (dir_bdb_read("policy lookup", dir_policy_lookup_body, &c, error_r) < 0)
+		return -1;
+	return c.found;
+}
+
+/* dir_policy_list_body - every entry of one list, in key order */
+static int dir_policy_list_body(DB_TXN *txn, void *ctx, char **error_r)
+{
+	struct dir_policy_ctx *c = ctx;
+	char **keys = NULL;
+	size_t n = 0, plen = strlen(c->list) + 1;
+	int rc;
+
+	(void)error_r;
+	dir_strings_free(&c->entries);
+	c->entries = dir_strings_new();
+	c->n = 0;
+	/* dir_scan() turns "prefix NUL rest" into "rest@prefix"; undo it. */
+	if ((rc = dir_scan(dir_bdb_policy, txn, c->list, &keys, &n)) != 0) {
+		dir_strings_free(&keys);
+		return rc;
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(keys[i]);
+
+		if (len >= plen) {
+			keys[i][len - plen] = '\0';
+			dir_strings_add(&c->entries, &c->n, keys[i]);
+		}
+	}
+	dir_strings_free(&keys);
+	return 0;
+}
+
+static int dir_bdb_policy_list(const char *list, char ***entries_r, char **error_r)
+{
+	struct dir_policy_ctx c = { .list = list };
+
+	if (dir_bdb_read("policy list", dir_policy_list_body, &c, error_r) < 0) {
+		dir_strings_free(&c.entries);
+		return -1;
+	}
+	*entries_r = c.entries;
+	return 0;
+}
+
+/* dir_policy_add_body, dir_policy_remove_body - store or delete one entry */
+static int dir_policy_add_body(DB_TXN *txn, void *ctx, char **error_r)
+{
+	struct dir_policy_ctx *c = ctx;
+	STRBUF *key = strbuf_alloc(128, STRBUF_UNLIMITED), *val = strbuf_alloc(8, STRBUF_UNLIMITED);
+	int rc;
+
+	(void)error_r;
+	dir_policy_key(key, c->list, c->entry);
+	dir_rec_u8(val, DIR_REC_LIST);
+	dir_rec_u8(val, DIR_REC_VERSION);
+	rc = dir_bdb_put(dir_bdb_policy, txn, key->data, key->len, val, 0);
+	strbuf_free(&key);
+	strbuf_free(&val);
+	return rc;
+}
+
+static int dir_policy_remove_body(DB_TXN *txn, void *ctx, char **error_r)
+{
+	struct dir_policy_ctx *c = ctx;
+	STRBUF *key = strbuf_alloc(128, STRBUF_UNLIMITED);
+	int rc;
+
+	(void)error_r;
+	dir_policy_key(key, c->list, c->entry);
+	rc = dir_bdb_del(dir_bdb_policy, txn, key->data, key->len);
+	strbuf_free(&key);
+	c->found = rc == 0;
+	return rc == DB_NOTFOUND ? 0 : rc;
+}
+
+static int dir_bdb_policy_add(const char *list, const char *entry, char **error_r)
+{
+	struct dir_policy_ctx c = { .list = list, .entry = entry };
+
+	return dir_bdb_txn("policy add", dir_policy_add_body, &c, error_r);
+}
+
+static int dir_bdb_policy_remove(const char *list, const char *entry, char **error_r)
+{
+	struct dir_policy_ctx c = { .list = list, .entry = entry };
+
+	if (dir_bdb_txn("policy remove", dir_policy_remove_body, &c, error_r) < 0)
+		return -1;
+	return c.found;
+}
+
 const struct dir_backend_ops dir_bdb_ops = {
 	.name = "bdb",
 	.open = dir_bdb_open,
@@ -1029,4 +1170,8 @@ const struct dir_backend_ops dir_bdb_ops = {
 	.user_update = dir_bdb_user_update,
 	.alias_add = dir_bdb_alias_add,
 	.alias_remove = dir_bdb_alias_remove,
+	.policy_lookup = dir_bdb_policy_lookup,
+	.policy_list = dir_bdb_policy_list,
+	.policy_add = dir_bdb_policy_add,
+	.policy_remove = dir_bdb_policy_remove,
 };

@@ -856,11 +856,15 @@ static void CY_NORETURN server_worker_main(const sigset_t *blocked)
 	}
 	if (srv_cb->worker_exit)
 		srv_cb->worker_exit();
+	free(pfd);
+	/* A panicked environment cannot be closed (Berkeley DB keeps what its
+	 * handles hold): leave it to the kernel, and not to LeakSanitizer. */
+	if (srv_cb->spool && spool_panicked())
+		_exit(0);
 	if (srv_cb->spool) {
 		dir_close();
 		spool_close();
 	}
-	free(pfd);
 	exit(0);
 }
 

@@ -25,6 +25,9 @@ extern const struct ctl_command ctl_domain_commands[];
 extern const struct ctl_command ctl_user_commands[];
 extern const struct ctl_command ctl_alias_commands[];
 extern const struct ctl_command ctl_queue_commands[];
+extern const struct ctl_command ctl_routes_commands[];
+extern const struct ctl_command ctl_dkim_commands[];
+extern const struct ctl_command ctl_policy_commands[];
 
 extern const char *ctl_instance;	/* the instance directory (-d) */
 extern char *ctl_conf_file;		/* ctl_instance/caiyou.conf */

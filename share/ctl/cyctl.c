@@ -10,13 +10,16 @@
  *	cyctl -d DIR user add|remove|suspend|activate|list|passwd|quota|mobile|import|mailboxes ...
  *	cyctl -d DIR alias add|remove|list ...
  *	cyctl -d DIR queue list|flush
+ *	cyctl -d DIR routes
+ *	cyctl -d DIR dkim keygen|list|show|delete ...
+ *	cyctl -d DIR blackhole add|del|list ..., reject add|del|list ...
  * DESCRIPTION
  *	One command over an instance directory (the directory that holds
  *	caiyou.conf; -d, or $CAIYOU_DIR, or the compiled-in sysconfdir/caiyou).
  *	It creates an instance, starts and stops its daemons, and changes the
  *	embedded directory. Each sub-command lives in a table in the file of
  *	its group (ctl_instance.c, ctl_domain.c, ctl_user.c, ctl_alias.c,
- *	ctl_queue.c).
+ *	ctl_queue.c, ctl_routes.c, ctl_dkim.c, ctl_policy.c).
  *	"cyctl help" lists them all.
  * SECURITY
  *	Run as root or as the service user. As root, every command that opens
@@ -51,7 +54,7 @@ char *ctl_conf_file;
 
 static const struct ctl_command *const ctl_tables[] = {
 	ctl_instance_commands, ctl_domain_commands, ctl_user_commands, ctl_alias_commands,
-	ctl_queue_commands,
+	ctl_queue_commands, ctl_routes_commands, ctl_dkim_commands, ctl_policy_commands,
 };
 
 /* ctl_usage - list every command */

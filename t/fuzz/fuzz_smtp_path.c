@@ -7,12 +7,15 @@
  *	reason, or returns an address that is no longer than RFC 5321 allows
  *	(64 + 1 + 255), holds no control character (a quoted local part may hold
  *	'<' or '>', RFC 5321 4.1.2), and a rest pointer inside the input. Built with the mta's own objects.
+ *	An address with 8-bit bytes (SMTPUTF8) must be valid UTF-8, and when
+ *	smtpd_idna_address() takes it, the domain it returns is ASCII.
  */
 #include "sys_defs.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "charset.h"
 #include "xmalloc.h"
 #include "../../mta/smtpd.h"
 
@@ -38,6 +41,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (rcpt && *addr == '\0')
 			abort();	/* the null path is for MAIL only */
+		if (!smtpd_idna_is_ascii(addr)) {
+			char *ascii = NULL;
+			const char *at;
+
+			if (!utf8_valid(addr, strlen(addr)))
+				abort();	/* only well-formed UTF-8 is taken */
+			if (smtpd_idna_address(addr, &ascii, &why) == 0) {
+				if ((at = strrchr(ascii, '@')) == NULL || !smtpd_idna_is_ascii(at + 1))
+					abort();
+				free(ascii);
+			}
+		}
 		free(addr);
 		addr = NULL;
 	}

@@ -32,6 +32,7 @@ DESCRIPTION
 """
 import atexit
 import os
+import random
 import re
 import shutil
 import socket
@@ -81,13 +82,55 @@ def _excepthook(kind, value, tb):
     sys.__excepthook__(kind, value, tb)
 
 
+def _sanitizer_setup():
+    """In the sanitizer build, every process this test starts (cyctl, the
+    daemons it forks, which have no stderr once detached) writes its
+    AddressSanitizer and UndefinedBehaviorSanitizer reports to files in one
+    scratch directory, which done() and the exit of the test read."""
+    if not SANITIZED:
+        return None
+    path = tmpdir("sanitizer")
+    os.chmod(path, 0o1777)      # the daemons write as the service user
+    for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+        opts = os.environ.get(var, "")
+        os.environ[var] = (opts + ":" if opts else "") + "log_path=" + os.path.join(path, "report")
+    return path
+
+
+_reported = set()       # sanitizer report files already shown
+
+
+def sanitizer_reports():
+    """New sanitizer report files, as (name, first lines) pairs."""
+    if not _sanitizer_dir:
+        return []
+    found = []
+    for name in sorted(os.listdir(_sanitizer_dir)):
+        if name in _reported:
+            continue
+        _reported.add(name)
+        with open(os.path.join(_sanitizer_dir, name), errors="replace") as f:
+            text = f.read()
+        # The report up to its summary; the shadow memory map says little.
+        found.append((name, text.split("Shadow bytes around")[0][:6000]))
+    return found
+
+
 def _remove_tmpdirs():
     """Registered first, so it runs last: after every instance has stopped."""
     if os.getpid() != _owner:
         return
+    late = sanitizer_reports()
+    for name, text in late:
+        sys.stderr.write("sanitizer report %s after the last test point:\n%s\n" % (name, text))
+    if late:
+        _mark_failed()
     if _failed or os.environ.get("CAIYOU_KEEP_TMP"):
         for path in _tmpdirs:
             sys.stderr.write("kept for inspection: %s\n" % path)
+        if late:
+            sys.stderr.flush()
+            os._exit(1)         # the plan is printed already: fail by the exit code
         return
     for path in _tmpdirs:
         shutil.rmtree(path, ignore_errors=True)
@@ -95,6 +138,7 @@ def _remove_tmpdirs():
 
 sys.excepthook = _excepthook
 atexit.register(_remove_tmpdirs)
+_sanitizer_dir = _sanitizer_setup()
 CYCTL = os.path.join(TOP, "bin", "cyctl")
 
 # Listener names and the configuration key that holds each one's addresses.
@@ -124,11 +168,26 @@ def worker_pid(sock):
     return None
 
 
+_ports_given = set()
+
+
 def free_port(host="127.0.0.1"):
-    """A TCP port nobody listens on right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A TCP port nobody listens on right now, below the kernel's ephemeral
+    range (so that no client socket of this or another test takes it before
+    a daemon binds it), and never the same one twice in one test."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(1000):
+        port = random.randrange(20000, 32000)
+        if port in _ports_given:
+            continue
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        _ports_given.add(port)
+        return port
+    raise RuntimeError("no free port in 20000-31999 on %s" % host)
 
 
 class Instance:
@@ -301,6 +360,11 @@ class TAP:
         print("ok %d - %s # SKIP %s" % (self.n, name, why))
 
     def done(self):
+        reports = sanitizer_reports()
+        if reports:
+            self.ok(False, "no sanitizer report from a process this test started")
+            for name, text in reports:
+                self.diag("%s:\n%s" % (name, text))
         print("1..%d" % self.n)
         sys.stdout.flush()
         sys.exit(1 if self.failed else 0)

@@ -36,7 +36,6 @@ import atexit
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -49,11 +48,7 @@ MODULE_DIR = "/usr/lib/ldap"
 STANDARD_SCHEMAS = ("core", "cosine", "inetorgperson")
 
 
-def free_port():
-    """A loopback TCP port that nobody listened on a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from caiyou import free_port  # noqa: E402  (one port picker for every listener)
 
 
 class SlapdError(Exception):

@@ -58,7 +58,8 @@ for want in ("PIPELINING", "SIZE", "8BITMIME", "ENHANCEDSTATUSCODES", "STARTTLS"
     t.ok(want in kw, "EHLO lists %s" % want)
 t.ok("AUTH" not in kw, "EHLO does not offer AUTH before TLS")
 t.like(text, r"SIZE 52428800", "SIZE shows message_size_limit")
-t.ok(set(kw) <= {"PIPELINING", "SIZE", "8BITMIME", "ENHANCEDSTATUSCODES", "STARTTLS", "AUTH", "DSN"},
+t.ok(set(kw) <= {"PIPELINING", "SIZE", "8BITMIME", "ENHANCEDSTATUSCODES", "STARTTLS", "AUTH",
+                 "SMTPUTF8", "CHUNKING", "BINARYMIME", "DSN"},
      "EHLO lists nothing we do not implement: %s" % " ".join(kw))
 
 # Command order and syntax.
@@ -67,7 +68,7 @@ t.is_(c.cmd("DATA")[0], 503, "DATA before MAIL is 503")
 t.is_(c.cmd("MAIL FROM:sender@remote.test")[0], 501, "MAIL without <> is 501")
 t.is_(c.cmd("MAIL FROM:<a b@remote.test>")[0], 501, "MAIL with a space in the address is 501")
 t.is_(c.cmd("MAIL FROM:<sender@remote.test> FOO=bar")[0], 555, "unknown MAIL parameter is 555")
-t.is_(c.cmd("MAIL FROM:<sender@remote.test> BODY=BINARYMIME")[0], 501, "unknown BODY type is 501")
+t.is_(c.cmd("MAIL FROM:<sender@remote.test> BODY=9BITMIME")[0], 501, "unknown BODY type is 501")
 t.is_(c.cmd("MAIL FROM:<sender@remote.test> SIZE=abc")[0], 501, "bad SIZE is 501")
 code, text = c.cmd("MAIL FROM:<sender@remote.test> SIZE=1000 BODY=8BITMIME")
 t.ok(code == 250 and "2.1.0" in text, "MAIL with SIZE and BODY=8BITMIME is 250 2.1.0")

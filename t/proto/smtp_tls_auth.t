@@ -15,7 +15,7 @@ DESCRIPTION
     connection with 421; an authenticated client gets 250 for a remote
     recipient (queued) and an unauthenticated one 554 5.7.1; the Received
     header protocol is ESMTPSA; and with auth_require_tls = no AUTH is
-    offered in plaintext.
+    offered in plaintext (relaying still only on submission).
 """
 import base64
 import os
@@ -234,7 +234,16 @@ t.is_(c.cmd("AUTH PLAIN " + b64("\0alice@example.test\0alice-secret"))[0], 235,
       "and plaintext AUTH works")
 code, text = c.cmd("MAIL FROM:<alice@example.test>")
 code, text = c.cmd("RCPT TO:<x@remote.test>")
-t.ok(code == 250 and "2.1.5" in text, "an authenticated plaintext client gets 250 for remote mail")
+t.ok(code == 554 and "5.7.1" in text, "but on the MX port authenticating gives no relaying: 554 5.7.1")
+c.close()
+c = Client(inst2, "submission")
+c.reply()
+c.cmd("EHLO client.test")
+t.is_(c.cmd("AUTH PLAIN " + b64("\0alice@example.test\0alice-secret"))[0], 235,
+      "plaintext AUTH on submission")
+code, text = c.cmd("MAIL FROM:<alice@example.test>")
+code, text = c.cmd("RCPT TO:<x@remote.test>")
+t.ok(code == 250 and "2.1.5" in text, "an authenticated plaintext client gets 250 for remote mail on submission")
 c.close()
 inst2.stop()
 t.done()

@@ -1,6 +1,6 @@
 /*
  * NAME
- *	test_anvil - failure counters shared across fork()
+ *	test_anvil - event counters shared across fork()
  * DESCRIPTION
  *	Counts made by child processes are seen by the parent; windows end;
  *	keys do not mix; a table far too small for its keys stays bounded
@@ -76,6 +76,20 @@ static void test_window(void)
 	test_end();
 }
 
+/* test_hit - anvil_hit counts and returns the count with this event */
+static void test_hit(void)
+{
+	test_begin("anvil_hit returns the running count; an hour window outlives a second's");
+	test_assert(anvil_hit(KEY("msgh:198.51.100.5"), 3600) == 1);
+	test_assert(anvil_hit(KEY("msgh:198.51.100.5"), 3600) == 2);
+	test_assert(anvil_hit(KEY("msg:198.51.100.5"), 1) == 1);
+	sleep(2);
+	test_assert(anvil_count(KEY("msg:198.51.100.5"), 1) == 0);
+	test_assert(anvil_hit(KEY("msg:198.51.100.5"), 1) == 1);
+	test_assert(anvil_hit(KEY("msgh:198.51.100.5"), 3600) == 3);
+	test_end();
+}
+
 /* test_crowded - 100,000 keys in the table: bounded, the last ones counted */
 static void test_crowded(void)
 {
@@ -102,6 +116,7 @@ int main(void)
 	test_shared();
 	test_keys();
 	test_window();
+	test_hit();
 	test_crowded();
 	return test_done();
 }
