@@ -503,8 +503,10 @@ void smtpd_wake_queued(void)
 	FILE *fp;
 	long pid = 0;
 
-	if (dir == NULL)
+	if (dir == NULL || !conf_bool("queue_wake_on_new_mail")) {
+		free(dir);
 		return;
+	}
 	path = xasprintf("%s/queued.pid", dir);
 	if ((fp = fopen(path, "r")) != NULL) {
 		if (fgets(buf, sizeof(buf), fp) != NULL)

@@ -110,6 +110,7 @@ const struct conf_key conf_keys[] = {
 	/* Delivery status notifications and queue upkeep (queued, DSN). */
 	{ "queue_delay_warning", CONF_TIME, "4h", "a sender whose mail is still deferred after this long gets one delay DSN (0: never)" },
 	{ "queue_purge_after", CONF_TIME, "1h", "delivered and failed queue entries are removed this long after their last attempt (or their DSN); 0 keeps them" },
+	{ "queue_wake_on_new_mail", CONF_BOOL, "yes", "mta wakes queued after queueing mail (no: new mail waits for the next round, so a burst goes out over one connection)" },
 	{ "queue_postmaster", CONF_STR, "", "who gets double bounces (a bounce that could not be delivered); empty: postmaster@hostname" },
 
 	/* Routes and source addresses (queued: queued_route.c, queued_health.c). */

@@ -267,11 +267,12 @@ with open(routes_file, "w") as f:
             % (relay.port("submission"), relay.port("submission"), PEER, port, relay.port("submission"),
                relay.port("submission")))
 
+# New mail must wait for cyctl queue flush here (section 3 counts one round's connection).
 inst = Instance("routes", auth_fail_delay="0s", auth_require_tls="no",
                 dns_servers="127.0.0.1:%d" % dns.port, dns_timeout="2s",
                 queue_smtp_port=port, queue_run_interval="1h", queue_retry_min="1h",
                 queue_source_addresses=" ".join(POOL), queue_source_dnsbl="bl.test",
-                queue_source_check_interval="2s",
+                queue_source_check_interval="2s", queue_wake_on_new_mail="no",
                 queue_routes_file=routes_file)
 inst.add_domain("example.test")
 inst.add_user("alice@example.test", "alice-secret")
