@@ -161,7 +161,8 @@ inst = Instance("queue_dsn", auth_fail_delay="0s", auth_require_tls="no",
                 dns_servers="127.0.0.1:%d" % dns.port, dns_timeout="2s",
                 queue_smtp_port=port, queue_run_interval="1h", queue_retry_min="2s",
                 queue_retry_max="3s", queue_delay_warning="1s", queue_purge_after="3s",
-                queue_postmaster="postmaster@example.test")
+                queue_postmaster="postmaster@example.test",
+                smtpd_sender_login_exempt_users="alice@example.test")  # section 6: a remote sender
 inst.add_domain("example.test")
 inst.add_user("alice@example.test", "alice-secret")
 inst.add_user("postmaster@example.test", "pm-secret")
