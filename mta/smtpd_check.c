@@ -41,8 +41,14 @@
  *				transaction that stores the message, unless
  *				the message is BODY=BINARYMIME (554 5.6.1: the
  *				queue does not relay binary data unchanged)
- *	A local alias that expands to a remote address gets 451 4.4.3 (aliases
- *	to remote addresses come with a later release of the queue).
+ *	A local alias that expands to remote addresses queues them with the
+ *	message for any client and on either service (the alias's owner made
+ *	the forward, not the sender; BINARYMIME is refused as above), keeping
+ *	the envelope sender as it is: no SRS rewriting, so a receiver that
+ *	checks SPF on the forwarded envelope may refuse it (the same as a
+ *	plain .forward; SRS needs a bounce-address handler first). Each
+ *	remote address is queued once per message however many aliases name
+ *	it.
  *	smtpd_recipient_limit caps recipients per message (452 4.5.3), and
  *	SMTPD_TARGETS_MAX the mailboxes they expand to.
  * STANDARDS
@@ -390,7 +396,57 @@ static void smtpd_target_index(SMTPD_SESSION *sess, size_t n)
 	sess->target_slots[i] = n + 1;
 }
 
-/* smtpd_check_target - one local mailbox: exists, active, room for the message */
+/* smtpd_remote_known - is this address already queued with the message? */
+static bool smtpd_remote_known(SMTPD_SESSION *sess, const char *addr)
+{
+	for (size_t i = 0; i < sess->nremote; i++)
+		if (strcmp(sess->remotes[i], addr) == 0)
+			return true;
+	return false;
+}
+
+/* smtpd_check_remote_target - an alias target that is no user: 1 when it is in another domain */
+static int smtpd_check_remote_target(SMTPD_SESSION *sess, const char *addr, const char *target)
+{
+	struct dir_domain dom;
+	const char *at = strrchr(target, '@');
+	char *error = NULL, *reply;
+	int rc;
+
+	if (at == NULL || (rc = dir_domain_lookup(at + 1, &dom, &error)) < 0) {
+		msg_warn("directory lookup of the domain of %s: %s", target,
+			 error ? error : "no domain");
+		free(error);
+		smtpd_reply(sess, "451 4.3.0 <%s>: Temporary directory failure", addr);
+		return -1;
+	}
+	if (rc > 0) {
+		/* One of ours, but the user went away during the expansion. */
+		dir_domain_free(&dom);
+		reply = xasprintf("451 4.3.0 <%s>: alias target %s changed; try again", addr,
+				  target);
+		smtpd_reject(sess, addr, reply);
+		free(reply);
+		return -1;
+	}
+	if (sess->body == SMTPD_BODY_BINARYMIME) {
+		/* As for any relay: the queue would alter binary data. */
+		reply = xasprintf("554 5.6.1 <%s>: forwards to another domain: BINARYMIME mail "
+				  "is for local recipients only", addr);
+		smtpd_reject(sess, addr, reply);
+		free(reply);
+		return -1;
+	}
+	if (strlen(target) > SPOOL_QUEUE_ADDR_MAX) {
+		reply = xasprintf("550 5.1.3 <%s>: alias target address too long", addr);
+		smtpd_reject(sess, addr, reply);
+		free(reply);
+		return -1;
+	}
+	return 1;
+}
+
+/* smtpd_check_target - one mailbox: local (exists, active, room: 0) or remote (1) */
 static int smtpd_check_target(SMTPD_SESSION *sess, const char *addr, const char *target,
 			      uint64_t *quota_r)
 {
@@ -407,13 +463,8 @@ static int smtpd_check_target(SMTPD_SESSION *sess, const char *addr, const char 
 		smtpd_reply(sess, "451 4.3.0 <%s>: Temporary directory failure", addr);
 		return -1;
 	}
-	if (rc == 0) {
-		/* An alias that points outside our domains: that needs the queue. */
-		reply = xasprintf("451 4.4.3 <%s>: remote delivery not yet available", addr);
-		smtpd_reject(sess, addr, reply);
-		free(reply);
-		return -1;
-	}
+	if (rc == 0)
+		return smtpd_check_remote_target(sess, addr, target);
 	*quota_r = user.quota;
 	if (!user.active) {
 		dir_user_free(&user);
@@ -446,33 +497,52 @@ static int smtpd_check_target(SMTPD_SESSION *sess, const char *addr, const char 
 /* smtpd_accept_local - check every mailbox an address expands to, then take it */
 static void smtpd_accept_local(SMTPD_SESSION *sess, const char *addr, char **targets)
 {
-	size_t n = 0, fresh = 0;
+	size_t n = 0, fresh = 0, remote = 0;
 	uint64_t *quotas;
+	bool *is_remote;
+	int rc;
 
 	while (targets[n] != NULL)
 		n++;
 	quotas = xcalloc(n + 1, sizeof(*quotas));
+	is_remote = xcalloc(n + 1, sizeof(*is_remote));
 	for (size_t i = 0; i < n; i++) {
-		if (smtpd_target_known(sess, targets[i])) {
+		if (smtpd_target_known(sess, targets[i]) || smtpd_remote_known(sess, targets[i])) {
 			targets[i][0] = '\0';	/* already a target of this message */
 			continue;
 		}
-		if (smtpd_check_target(sess, addr, targets[i], &quotas[i]) < 0) {
+		if ((rc = smtpd_check_target(sess, addr, targets[i], &quotas[i])) < 0) {
 			free(quotas);
+			free(is_remote);
 			return;
 		}
-		fresh++;
+		/* An alias to another domain: queued with the message, for any
+		 * client, since the alias's owner set up the forward. */
+		if (rc > 0) {
+			is_remote[i] = true;
+			remote++;
+		} else {
+			fresh++;
+		}
 	}
-	if (sess->ntarget + fresh > SMTPD_TARGETS_MAX) {
+	if (sess->ntarget + fresh > SMTPD_TARGETS_MAX || sess->nremote + remote > SMTPD_TARGETS_MAX) {
 		free(quotas);
+		free(is_remote);
 		smtpd_reject(sess, addr, "452 4.5.3 Error: too many recipients");
 		return;
 	}
 	sess->targets = xreallocarray(sess->targets, sess->ntarget + fresh + 1,
 				      sizeof(*sess->targets));
+	sess->remotes = xreallocarray(sess->remotes, sess->nremote + remote + 1,
+				      sizeof(*sess->remotes));
 	for (size_t i = 0; i < n; i++) {
 		if (targets[i][0] == '\0')
 			continue;
+		if (is_remote[i]) {
+			if (!smtpd_remote_known(sess, targets[i]))
+				sess->remotes[sess->nremote++] = xstrdup(targets[i]);
+			continue;
+		}
 		if (smtpd_target_known(sess, targets[i]))
 			continue;	/* named twice by this expansion */
 		sess->targets[sess->ntarget].user = xstrdup(targets[i]);
@@ -481,6 +551,7 @@ static void smtpd_accept_local(SMTPD_SESSION *sess, const char *addr, char **tar
 		sess->ntarget++;
 	}
 	free(quotas);
+	free(is_remote);
 	sess->rcpts = xreallocarray(sess->rcpts, sess->nrcpt + 1, sizeof(*sess->rcpts));
 	sess->rcpts[sess->nrcpt++] = xstrdup(addr);
 	smtpd_state_set(sess, SMTPD_STATE_RCPT);
@@ -490,10 +561,8 @@ static void smtpd_accept_local(SMTPD_SESSION *sess, const char *addr, char **tar
 /* smtpd_accept_remote - an authenticated client's remote recipient: queue it with the message */
 static void smtpd_accept_remote(SMTPD_SESSION *sess, const char *addr)
 {
-	for (size_t i = 0; i < sess->nremote; i++) {
-		if (strcmp(sess->remotes[i], addr) == 0)
-			goto accepted;	/* named twice: queued once */
-	}
+	if (smtpd_remote_known(sess, addr))
+		goto accepted;	/* named twice: queued once */
 	if (strlen(addr) > SPOOL_QUEUE_ADDR_MAX || sess->nremote >= SMTPD_TARGETS_MAX) {
 		smtpd_reject(sess, addr, "452 4.5.3 Error: too many recipients");
 		return;
