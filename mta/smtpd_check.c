@@ -49,11 +49,20 @@
  *	plain .forward; SRS needs a bounce-address handler first). Each
  *	remote address is queued once per message however many aliases name
  *	it.
+ *
+ *	A mailing list (dir.h) is checked before it is expanded: 550 5.7.1
+ *	with the reason when its policy does not let the envelope sender post
+ *	(and always for the null sender); 452 4.5.3 when the transaction has
+ *	other recipients, since a list post goes alone: it gets List-Id,
+ *	List-Post and List-Owner headers after our Received header
+ *	(smtpd_check_list_headers, called by smtpd_data.c) and its owner as
+ *	the envelope sender of its queued copies, so bounces reach the owner.
  *	smtpd_recipient_limit caps recipients per message (452 4.5.3), and
  *	SMTPD_TARGETS_MAX the mailboxes they expand to.
  * STANDARDS
  *	RFC 5321 4.1.2 (syntax), 4.5.3.1 (size limits); RFC 1870; RFC 6152;
- *	RFC 3463 (enhanced codes).
+ *	RFC 3463 (enhanced codes); RFC 2919 (List-Id), RFC 2369 (List-Post,
+ *	List-Owner).
  */
 #include "sys_defs.h"
 
@@ -576,12 +585,63 @@ accepted:
 	smtpd_reply(sess, "250 2.1.5 Ok");
 }
 
+/*
+ * Mailing lists. A post to a list goes in a transaction of its own: the
+ * list's copy carries its own headers (List-Id, List-Post, RFC 2919 and
+ * RFC 2369) and its owner as envelope sender, and one message body serves
+ * one transaction; so a list named with other recipients gets 452 4.5.3
+ * (or they do), which every client retries in a later transaction (RFC
+ * 5321 3.3). The posting policy is checked against the envelope sender of
+ * the address the client names; lists reached through an alias or another
+ * list expand like aliases (their owner's choice).
+ */
+
+/* smtpd_check_list - may this transaction post to the list? 0, or -1 answered */
+static int smtpd_check_list(SMTPD_SESSION *sess, const char *addr, const struct dir_list *l)
+{
+	char *reply;
+
+	if (sess->nrcpt > 0) {
+		reply = xasprintf("452 4.5.3 <%s>: a post to a list goes in a transaction of its "
+				  "own: send it again separately", addr);
+	} else if (sess->sender == NULL || sess->sender[0] == '\0') {
+		reply = xasprintf("550 5.7.1 <%s>: a mailing list takes no mail from the null "
+				  "sender", addr);
+	} else if (!dir_list_may_post(l, sess->sender)) {
+		reply = xasprintf("550 5.7.1 <%s>: you may not post to this list (only %s may)",
+				  addr, l->policy == DIR_LIST_MEMBERS ? "its members"
+				  : l->policy == DIR_LIST_OWNER ? "its owner" : "the senders it lists");
+	} else {
+		return 0;
+	}
+	smtpd_reject(sess, addr, reply);
+	free(reply);
+	return -1;
+}
+
+/* smtpd_check_list_headers - List-Id and List-Post of a list post, after our Received */
+void smtpd_check_list_headers(SMTPD_SESSION *sess, STRBUF *hdr)
+{
+	const char *at;
+
+	if (sess->list == NULL || (at = strrchr(sess->list, '@')) == NULL)
+		return;
+	/* RFC 2919: the list-id is the address with '@' made a dot. */
+	strbuf_printf(hdr, "List-Id: <%.*s.%s>\r\nList-Post: <mailto:%s>\r\n"
+		      "List-Owner: <mailto:%s>\r\n", (int)(at - sess->list), sess->list, at + 1,
+		      sess->list, sess->list_owner);
+}
+
 /* smtpd_check_rcpt_addr - decide on one recipient and answer */
 void smtpd_check_rcpt_addr(SMTPD_SESSION *sess, const char *addr)
 {
 	enum dir_resolve_status status = DIR_NO_SUCH_USER;
 	char **targets = NULL, *error = NULL, *reply = NULL, *lookup, *norm;
+	struct dir_list list;
+	size_t nrcpt;
+	int rc;
 
+	memset(&list, 0, sizeof(list));
 	if (sess->rcpt_limit > 0 && sess->nrcpt >= (size_t)sess->rcpt_limit) {
 		smtpd_reject(sess, addr, "452 4.5.3 Error: too many recipients");
 		return;
@@ -598,14 +658,39 @@ void smtpd_check_rcpt_addr(SMTPD_SESSION *sess, const char *addr)
 		free(lookup);
 		return;
 	}
+	if (sess->list != NULL && strcmp(norm, sess->list) != 0) {
+		reply = xasprintf("452 4.5.3 <%s>: this transaction posts to the list <%s>: send "
+				  "to other recipients separately", addr, sess->list);
+		smtpd_reject(sess, addr, reply);
+		free(reply);
+		free(norm);
+		free(lookup);
+		return;
+	}
 	free(norm);
+	if (sess->list == NULL) {
+		if ((rc = dir_list_lookup(lookup, &list, &error)) < 0) {
+			msg_warn("directory lookup %s: %s", lookup, error);
+			free(error);
+			free(lookup);
+			smtpd_reply(sess, "451 4.3.0 <%s>: Temporary directory failure", addr);
+			return;
+		}
+		if (rc > 0 && smtpd_check_list(sess, addr, &list) < 0) {
+			dir_list_free(&list);
+			free(lookup);
+			return;
+		}
+	}
 	if (dir_resolve(lookup, &status, &targets, &error) < 0) {
 		msg_warn("directory lookup %s: %s", lookup, error);
 		free(error);
 		free(lookup);
+		dir_list_free(&list);
 		smtpd_reply(sess, "451 4.3.0 <%s>: Temporary directory failure", addr);
 		return;
 	}
+	nrcpt = sess->nrcpt;
 	switch (status) {
 	case DIR_LOCAL:
 		if (targets != NULL && targets[0] != NULL)
@@ -639,6 +724,15 @@ void smtpd_check_rcpt_addr(SMTPD_SESSION *sess, const char *addr)
 		smtpd_reject(sess, addr, reply);
 		free(reply);
 	}
+	if (list.address != NULL && sess->nrcpt > nrcpt) {
+		/* The list is taken: the rest of the transaction is its post. */
+		sess->list = list.address;
+		sess->list_owner = list.owner;
+		list.address = list.owner = NULL;
+		msg_info("list post: from=<%s> list=<%s> members=%zu", sess->sender, sess->list,
+			 sess->ntarget + sess->nremote);
+	}
+	dir_list_free(&list);
 	if (targets != NULL)
 		dir_strings_free(&targets);
 	free(lookup);

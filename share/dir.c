@@ -1145,3 +1145,285 @@ int dir_policy_remove(const char *list, const char *entry, char **error_r)
 	free(norm);
 	return rc;
 }
+
+/* ---------- mailing lists ---------- */
+
+static const char *const dir_list_policies[] = { "anyone", "members", "owner", "senders" };
+
+/* dir_list_policy_name - the name cyctl shows and takes for a policy */
+const char *dir_list_policy_name(enum dir_list_policy policy)
+{
+	return (size_t)policy < CY_ARRAY_SIZE(dir_list_policies) ? dir_list_policies[policy] : "?";
+}
+
+/* dir_list_policy_parse - a policy by name: 0, or -1 when unknown */
+int dir_list_policy_parse(const char *name, enum dir_list_policy *policy_r)
+{
+	for (size_t i = 0; i < CY_ARRAY_SIZE(dir_list_policies); i++)
+		if (strcmp(name, dir_list_policies[i]) == 0) {
+			*policy_r = (enum dir_list_policy)i;
+			return 0;
+		}
+	return -1;
+}
+
+/* dir_list_free - release what dir_list_lookup filled in */
+void dir_list_free(struct dir_list *l)
+{
+	free(l->address);
+	free(l->owner);
+	dir_strings_free(&l->members);
+	dir_strings_free(&l->senders);
+	memset(l, 0, sizeof(*l));
+}
+
+/* dir_list_lookup_detail - "list+detail" with no entry of its own is the list (as dir_resolve) */
+static int dir_list_lookup_detail(const char *norm, struct dir_list *l, char **error_r)
+{
+	const char *plus = strchr(norm, '+'), *at = strrchr(norm, '@');
+	struct dir_user u;
+	char **targets, *base;
+	int rc;
+
+	if (plus == NULL || plus == norm || plus > at)
+		return 0;
+	if ((rc = dir_ops->user_lookup(norm, &u, error_r)) != 0) {
+		if (rc > 0)
+			dir_user_free(&u);
+		return rc < 0 ? -1 : 0;
+	}
+	if ((rc = dir_ops->alias_lookup(norm, &targets, error_r)) != 0) {
+		dir_strings_free(&targets);
+		return rc < 0 ? -1 : 0;
+	}
+	base = xasprintf("%.*s%s", (int)(plus - norm), norm, at);
+	rc = dir_ops->list_lookup(base, l, error_r);
+	free(base);
+	return rc;
+}
+
+/* dir_list_lookup - a list's owner, policy, members and senders: 1, 0 not a list, -1 */
+int dir_list_lookup(const char *address, struct dir_list *l, char **error_r)
+{
+	char *norm;
+	int rc;
+
+	memset(l, 0, sizeof(*l));
+	if (dir_need()->list_lookup == NULL)
+		return 0;	/* lists live in the embedded directory only */
+	if ((norm = dir_normalize_address(address, error_r)) == NULL)
+		return -1;
+	rc = dir_ops->list_lookup(norm, l, error_r);
+	if (rc == 0)
+		rc = dir_list_lookup_detail(norm, l, error_r);
+	free(norm);
+	return rc;
+}
+
+/* dir_list_may_post - may this envelope sender post to the list? */
+bool dir_list_may_post(const struct dir_list *l, const char *sender)
+{
+	char *norm, *why = NULL;
+	bool ok = false;
+	size_t n;
+
+	if (sender == NULL || *sender == '\0')
+		return false;	/* a bounce never goes to a whole list */
+	if ((norm = dir_normalize_address(sender, &why)) == NULL) {
+		free(why);
+		return l->policy == DIR_LIST_ANYONE;
+	}
+	switch (l->policy) {
+	case DIR_LIST_ANYONE:
+		ok = true;
+		break;
+	case DIR_LIST_MEMBERS:
+		for (n = 0; l->members[n] != NULL; n++)
+			continue;
+		ok = dir_strings_has(l->members, n, norm);
+		break;
+	case DIR_LIST_SENDERS:
+		for (n = 0; l->senders[n] != NULL; n++)
+			continue;
+		ok = dir_strings_has(l->senders, n, norm);
+		break;
+	case DIR_LIST_OWNER:
+		break;
+	}
+	ok = ok || strcmp(norm, l->owner) == 0;
+	free(norm);
+	return ok;
+}
+
+/* dir_list_writable - lists need a back end that keeps them */
+static int dir_list_writable(char **error_r)
+{
+	if (!dir_writable())
+		return dir_read_only(error_r);
+	if (dir_ops->list_put == NULL) {
+		*error_r = xasprintf("the %s directory keeps no mailing lists: use an alias "
+				     "(or a dynamic alias) there", dir_ops->name);
+		return -1;
+	}
+	return 0;
+}
+
+/* dir_list_create - a new list with an owner and a policy, and no members yet */
+int dir_list_create(const char *address, const char *owner, enum dir_list_policy policy,
+		    char **error_r)
+{
+	struct dir_list l;
+	struct dir_user u;
+	int rc = -1;
+
+	memset(&l, 0, sizeof(l));
+	if (dir_list_writable(error_r) < 0)
+		return -1;
+	if ((l.address = dir_normalize_address(address, error_r)) == NULL)
+		return -1;
+	if ((l.owner = dir_normalize_address(owner, error_r)) == NULL)
+		goto out;
+	if ((rc = dir_ops->user_lookup(l.owner, &u, error_r)) <= 0) {
+		if (rc == 0)
+			*error_r = xasprintf("list owner %s is not a user here", l.owner);
+		rc = -1;
+		goto out;
+	}
+	dir_user_free(&u);
+	l.policy = policy;
+	l.members = dir_strings_new();
+	l.senders = dir_strings_new();
+	rc = dir_ops->list_put(&l, true, error_r);
+out:
+	dir_list_free(&l);
+	return rc;
+}
+
+/* dir_list_need - the list to change, or an error saying it is none */
+static int dir_list_need(const char *address, struct dir_list *l, char **error_r)
+{
+	int rc;
+
+	if (dir_list_writable(error_r) < 0)
+		return -1;
+	if ((rc = dir_list_lookup(address, l, error_r)) == 0)
+		*error_r = xasprintf("no such list %s", address);
+	return rc > 0 ? 0 : -1;
+}
+
+/* dir_list_delete - remove a list (not an alias of the same name) */
+int dir_list_delete(const char *address, char **error_r)
+{
+	struct dir_list l;
+	int rc;
+
+	if (dir_list_need(address, &l, error_r) < 0)
+		return -1;
+	rc = dir_ops->alias_remove(l.address, error_r);
+	dir_list_free(&l);
+	return rc;
+}
+
+/* dir_list_change_members - add members (checked like alias targets) or remove them */
+int dir_list_change_members(const char *address, char *const *members, bool add,
+			    char **error_r)
+{
+	struct dir_list l;
+	char **next = dir_strings_new(), **checked = NULL, *norm;
+	size_t n = 0, nold = 0;
+	int rc = -1;
+
+	if (dir_list_need(address, &l, error_r) < 0) {
+		dir_strings_free(&next);
+		return -1;
+	}
+	while (l.members[nold] != NULL)
+		nold++;
+	for (char *const *m = members; *m != NULL; m++) {
+		if ((norm = dir_normalize_address(*m, error_r)) == NULL)
+			goto out;
+		if (!add && !dir_strings_has(l.members, nold, norm)) {
+			*error_r = xasprintf("%s is not a member of %s", norm, l.address);
+			free(norm);
+			goto out;
+		}
+		free(norm);
+	}
+	if (add) {
+		for (size_t i = 0; i < nold; i++)
+			dir_strings_add(&next, &n, l.members[i]);
+		for (char *const *m = members; *m != NULL; m++)
+			dir_strings_add(&next, &n, *m);
+		/* The same checks as an alias's targets: normalised, no
+		 * duplicates, local ones exist, no way back to the list. */
+		if ((checked = dir_alias_prepare(l.address, next, error_r)) == NULL)
+			goto out;
+		dir_strings_free(&next);
+		next = checked;
+	} else {
+		for (size_t i = 0; i < nold; i++) {
+			bool gone = false;
+
+			for (char *const *m = members; *m != NULL && !gone; m++)
+				if ((norm = dir_normalize_address(*m, error_r)) != NULL) {
+					gone = strcmp(norm, l.members[i]) == 0;
+					free(norm);
+				}
+			if (!gone)
+				dir_strings_add(&next, &n, l.members[i]);
+		}
+	}
+	dir_strings_free(&l.members);
+	l.members = next;
+	next = NULL;
+	rc = dir_ops->list_put(&l, false, error_r);
+out:
+	dir_strings_free(&next);
+	dir_list_free(&l);
+	return rc;
+}
+
+/* dir_list_set_policy - who may post; the senders for DIR_LIST_SENDERS */
+int dir_list_set_policy(const char *address, enum dir_list_policy policy,
+			char *const *senders, char **error_r)
+{
+	struct dir_list l;
+	char **list = dir_strings_new(), *norm;
+	size_t n = 0;
+	int rc = -1;
+
+	if (dir_list_need(address, &l, error_r) < 0) {
+		dir_strings_free(&list);
+		return -1;
+	}
+	for (char *const *s = senders; s != NULL && *s != NULL; s++) {
+		if ((norm = dir_normalize_address(*s, error_r)) == NULL)
+			goto out;
+		if (!dir_strings_has(list, n, norm)) {
+			if (n >= DIR_LIST_SENDERS_MAX) {
+				*error_r = xasprintf("list %s: more than %d senders", l.address,
+						     DIR_LIST_SENDERS_MAX);
+				free(norm);
+				goto out;
+			}
+			dir_strings_add(&list, &n, norm);
+		}
+		free(norm);
+	}
+	if ((policy == DIR_LIST_SENDERS) != (n > 0)) {
+		*error_r = xasprintf(policy == DIR_LIST_SENDERS
+				     ? "list %s: the senders policy needs at least one sender"
+				     : "list %s: senders are given with the senders policy only",
+				     l.address);
+		goto out;
+	}
+	dir_strings_free(&l.senders);
+	l.senders = list;
+	list = NULL;
+	l.policy = policy;
+	rc = dir_ops->list_put(&l, false, error_r);
+out:
+	dir_strings_free(&list);
+	dir_list_free(&l);
+	return rc;
+}
