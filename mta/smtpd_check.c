@@ -32,7 +32,8 @@
  *				message's SIZE alone can never fit
  *	  DIR_NO_SUCH_USER	550 5.1.1
  *	  DIR_SUSPENDED		550 5.2.1
- *	  DIR_LOOP		554 5.4.6
+ *	  DIR_LOOP		554 5.4.6 (aliases nest too deep; a cycle is
+ *				cut by dir_resolve, not refused)
  *	  DIR_NOT_LOCAL		554 5.7.1 Relay access denied on the MX
  *				listener and to clients that did not
  *				authenticate (never an open relay); 250 2.1.5
@@ -705,7 +706,8 @@ void smtpd_check_rcpt_addr(SMTPD_SESSION *sess, const char *addr)
 		reply = xasprintf("550 5.2.1 <%s>: Recipient address rejected: mailbox disabled", addr);
 		break;
 	case DIR_LOOP:
-		reply = xasprintf("554 5.4.6 <%s>: Recipient address rejected: alias loop", addr);
+		reply = xasprintf("554 5.4.6 <%s>: Recipient address rejected: aliases nest too "
+				  "deep", addr);
 		break;
 	case DIR_NOT_LOCAL:
 		/* Only submission relays, and only for its authenticated

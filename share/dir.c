@@ -40,10 +40,16 @@
  *	left out (one suspended member does not stop a list); if nothing is
  *	left the answer is DIR_SUSPENDED. A target that no longer exists is
  *	left out with a warning in the log; if nothing is left the answer is
- *	DIR_NO_SUCH_USER. An alias met again on its own expansion path, or
- *	nested more than DIR_RESOLVE_MAX_DEPTH deep, makes the whole answer
- *	DIR_LOOP: delivering part of a looping alias would hide the error.
- *	An expansion past DIR_RESOLVE_MAX_TARGETS addresses is an error.
+ *	DIR_NO_SUCH_USER. An alias (or list) met again on its own expansion
+ *	path is a cycle: it is cut there with a warning in the log, and the
+ *	answer is the union of what the cycle's members name, each address
+ *	once, which is everything the cycle could ever deliver to (a cycle
+ *	can only come from an LDAP directory edited by hand, or from two
+ *	administrators changing aliases at the same instant: the embedded
+ *	directory refuses one when it is added). Nesting more than
+ *	DIR_RESOLVE_MAX_DEPTH deep makes the whole answer DIR_LOOP, since the
+ *	members below the limit would be lost without a word. An expansion
+ *	past DIR_RESOLVE_MAX_TARGETS addresses is an error.
  *
  *	Sub-addressing: when "user+detail@domain" is neither a user nor an
  *	alias, it resolves as "user@domain" (the first '+' separates), so
@@ -533,10 +539,11 @@ static int dir_resolve_alias(struct dir_resolve *r, const char *address, char **
 {
 	for (unsigned i = 0; i < depth; i++)
 		if (strcmp(r->path[i], address) == 0) {
-			msg_warn("alias loop: %s refers back to itself through %s", address,
-				 r->path[depth - 1]);
-			r->loop = true;
-			return -1;
+			/* Its targets are being expanded further up this path:
+			 * cut the cycle here, deliver the rest once each. */
+			msg_warn("alias loop cut: %s refers back to itself through %s "
+				 "(expanding %s)", address, r->path[depth - 1], r->path[0]);
+			return 0;
 		}
 	if (depth >= DIR_RESOLVE_MAX_DEPTH) {
 		msg_warn("aliases nest deeper than %d levels at %s (expanding %s)",

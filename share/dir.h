@@ -50,7 +50,7 @@ enum dir_resolve_status {
 	DIR_NO_SUCH_USER,	/* a local domain but no such user or alias */
 	DIR_NOT_LOCAL,		/* not one of our domains */
 	DIR_SUSPENDED,		/* the user or the domain is suspended */
-	DIR_LOOP,		/* aliases refer to each other, or nest too deep */
+	DIR_LOOP,		/* aliases nest too deep (a cycle is cut, not refused) */
 };
 
 /*

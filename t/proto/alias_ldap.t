@@ -18,7 +18,9 @@ DESCRIPTION
     a suspended member is left out while the others still get it; all@
     delivers to the members and queues partner@ok.test, which the sink
     receives; a broken filter is a temporary failure (451), not a loss;
-    cyctl alias list shows the dynamic alias with its current members.
+    cyctl alias list shows the dynamic alias with its current members;
+    two aliases naming each other (a cycle LDAP lets an operator make) are
+    cut where the cycle closes, logged, and every member gets one copy.
 """
 import base64
 import hashlib
@@ -109,6 +111,18 @@ cyAliasAddress: all@corp.test
 cyAliasTarget: sales@corp.test
 cyAliasTarget: partner@ok.test
 
+dn: cyAliasAddress=ring1@corp.test,ou=aliases,dc=example,dc=org
+objectClass: cyAlias
+cyAliasAddress: ring1@corp.test
+cyAliasTarget: ring2@corp.test
+cyAliasTarget: cai@corp.test
+
+dn: cyAliasAddress=ring2@corp.test,ou=aliases,dc=example,dc=org
+objectClass: cyAlias
+cyAliasAddress: ring2@corp.test
+cyAliasTarget: ring1@corp.test
+cyAliasTarget: sales@corp.test
+
 dn: cyAliasAddress=broken@corp.test,ou=aliases,dc=example,dc=org
 objectClass: cyDynamicAlias
 cyAliasAddress: broken@corp.test
@@ -164,12 +178,19 @@ while time.time() < deadline and not dumps:
 t.ok(len(dumps) == 1 and "X-Rcpt-Args: <partner@ok.test>" in dumps[0]
      and "Subject: three" in dumps[0], "the remote target got it through the sink")
 
-# 4. A filter that is not a filter: a temporary failure, with the reason logged.
+# 4. A cycle made in LDAP (ring1 -> ring2 -> ring1): cut, each member once.
+t.is_(send(inst, "ring1@corp.test", "ring"), {}, "mail to an alias in a cycle is accepted")
+t.is_(pop_subjects(inst, "cai")[-1:], ["ring"], "cai (named by ring1) has it")
+t.is_(pop_subjects(inst, "ann").count("ring"), 1, "ann (through ring2 and sales) has it once")
+
+# 5. A filter that is not a filter: a temporary failure, with the reason logged.
 r = send(inst, "broken@corp.test", "four")
 t.ok("broken@corp.test" in r and r["broken@corp.test"][0] == 451,
      "a dynamic alias with a bad filter is 451 (try later), not lost", )
 inst.stop()
 t.like(inst.log(), r"dynamic alias broken@corp\.test: cyAliasFilter is not one", "the log says why")
+t.like(inst.log(), r"alias loop cut: ring1@corp\.test refers back to itself through ring2@corp\.test",
+       "the cut cycle is logged")
 ldap.cleanup()
 sink.stop()
 dns.stop()
