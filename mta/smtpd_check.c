@@ -52,8 +52,9 @@
  *	it.
  *
  *	A mailing list (dir.h) is checked before it is expanded: 550 5.7.1
- *	with the reason when its policy does not let the envelope sender post
- *	(and always for the null sender); 452 4.5.3 when the transaction has
+ *	with the reason when its policy lets neither the envelope sender nor
+ *	the authenticated user post (and always for the null sender); 452
+ *	4.5.3 when the transaction has
  *	other recipients, since a list post goes alone: it gets List-Id,
  *	List-Post and List-Owner headers after our Received header
  *	(smtpd_check_list_headers, called by smtpd_data.c) and its owner as
@@ -608,7 +609,9 @@ static int smtpd_check_list(SMTPD_SESSION *sess, const char *addr, const struct 
 	} else if (sess->sender == NULL || sess->sender[0] == '\0') {
 		reply = xasprintf("550 5.7.1 <%s>: a mailing list takes no mail from the null "
 				  "sender", addr);
-	} else if (!dir_list_may_post(l, sess->sender)) {
+	} else if (!dir_list_may_post(l, sess->sender)
+		   && !(sess->auth_user != NULL && dir_list_may_post(l, sess->auth_user))) {
+		/* An authenticated client posts as the user it logged in as, too. */
 		reply = xasprintf("550 5.7.1 <%s>: you may not post to this list (only %s may)",
 				  addr, l->policy == DIR_LIST_MEMBERS ? "its members"
 				  : l->policy == DIR_LIST_OWNER ? "its owner" : "the senders it lists");

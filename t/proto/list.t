@@ -17,7 +17,8 @@ DESCRIPTION
     remote member through the sink with the owner as envelope sender (so
     bounces go to the owner); a non-member gets 550 5.7.1 at RCPT with a
     reason, also through news+tag@; the null sender is refused; each
-    policy (owner, senders, anyone) lets in exactly whom it names; a list
+    policy (owner, senders, anyone) lets in exactly whom it names, by
+    envelope sender or by the user a client logged in as; a list
     with other recipients in one transaction: 452 for the second; a
     removed member gets nothing more; a deleted list is 550 5.1.1.
 """
@@ -189,6 +190,21 @@ t.ok(rcpt(inst, "boss@far.test", ["news@example.test"])[0][0] == 250,
      "senders policy: a listed sender may post")
 t.ok(rcpt(inst, "ann@example.test", ["news@example.test"])[0][0] == 550,
      "senders policy: a member who is not listed may not")
+s = smtplib.SMTP("127.0.0.1", inst.port("submission"), timeout=30)
+s.ehlo("client.test")
+s.login("owner@example.test", "pw")
+s.mail("owner-alias@elsewhere.test")
+code, _ = s.rcpt("news@example.test")
+t.is_(code, 250, "senders policy: the owner, logged in, may post under another envelope sender")
+s.rset()
+s.quit()
+s = smtplib.SMTP("127.0.0.1", inst.port("submission"), timeout=30)
+s.ehlo("client.test")
+s.login("carl@example.test", "pw")
+s.mail("boss@far.test")
+code, text = s.rcpt("news@example.test")
+t.ok(code == 250, "a logged-in user with a listed envelope sender may post too")
+s.quit()
 inst.ctl("list", "policy", "news@example.test", "anyone")
 t.is_(rcpt(inst, "stranger@far.test", ["news@example.test"], "open post")[-1][0], 250,
       "anyone policy: a stranger may post")
