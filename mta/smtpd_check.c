@@ -59,6 +59,9 @@
  *	List-Post and List-Owner headers after our Received header
  *	(smtpd_check_list_headers, called by smtpd_data.c) and its owner as
  *	the envelope sender of its queued copies, so bounces reach the owner.
+ *	A list member whose mailbox is full is left out (and logged) rather
+ *	than holding up the post for everyone; only when every member is
+ *	left out is the list answered 452 4.2.2.
  *	smtpd_recipient_limit caps recipients per message (452 4.5.3), and
  *	SMTPD_TARGETS_MAX the mailboxes they expand to.
  * STANDARDS
@@ -457,9 +460,9 @@ static int smtpd_check_remote_target(SMTPD_SESSION *sess, const char *addr, cons
 	return 1;
 }
 
-/* smtpd_check_target - one mailbox: local (exists, active, room: 0) or remote (1) */
-static int smtpd_check_target(SMTPD_SESSION *sess, const char *addr, const char *target,
-			      uint64_t *quota_r)
+/* smtpd_check_target - one mailbox: local (exists, active, room: 0), remote (1), a full list member (2) */
+static int smtpd_check_target(SMTPD_SESSION *sess, const char *addr, const char *list,
+			      const char *target, uint64_t *quota_r)
 {
 	struct dir_user user;
 	uint64_t bytes = 0;
@@ -500,15 +503,22 @@ static int smtpd_check_target(SMTPD_SESSION *sess, const char *addr, const char 
 	} else {
 		return 0;
 	}
+	if (list != NULL) {
+		/* One member's full mailbox must not stop a list's every post. */
+		msg_info("list %s: member %s left out: %s", list, target, reply + 10);
+		free(reply);
+		return 2;
+	}
 	smtpd_reject(sess, addr, reply);
 	free(reply);
 	return -1;
 }
 
-/* smtpd_accept_local - check every mailbox an address expands to, then take it */
-static void smtpd_accept_local(SMTPD_SESSION *sess, const char *addr, char **targets)
+/* smtpd_accept_local - check every mailbox an address (or list) expands to, then take it */
+static void smtpd_accept_local(SMTPD_SESSION *sess, const char *addr, const char *list,
+			       char **targets)
 {
-	size_t n = 0, fresh = 0, remote = 0;
+	size_t n = 0, fresh = 0, remote = 0, left_out = 0;
 	uint64_t *quotas;
 	bool *is_remote;
 	int rc;
@@ -522,10 +532,15 @@ static void smtpd_accept_local(SMTPD_SESSION *sess, const char *addr, char **tar
 			targets[i][0] = '\0';	/* already a target of this message */
 			continue;
 		}
-		if ((rc = smtpd_check_target(sess, addr, targets[i], &quotas[i])) < 0) {
+		if ((rc = smtpd_check_target(sess, addr, list, targets[i], &quotas[i])) < 0) {
 			free(quotas);
 			free(is_remote);
 			return;
+		}
+		if (rc == 2) {
+			targets[i][0] = '\0';
+			left_out++;
+			continue;
 		}
 		/* An alias to another domain: queued with the message, for any
 		 * client, since the alias's owner set up the forward. */
@@ -535,6 +550,12 @@ static void smtpd_accept_local(SMTPD_SESSION *sess, const char *addr, char **tar
 		} else {
 			fresh++;
 		}
+	}
+	if (left_out == n) {
+		free(quotas);
+		free(is_remote);
+		smtpd_reject(sess, addr, "452 4.2.2 Every member's mailbox is full");
+		return;
 	}
 	if (sess->ntarget + fresh > SMTPD_TARGETS_MAX || sess->nremote + remote > SMTPD_TARGETS_MAX) {
 		free(quotas);
@@ -698,7 +719,7 @@ void smtpd_check_rcpt_addr(SMTPD_SESSION *sess, const char *addr)
 	switch (status) {
 	case DIR_LOCAL:
 		if (targets != NULL && targets[0] != NULL)
-			smtpd_accept_local(sess, addr, targets);
+			smtpd_accept_local(sess, addr, list.address, targets);
 		else
 			reply = xasprintf("550 5.1.1 <%s>: Recipient address rejected: User unknown", addr);
 		break;
