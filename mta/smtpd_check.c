@@ -34,6 +34,8 @@
  *	  DIR_SUSPENDED		550 5.2.1
  *	  DIR_LOOP		554 5.4.6 (aliases nest too deep; a cycle is
  *				cut by dir_resolve, not refused)
+ *	  DIR_TOO_MANY		554 5.5.3 (an alias or list expanding past
+ *				DIR_RESOLVE_MAX_TARGETS: the amplification cap)
  *	  DIR_NOT_LOCAL		554 5.7.1 Relay access denied on the MX
  *				listener and to clients that did not
  *				authenticate (never an open relay); 250 2.1.5
@@ -728,6 +730,10 @@ void smtpd_check_rcpt_addr(SMTPD_SESSION *sess, const char *addr)
 		break;
 	case DIR_SUSPENDED:
 		reply = xasprintf("550 5.2.1 <%s>: Recipient address rejected: mailbox disabled", addr);
+		break;
+	case DIR_TOO_MANY:
+		reply = xasprintf("554 5.5.3 <%s>: Recipient address rejected: expands to more than "
+				  "%d addresses", addr, DIR_RESOLVE_MAX_TARGETS);
 		break;
 	case DIR_LOOP:
 		reply = xasprintf("554 5.4.6 <%s>: Recipient address rejected: aliases nest too "

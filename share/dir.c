@@ -49,7 +49,8 @@
  *	directory refuses one when it is added). Nesting more than
  *	DIR_RESOLVE_MAX_DEPTH deep makes the whole answer DIR_LOOP, since the
  *	members below the limit would be lost without a word. An expansion
- *	past DIR_RESOLVE_MAX_TARGETS addresses is an error.
+ *	past DIR_RESOLVE_MAX_TARGETS addresses is DIR_TOO_MANY (the cap on
+ *	how far one RCPT can amplify a message), logged, never a truncation.
  *
  *	Sub-addressing: when "user+detail@domain" is neither a user nor an
  *	alias, it resolves as "user@domain" (the first '+' separates), so
@@ -491,6 +492,7 @@ struct dir_resolve {
 	size_t ndoms;
 	bool suspended;		/* something was left out as suspended */
 	bool loop;
+	bool too_many;		/* past DIR_RESOLVE_MAX_TARGETS */
 	char *error;
 };
 
@@ -523,8 +525,9 @@ static int dir_resolve_add(struct dir_resolve *r, const char *address)
 	if (dir_strings_has(r->targets, r->ntargets, address))
 		return 0;
 	if (r->ntargets >= DIR_RESOLVE_MAX_TARGETS) {
-		r->error = xasprintf("%s expands to more than %d addresses", r->path[0],
-				     DIR_RESOLVE_MAX_TARGETS);
+		msg_warn("%s expands to more than %d addresses: refused", r->path[0],
+			 DIR_RESOLVE_MAX_TARGETS);
+		r->too_many = true;
 		return -1;
 	}
 	dir_strings_add(&r->targets, &r->ntargets, address);
@@ -651,8 +654,8 @@ static int dir_resolve_top(struct dir_resolve *r, const char *address,
 		return 0;
 	}
 	rc = dir_resolve_local(r, address, 0);
-	if (rc < 0 && r->loop) {
-		*status_r = DIR_LOOP;
+	if (rc < 0 && (r->loop || r->too_many)) {
+		*status_r = r->loop ? DIR_LOOP : DIR_TOO_MANY;
 		return 0;
 	}
 	if (rc < 0)

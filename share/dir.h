@@ -51,6 +51,7 @@ enum dir_resolve_status {
 	DIR_NOT_LOCAL,		/* not one of our domains */
 	DIR_SUSPENDED,		/* the user or the domain is suspended */
 	DIR_LOOP,		/* aliases nest too deep (a cycle is cut, not refused) */
+	DIR_TOO_MANY,		/* expands to more than DIR_RESOLVE_MAX_TARGETS addresses */
 };
 
 /*

@@ -18,7 +18,8 @@ DESCRIPTION
     bounces go to the owner); a non-member gets 550 5.7.1 at RCPT with a
     reason, also through news+tag@; a member whose mailbox is full is
     left out (logged) while the others get the post, and a list of only
-    full members is 452 4.2.2; the null sender is refused; each
+    full members is 452 4.2.2; a list nesting past 1,000 addresses is 554
+    5.5.3 (the amplification cap); the null sender is refused; each
     policy (owner, senders, anyone) lets in exactly whom it names, by
     envelope sender or by the user a client logged in as; a list
     with other recipients in one transaction: 452 for the second; a
@@ -228,6 +229,22 @@ t.is_(rcpt(inst, "stranger@far.test", ["news@example.test"], "open post")[-1][0]
       "anyone policy: a stranger may post")
 t.is_(subjects(inst, "bob@example.test")[-1:], ["open post"], "and bob has it")
 
+# 4b. The amplification cap: two lists of 600 remote members inside a third.
+inst.ctl("list", "create", "big1@example.test", "owner@example.test", "anyone")
+inst.ctl("list", "create", "big2@example.test", "owner@example.test", "anyone")
+inst.ctl("list", "create", "huge@example.test", "owner@example.test", "anyone")
+inst.ctl("list", "add", "big1@example.test", *["a%d@ok.test" % i for i in range(600)])
+inst.ctl("list", "add", "big2@example.test", *["b%d@ok.test" % i for i in range(600)])
+inst.ctl("list", "add", "huge@example.test", "big1@example.test", "big2@example.test")
+before = inst.ctl("queue", "list").count("\n")
+r = rcpt(inst, "ann@example.test", ["huge@example.test"])
+t.ok(r[0][0] == 554 and "5.5.3" in r[0][1] and "more than 1000" in r[0][1],
+     "a list expanding past 1,000 addresses is refused: %s" % r[0][1])
+t.is_(rcpt(inst, "ann@example.test", ["big1@example.test"])[0][0], 250, "600 members are fine")
+t.is_(inst.ctl("queue", "list").count("\n"), before, "nothing was queued (no DATA)")
+for name in ("huge", "big1", "big2"):
+    inst.ctl("list", "delete", "%s@example.test" % name)
+
 # 5. Removing a member; deleting the list.
 t.like(inst.ctl("list", "remove", "news@example.test", "team@example.test"), r"1 member removed",
        "list remove")
@@ -244,6 +261,8 @@ inst.stop()
 log = inst.log()
 t.like(log, r"list post: from=<ann@example\.test> list=<news@example\.test> members=3",
        "the log names each list post and its fan-out")
+t.like(log, r"huge@example\.test expands to more than 1000 addresses: refused",
+       "the refused expansion is logged")
 t.like(log, r"list news@example\.test: member full@example\.test left out: <news@example\.test>: Mailbox full",
        "and each member left out with the reason")
 sink.stop()
