@@ -116,7 +116,8 @@ typedef struct smtpd_session {
 	char **remotes;			/* remote forward-paths to queue (authenticated clients) */
 	size_t nremote;
 	char *list;			/* the mailing list this transaction posts to, or NULL */
-	char *list_owner;		/* its owner: the envelope sender of the post */
+	char *list_owner;		/* its owner (List-Owner) */
+	char *list_bounces;		/* the envelope sender of the post: owner+list-NAME */
 
 	struct smtpd_policy *policy;	/* smtpd_policy*.c's state, NULL until used */
 } SMTPD_SESSION;

@@ -59,8 +59,12 @@
  *	4.5.3 when the transaction has
  *	other recipients, since a list post goes alone: it gets List-Id,
  *	List-Post and List-Owner headers after our Received header
- *	(smtpd_check_list_headers, called by smtpd_data.c) and its owner as
- *	the envelope sender of its queued copies, so bounces reach the owner.
+ *	(smtpd_check_list_headers, called by smtpd_data.c) and the owner's
+ *	list address (owner+list-NAME, dir_list_bounce_address) as the
+ *	envelope sender of its queued copies, so bounces reach the owner; a
+ *	message that arrives for the list with that sender is one of its own
+ *	posts forwarded back by a member: 550 5.4.6, so a list and a
+ *	forwarding member cannot loop.
  *	A list member whose mailbox is full is left out (and logged) rather
  *	than holding up the post for everyone; only when every member is
  *	left out is the list answered 452 4.2.2.
@@ -621,6 +625,22 @@ accepted:
  * list expand like aliases (their owner's choice).
  */
 
+/* smtpd_list_came_back - is the sender the list's own bounce address (a post come back)? */
+static bool smtpd_list_came_back(SMTPD_SESSION *sess, const struct dir_list *l)
+{
+	char *bounces = dir_list_bounce_address(l), *norm, *why = NULL;
+	bool back = false;
+
+	if (strcmp(bounces, l->owner) != 0
+	    && (norm = dir_normalize_address(sess->sender, &why)) != NULL) {
+		back = strcmp(norm, bounces) == 0;
+		free(norm);
+	}
+	free(why);
+	free(bounces);
+	return back;
+}
+
 /* smtpd_check_list - may this transaction post to the list? 0, or -1 answered */
 static int smtpd_check_list(SMTPD_SESSION *sess, const char *addr, const struct dir_list *l)
 {
@@ -632,6 +652,11 @@ static int smtpd_check_list(SMTPD_SESSION *sess, const char *addr, const struct 
 	} else if (sess->sender == NULL || sess->sender[0] == '\0') {
 		reply = xasprintf("550 5.7.1 <%s>: a mailing list takes no mail from the null "
 				  "sender", addr);
+	} else if (smtpd_list_came_back(sess, l)) {
+		/* Its envelope sender is only ever on this list's own posts: a
+		 * member forwarded one back to the list. */
+		reply = xasprintf("550 5.4.6 <%s>: mail loop: a post of this list came back to it",
+				  addr);
 	} else if (!dir_list_may_post(l, sess->sender)
 		   && !(sess->auth_user != NULL && dir_list_may_post(l, sess->auth_user))) {
 		/* An authenticated client posts as the user it logged in as, too. */
@@ -758,6 +783,7 @@ void smtpd_check_rcpt_addr(SMTPD_SESSION *sess, const char *addr)
 	}
 	if (list.address != NULL && sess->nrcpt > nrcpt) {
 		/* The list is taken: the rest of the transaction is its post. */
+		sess->list_bounces = dir_list_bounce_address(&list);
 		sess->list = list.address;
 		sess->list_owner = list.owner;
 		list.address = list.owner = NULL;

@@ -321,9 +321,9 @@ static void smtpd_data_deliver(SMTPD_SESSION *sess, struct smtpd_data *d, const 
 		rcpts[i].user = sess->targets[i].user;
 		rcpts[i].quota = sess->targets[i].quota;
 	}
-	/* A list post goes out with the list's owner as the sender: bounces go to them. */
+	/* A list post goes out with the owner's list address as sender: bounces go to them. */
 	rc = spool_queue_deliver(d->msg, rcpts, sess->ntarget,
-				 sess->list_owner ? sess->list_owner : sess->sender,
+				 sess->list_bounces ? sess->list_bounces : sess->sender,
 				 (const char *const *)sess->remotes, sess->nremote, time(NULL),
 				 &msgid, &error);
 	free(rcpts);

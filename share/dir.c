@@ -1230,6 +1230,20 @@ int dir_list_lookup(const char *address, struct dir_list *l, char **error_r)
 	return rc;
 }
 
+/* dir_list_bounce_address - the envelope sender of a list's posts: owner+list-name (caller frees) */
+char *dir_list_bounce_address(const struct dir_list *l)
+{
+	const char *oat = strrchr(l->owner, '@'), *lat = strrchr(l->address, '@');
+	int olen = (int)(oat - l->owner), llen = (int)(lat - l->address);
+
+	/* Sub-addressing brings it to the owner; only this list's posts carry
+	 * it, so a post that comes back with it as sender is a loop. An owner
+	 * whose name has a '+' already, or too long a result, gets it plain. */
+	if (memchr(l->owner, '+', (size_t)olen) != NULL || olen + 6 + llen > DIR_LOCAL_MAX)
+		return xstrdup(l->owner);
+	return xasprintf("%.*s+list-%.*s%s", olen, l->owner, llen, l->address, oat);
+}
+
 /* dir_list_may_post - may this envelope sender post to the list? */
 bool dir_list_may_post(const struct dir_list *l, const char *sender)
 {

@@ -58,9 +58,10 @@ enum dir_resolve_status {
  * A mailing list (embedded directory only): an address in one of our
  * domains with members (local or remote addresses, aliases, other lists:
  * it expands like an alias, so dir_resolve() covers it), an owner (a
- * local user: may always post, and is the envelope sender of what the list
- * sends, so bounces reach them) and a posting policy checked against the
- * envelope sender. See dir.c.
+ * local user: may always post; what the list sends goes out with the
+ * envelope sender dir_list_bounce_address(), owner+list-NAME@owner's
+ * domain, so bounces reach the owner and a post that comes back is known)
+ * and a posting policy checked against the envelope sender. See dir.c.
  */
 #define DIR_LIST_SENDERS_MAX	1000	/* addresses allowed by DIR_LIST_SENDERS */
 
@@ -127,6 +128,7 @@ int dir_list_change_members(const char *address, char *const *members, bool add,
 int dir_list_set_policy(const char *address, enum dir_list_policy policy,
 			char *const *senders, char **error_r);
 bool dir_list_may_post(const struct dir_list *l, const char *sender);
+char *dir_list_bounce_address(const struct dir_list *l);
 const char *dir_list_policy_name(enum dir_list_policy policy);
 int dir_list_policy_parse(const char *name, enum dir_list_policy *policy_r);
 void dir_list_free(struct dir_list *l);

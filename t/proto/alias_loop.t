@@ -16,7 +16,14 @@ DESCRIPTION
     keeps a deferred copy. Within one server, aliases naming each other
     are cut by the directory (alias_ldap.t); this is the case across
     servers, where only the trace headers can tell.
+
+    A mailing list does better: news@a.test has a member fwd@b.test
+    whose alias forwards back to the list. The post leaves A with the
+    list's own envelope sender (boss+list-news@a.test), B's forward keeps
+    it, and A refuses it at RCPT (550 5.4.6, "came back"): the local
+    member has the post exactly once and B's entry is failed.
 """
+import imaplib
 import os
 import re
 import smtplib
@@ -60,6 +67,12 @@ a.add_domain("a.test")
 b.add_domain("b.test")
 a.ctl("alias", "add", "ping@a.test", "pong@b.test")
 b.ctl("alias", "add", "pong@b.test", "ping@a.test")
+# A list on A with a member on B who forwards everything back to the list.
+a.add_user("boss@a.test", "pw")
+a.add_user("keeper@a.test", "pw")
+a.ctl("list", "create", "news@a.test", "boss@a.test", "members")
+a.ctl("list", "add", "news@a.test", "keeper@a.test", "fwd@b.test")
+b.ctl("alias", "add", "fwd@b.test", "news@a.test")
 a.start()
 b.start()
 
@@ -86,6 +99,31 @@ t.ok(len(qa) + len(qb) <= HOPS, "at most max_hops deliveries were ever queued (%
      % (len(qa), len(qb)))
 t.ok(all(e["state"] in ("delivered", "failed") for e in qa + qb),
      "nothing is left deferred or pending to go round again")
+
+# The list: its post comes back from B with the list's own envelope sender
+# and is refused at once, so each member gets it once.
+before = {e["id"] for e in queue(b)}
+s = smtplib.SMTP("127.0.0.1", a.port("smtp"), timeout=30)
+t.is_(s.sendmail("boss@a.test", ["news@a.test"],
+                 "From: boss@a.test\r\nSubject: to the list\r\n\r\nonce\r\n"), {},
+      "the owner posts to the list")
+s.quit()
+back = None
+deadline = time.time() + 60
+while time.time() < deadline and back is None:
+    back = next((e for e in queue(b) if e["id"] not in before and e["state"] == "failed"), None)
+    time.sleep(0.5)
+t.ok(back is not None and "5.4.6" in back["last reply"] and "came back" in back["last reply"],
+     "B's forward of the post back to the list is refused as a loop (%s)"
+     % (back or {}).get("last reply"))
+if back:
+    t.is_(back["sender"], "<boss+list-news@a.test>", "it carried the list's own envelope sender")
+time.sleep(2)
+m = imaplib.IMAP4("127.0.0.1", a.port("imap"))
+m.login("keeper@a.test", "pw")
+typ, count = m.select("INBOX")
+t.is_(int(count[0]), 1, "the local member got the post once")
+m.logout()
 a.stop()
 b.stop()
 logs = a.log() + b.log()

@@ -14,8 +14,9 @@ DESCRIPTION
     user, a member that does not exist, a member leading back to the list,
     a duplicate list); a member's post reaches every member once (read
     over IMAP, with List-Id, List-Post and List-Owner headers) and the
-    remote member through the sink with the owner as envelope sender (so
-    bounces go to the owner); a non-member gets 550 5.7.1 at RCPT with a
+    remote member through the sink with owner+list-news@ as envelope
+    sender (which reaches the owner: bounces go there); a post coming back
+    with that sender is refused as a loop (550 5.4.6); a non-member gets 550 5.7.1 at RCPT with a
     reason, also through news+tag@; a member whose mailbox is full is
     left out (logged) while the others get the post, and a list of only
     full members is 452 4.2.2; a list nesting past 1,000 addresses is 554
@@ -157,7 +158,8 @@ while time.time() < deadline and not dumps:
     dumps = [d.decode(errors="replace") for d in sink.dumps()]
 t.is_(len(dumps), 1, "the remote member's copy reached the sink")
 if dumps:
-    t.like(dumps[0], r"X-Mail-Args: <owner@example\.test>", "with the owner as envelope sender")
+    t.like(dumps[0], r"X-Mail-Args: <owner\+list-news@example\.test>",
+           "with the owner's list address as envelope sender (bounces reach the owner)")
     t.like(dumps[0], r"X-Rcpt-Args: <far@ok\.test>", "for far@ok.test")
     t.like(dumps[0], r"List-Id: <news\.example\.test>", "with List-Id")
 sink.clear()
@@ -184,6 +186,12 @@ t.ok(r[0][0] == 550 and "5.7.1" in r[0][1] and "only its members may" in r[0][1]
      "a non-member gets 550 5.7.1 at RCPT with the reason: %s" % r[0][1])
 r = rcpt(inst, "stranger@far.test", ["news+tag@example.test"])
 t.ok(r[0][0] == 550 and "5.7.1" in r[0][1], "also through news+tag@ (sub-addressing)")
+r = rcpt(inst, "owner+list-news@example.test", ["news@example.test"])
+t.ok(r[0][0] == 550 and "5.4.6" in r[0][1] and "came back" in r[0][1],
+     "a post of the list sent back to it (its bounce address as sender): 550 5.4.6 loop")
+t.is_(rcpt(inst, "x@far.test", ["owner+list-news@example.test"], "a bounce")[-1][0], 250,
+      "the list's bounce address itself takes mail")
+t.is_(subjects(inst, "owner@example.test"), ["a bounce"], "and it reaches the owner")
 r = rcpt(inst, "", ["news@example.test"])
 t.ok(r[0][0] == 550 and "null sender" in r[0][1], "the null sender is refused")
 r = rcpt(inst, "owner@example.test", ["news@example.test", "carl@example.test"], "with carl")
