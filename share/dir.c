@@ -1062,6 +1062,7 @@ int dir_alias_add(const char *address, char *const *targets, char **error_r)
 /* dir_alias_remove - remove an alias */
 int dir_alias_remove(const char *address, char **error_r)
 {
+	struct dir_list l;
 	char *norm;
 	int rc;
 
@@ -1069,6 +1070,14 @@ int dir_alias_remove(const char *address, char **error_r)
 		return dir_read_only(error_r);
 	if ((norm = dir_normalize_address(address, error_r)) == NULL)
 		return -1;
+	if (dir_ops->list_lookup != NULL && (rc = dir_ops->list_lookup(norm, &l, error_r)) != 0) {
+		if (rc > 0) {
+			dir_list_free(&l);
+			*error_r = xasprintf("%s is a mailing list: delete it as one", norm);
+		}
+		free(norm);
+		return -1;
+	}
 	rc = dir_ops->alias_remove(norm, error_r);
 	free(norm);
 	return rc;

@@ -129,6 +129,8 @@ for args, want, name in (
          "the senders policy without senders")):
     code, text = ctl(inst, *args)
     t.ok(code == 1 and re.search(want, text), "refused: %s (%s)" % (name, text.strip()))
+code, text = ctl(inst, "alias", "remove", "news@example.test")
+t.ok(code == 1 and "is a mailing list" in text, "alias remove does not delete a list")
 code, text = ctl(inst, "list", "policy", "news@example.test", "everybody")
 t.ok(code == 2 and "unknown list policy" in text, "an unknown policy is a usage error")
 inst.ctl("list", "create", "inner@example.test", "owner@example.test")
