@@ -18,7 +18,8 @@ DESCRIPTION
     remote targets, a nested one, and the null sender work; a remote
     address named by two aliases of one message is queued and sent once;
     a direct remote RCPT from that client is still 554 5.7.1 (no open
-    relay) and nothing more is queued.
+    relay) and nothing more is queued; BODY=BINARYMIME is refused for an
+    alias that forwards elsewhere (554 5.6.1, as for any relay).
 """
 import imaplib
 import os
@@ -164,6 +165,11 @@ c.cmd("MAIL FROM:<someone@far.test>")
 code, text = c.cmd("RCPT TO:<friend@ok.test>")
 t.ok(code == 554 and "5.7.1" in text, "a direct remote RCPT is still 554 5.7.1")
 t.is_(c.cmd("RCPT TO:<fwd@example.test>")[0], 250, "while the alias is 250 in the same transaction")
+c.cmd("RSET")
+t.is_(c.cmd("MAIL FROM:<someone@far.test> BODY=BINARYMIME")[0], 250, "a BINARYMIME transaction")
+code, text = c.cmd("RCPT TO:<fwd@example.test>")
+t.ok(code == 554 and "5.6.1" in text, "an alias forwarding elsewhere refuses BINARYMIME (554 5.6.1)")
+t.is_(c.cmd("RCPT TO:<bob@example.test>")[0], 250, "while a local user takes it")
 c.cmd("RSET")
 c.cmd("QUIT")
 c.close()
