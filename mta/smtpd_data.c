@@ -265,6 +265,7 @@ static void smtpd_data_received(SMTPD_SESSION *sess, const char *qid, STRBUF *hd
 	if (sess->nrcpt == 1)
 		strbuf_printf(hdr, "\r\n\tfor <%s>", sess->rcpts[0]);
 	strbuf_printf(hdr, "; %s\r\n", date);
+	smtpd_check_list_headers(sess, hdr);	/* a list post: List-Id, List-Post */
 }
 
 /* smtpd_data_verdict - the reply for a message that was read to its end */
@@ -320,7 +321,9 @@ static void smtpd_data_deliver(SMTPD_SESSION *sess, struct smtpd_data *d, const 
 		rcpts[i].user = sess->targets[i].user;
 		rcpts[i].quota = sess->targets[i].quota;
 	}
-	rc = spool_queue_deliver(d->msg, rcpts, sess->ntarget, sess->sender,
+	/* A list post goes out with the owner's list address as sender: bounces go to them. */
+	rc = spool_queue_deliver(d->msg, rcpts, sess->ntarget,
+				 sess->list_bounces ? sess->list_bounces : sess->sender,
 				 (const char *const *)sess->remotes, sess->nremote, time(NULL),
 				 &msgid, &error);
 	free(rcpts);

@@ -111,6 +111,12 @@ void smtpd_transaction_reset(SMTPD_SESSION *sess)
 	free(sess->remotes);
 	sess->remotes = NULL;
 	sess->nremote = 0;
+	free(sess->list);
+	sess->list = NULL;
+	free(sess->list_owner);
+	sess->list_owner = NULL;
+	free(sess->list_bounces);
+	sess->list_bounces = NULL;
 	if (sess->state > SMTPD_STATE_HELO && sess->state != SMTPD_STATE_QUIT)
 		smtpd_state_set(sess, SMTPD_STATE_HELO);
 }
