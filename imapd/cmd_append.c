@@ -203,6 +203,7 @@ static int append_store(IMAP_CMDCTX *c, const char *name, struct append_msg *m, 
 		rc = spool_deliver(m[k].msg, &rcpt, 1, m[k].date, &msgid, &err);
 		if (rc != SPOOL_OK) {
 			append_rollback(c, name, m, k);
+			imap_notify_own_adds(c->s, name, 0, (uint32_t)k);	/* RFC 5465 5 */
 			if (rc == SPOOL_OVER_QUOTA) {
 				free(err);
 				imap_no(c, "[OVERQUOTA] quota exceeded%s",
@@ -263,6 +264,7 @@ void cmd_append(IMAP_CMDCTX *c)
 	}
 	if (append_store(c, name, m, (size_t)n) < 0)
 		goto out;
+	imap_notify_own_adds(c->s, name, (uint32_t)n, (uint32_t)n);	/* no NOTIFY STATUS for it */
 	if (spool_mbox_info(c->s->user, name, &info, &err) < 0)
 		free(err);	/* renamed meanwhile: the old UIDVALIDITY is as good as any */
 	uids = xcalloc((size_t)n, sizeof(*uids));

@@ -95,6 +95,7 @@ void cmd_copy(IMAP_CMDCTX *c)
 			news[k++] = news[i];
 		}
 	}
+	imap_notify_own_adds(c->s, dest, (uint32_t)k, (uint32_t)k);	/* no NOTIFY STATUS for it */
 	code = strbuf_alloc(64, STRBUF_UNLIMITED);
 	if (k > 0) {
 		strbuf_printf(code, "[COPYUID %u ", uidvalidity);

@@ -8,7 +8,12 @@
  *	Each name comes with \HasChildren or \HasNoChildren (RFC 3348), its
  *	special-use attribute (RFC 6154), and \Noselect \HasChildren for a
  *	parent level that exists only through its children (shown when the
- *	pattern uses no "*", as RFC 3501 6.3.8 describes for "%").
+ *	pattern uses no "*", as RFC 3501 6.3.8 describes for "%"): a name
+ *	made with its child and then deleted, or the parent of a child
+ *	renamed into place. An extended LIST (selection options, RETURN
+ *	options or a pattern list) and every LIST after ENABLE IMAP4rev2 mark
+ *	it \NonExistent as well (RFC 5258 3, RFC 9051 7.3.1: the name is
+ *	no mailbox); \Noselect stays for clients that know only RFC 3501.
  *
  *	LIST-EXTENDED (RFC 5258): selection options in parentheses before
  *	the reference (SUBSCRIBED, REMOTE, RECURSIVEMATCH, SPECIAL-USE of
@@ -65,6 +70,7 @@ struct list_opts {
 	bool recursive;		/* LIST (... RECURSIVEMATCH) */
 	bool ret_subscribed;	/* RETURN (SUBSCRIBED) */
 	bool lsub;
+	bool extended;		/* RFC 5258 syntax, or IMAP4rev2: \NonExistent parents */
 	const struct imap_arg *status;	/* RETURN (STATUS (items)), or NULL */
 	char **subs;		/* subscriptions, when needed */
 	const char **pats;	/* decoded patterns */
@@ -200,7 +206,7 @@ static void list_one(IMAP_CMDCTX *c, char **names, const char *name, struct list
 	list_status(c, name, o);
 }
 
-/* list_parents - \Noselect lines for parent levels that do not exist themselves */
+/* list_parents - \Noselect (and \NonExistent) lines for parent levels that do not exist */
 static void list_parents(IMAP_CMDCTX *c, char **names, struct list_opts *o)
 {
 	for (size_t i = 0; names[i] != NULL; i++) {
@@ -208,10 +214,15 @@ static void list_parents(IMAP_CMDCTX *c, char **names, struct list_opts *o)
 			char *parent = xstrndup(names[i], (size_t)(slash - names[i]));
 
 			if (!list_contains(names, parent) && list_matches(o, parent)
-			    && list_once(o, parent))
-				list_reply(c, o->ret_subscribed && list_contains(o->subs, parent)
-					   ? "\\Noselect \\HasChildren \\Subscribed"
-					   : "\\Noselect \\HasChildren", parent, NULL);
+			    && list_once(o, parent)) {
+				bool sub = o->ret_subscribed && list_contains(o->subs, parent);
+				char *attrs = xasprintf("\\Noselect%s \\HasChildren%s",
+							o->extended ? " \\NonExistent" : "",
+							sub ? " \\Subscribed" : "");
+
+				list_reply(c, attrs, parent, NULL);
+				free(attrs);
+			}
 			free(parent);
 		}
 	}
@@ -414,18 +425,23 @@ void cmd_list(IMAP_CMDCTX *c)
 	o.lsub = strcmp(c->def->name, "LSUB") == 0;
 	o.subscribed_only = o.lsub;
 	o.pats = pats;
+	o.extended = !o.lsub && c->s->imap4rev2;
 	if (!o.lsub && nargs > 0 && args[0].type == IMAP_ARG_LIST) {
 		if (list_selection(c, &args[0], &o) < 0)
 			return;
 		args++;
 		nargs--;
+		o.extended = true;
 	}
 	if (!o.lsub && nargs == 4 && imap_arg_atom_is(&args[2], "RETURN")
 	    && args[3].type == IMAP_ARG_LIST) {
 		if (list_return(c, &args[3], &o) < 0)
 			return;
 		nargs = 2;
+		o.extended = true;
 	}
+	if (!o.lsub && nargs == 2 && args[1].type == IMAP_ARG_LIST)
+		o.extended = true;
 	if (nargs != 2 || (ref = imap_arg_astring(&args[0])) == NULL
 	    || (o.lsub && args[1].type == IMAP_ARG_LIST)) {
 		imap_bad(c, "usage: %s reference pattern", c->def->name);

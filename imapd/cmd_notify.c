@@ -35,7 +35,10 @@
  *	("old"))). Not for this session's own CREATE, DELETE, RENAME,
  *	SUBSCRIBE or UNSUBSCRIBE (RFC 5465 5: SHOULD omit): those commands
  *	take the new names into the snapshot silently
- *	(imap_notify_own_names()); STATUS for counters still goes out.
+ *	(imap_notify_own_names()). Nor STATUS for its own APPEND, COPY or
+ *	MOVE into another watched mailbox (imap_notify_own_adds(): the
+ *	counters take exactly its own change; one by another session at the
+ *	same moment is still reported, with everything in it).
  *	A rename is recognised by the mailbox's spool id, which a rename
  *	keeps: each renamed mailbox (children included) gets its LIST
  *	with OLDNAME and no "\NonExistent" for the old name, unless the new
@@ -577,6 +580,36 @@ void imap_notify_own_names(IMAP_SESSION *s)
 	if (s->notify == NULL)
 		return;
 	nf_scan_between(s, false, true);
+}
+
+/*
+ * imap_notify_own_adds - this session put messages into mailbox name
+ * (APPEND, COPY, MOVE: added of them are there now, uids UIDs were used;
+ * a MULTIAPPEND undone after a failure: 0 and the UIDs it used). RFC 5465
+ * 5 asks not to send a client STATUS for its own changes, so the counters
+ * last reported of that watched mailbox take the change silently, when it
+ * is exactly this session's: MESSAGES up by added, UIDNEXT by uids, the
+ * same UIDVALIDITY. When another session changed the mailbox too, nothing
+ * is taken, and the next scan reports all of it. HIGHESTMODSEQ is taken
+ * with the counters (the add raised it); a flag change by another session
+ * in the same moment then shows with the next change of that mailbox.
+ * The selected mailbox is left to its own sync (RFC 5465 5.2).
+ */
+void imap_notify_own_adds(IMAP_SESSION *s, const char *name, uint32_t added, uint32_t uids)
+{
+	struct spool_mbox_info info;
+	struct nf_mbox *m;
+	char *err = NULL;
+
+	if (s->notify == NULL || nf_is_selected(s, name) || (m = nf_find(s->notify, name)) == NULL)
+		return;
+	if (spool_mbox_info(s->user, name, &info, &err) < 0) {
+		free(err);	/* gone meanwhile: the next scan says so */
+		return;
+	}
+	if (info.mboxid == m->info.mboxid && info.uidvalidity == m->info.uidvalidity
+	    && info.messages == m->info.messages + added && info.uidnext == m->info.uidnext + uids)
+		m->info = info;
 }
 
 /* imap_notify_others - does NOTIFY ask for events of mailboxes other than the selected one? */

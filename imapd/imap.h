@@ -255,6 +255,7 @@ int imap_notify_export(IMAP_SESSION *s, STRBUF *out, uint32_t **ids_r, size_t *n
 int imap_notify_import(IMAP_SESSION *s, const unsigned char *buf, size_t len, char **error_r);
 bool imap_notify_newfetch(IMAP_SESSION *s);
 void imap_notify_own_names(IMAP_SESSION *s);
+void imap_notify_own_adds(IMAP_SESSION *s, const char *name, uint32_t added, uint32_t uids);
 bool imap_notify_others(IMAP_SESSION *s);
 bool imap_notify_stale(IMAP_SESSION *s);
 int imap_notify_watch(IMAP_SESSION *s, uint32_t selected);

@@ -8,9 +8,11 @@
  *	rc = imap_hub_receive(mboxid, &changed, &other);
  *	imap_hub_unwatch();
  * DESCRIPTION
- *	A worker opens one persistent connection to run_dir/imap-idle the
- *	first time a session of it enters IDLE, and keeps it for the
- *	following sessions. imap_hub_watch() tells the hub which mailbox the
+ *	A worker opens one persistent connection to the hub that owns the
+ *	session's user (notify_hub_of(): run_dir/imap-idle for hub 0,
+ *	run_dir/imap-idle.K for hub K) the first time a session of it enters
+ *	IDLE, and keeps it for the following sessions of users of the same
+ *	hub; a session of another hub's user closes it and connects there. imap_hub_watch() tells the hub which mailbox the
  *	session watches (WATCH user mboxid; it replaces the previous one) and
  *	returns the descriptor to poll beside the client's. A session with
  *	NOTIFY (notify true) gets every mailbox-list event of the user and
@@ -43,12 +45,14 @@
 #include "conf.h"
 #include "idlemsg.h"
 #include "msg.h"
+#include "notify.h"
 #include "strbuf.h"
 #include "xmalloc.h"
 
 #include "imap.h"
 
 static int imap_hub_sock = -1;
+static unsigned imap_hub_index;	/* the hub imap_hub_sock goes to */
 static struct idlemsg_reader imap_hub_in;
 static bool imap_hub_down_logged;
 static uint32_t imap_hub_events;	/* EVENTs read on this connection (PARK says it) */
@@ -78,16 +82,18 @@ static void imap_hub_lost(const char *why)
 	imap_hub_close();
 }
 
-/* imap_hub_connect - the persistent connection, made when missing: 0 or -1 */
-static int imap_hub_connect(void)
+/* imap_hub_connect - the persistent connection to user's hub, made when missing: 0 or -1 */
+static int imap_hub_connect(const char *user)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	unsigned hub = notify_hub_of(user, strlen(user), notify_hubs());
 	char *path, *why;
 	int fd;
 
-	if (imap_hub_sock >= 0)
+	if (imap_hub_sock >= 0 && imap_hub_index == hub)
 		return 0;
-	if ((path = idlemsg_socket_path()) == NULL || strlen(path) >= sizeof(sun.sun_path)) {
+	imap_hub_close();	/* another hub's: events for it were read or are moot */
+	if ((path = idlemsg_socket_path(hub)) == NULL || strlen(path) >= sizeof(sun.sun_path)) {
 		imap_hub_lost("no usable run_dir");
 		free(path);
 		return -1;
@@ -105,6 +111,7 @@ static int imap_hub_connect(void)
 	}
 	free(path);
 	imap_hub_sock = fd;
+	imap_hub_index = hub;
 	imap_hub_events = 0;
 	idlemsg_reader_init(&imap_hub_in);
 	if (imap_hub_down_logged)
@@ -145,7 +152,7 @@ int imap_hub_watch(const char *user, uint32_t mboxid, bool notify, const uint32_
 	char *err = NULL;
 	int rc;
 
-	if (imap_hub_connect() < 0 || imap_hub_drain() < 0)
+	if (imap_hub_connect(user) < 0 || imap_hub_drain() < 0)
 		return -1;
 	b = strbuf_alloc(64, IDLEMSG_BODY_MAX);
 	idlemsg_watch_encode(b, mboxid, user, notify, ids, nids);

@@ -4,10 +4,31 @@
  * SYNOPSIS
  *	caiyou-imap-idle -c caiyou.conf [-f] [-v]
  * DESCRIPTION
- *	One event-driven process per instance (epoll), started by cyctl
- *	after imapd. It binds run_dir/notify and receives the spool's change
- *	events (share/notify.c), and listens on run_dir/imap-idle (mode 0660)
- *	for imapd's workers, which speak share/idlemsg.h:
+ *	A master and imap_idle_hubs hub processes (default: one per CPU),
+ *	started by cyctl after imapd. Each hub is one event-driven process
+ *	(epoll) that owns the users whose name hashes to it (notify_hub_of()
+ *	in share/notify.h: FNV-1a of the name modulo the number of hubs).
+ *	Hub K receives the spool's change events for its users on
+ *	run_dir/notify (hub 0) or run_dir/notify.K (share/notify.c sends
+ *	each event to its user's hub only), and listens on run_dir/imap-idle
+ *	or run_dir/imap-idle.K (mode 0660) for imapd's workers, which connect
+ *	to the hub of the session's user and speak share/idlemsg.h. With one
+ *	hub the names are those of hub 0. Each hub holds its own parked
+ *	connections (one descriptor each), so the hubs together hold up to
+ *	imap_idle_hubs times one process's descriptor limit, and spread the
+ *	work over the cores.
+ *
+ *	The master binds every hub's two sockets (as root, before it drops
+ *	privileges), keeps them open, and forks the hubs; a hub inherits its
+ *	own pair and closes the others. When a hub dies the master logs it
+ *	and starts it again on the same sockets after a second (longer,
+ *	up to a minute, when it keeps dying at once): events and worker
+ *	connections that arrive meanwhile wait in the sockets' queues. The
+ *	dead hub's parked clients lose their connection (the descriptors
+ *	died with it; they reconnect, as after any lost connection), its
+ *	workers' watches fall back to re-checking the spool until their next
+ *	IDLE; the other hubs' users notice nothing. A hub exits when the
+ *	master dies (PR_SET_PDEATHSIG).
  *
  *	WATCH user mboxid / UNWATCH: a worker session in IDLE; each event for
  *	that mailbox is forwarded as EVENT on the worker's connection, and
@@ -83,11 +104,13 @@
  *	parks later. A NOTIFY session dropped at a CANCEL gets its whole
  *	watch back (the ids from its blob), as a plain one does.
  *
- *	SIGTERM or SIGINT stops: parked clients get "* BYE" and are closed
- *	(as workers do at a stop), the sockets and the pid file are removed.
- *	The pid file run_dir/imap-idle.pid is locked for the process's life
- *	like the prefork daemons' (share/server.c, whose start-up steps this
- *	program repeats because it has no workers).
+ *	SIGTERM or SIGINT to the master stops: it passes the signal on to
+ *	the hubs, whose parked clients get "* BYE" and are closed (as
+ *	workers do at a stop), waits for them (SIGKILL after
+ *	HUB_STOP_WAIT seconds), and removes the sockets and the pid file.
+ *	The pid file run_dir/imap-idle.pid names the master and is locked
+ *	for its life and its hubs' like the prefork daemons' (share/server.c,
+ *	whose start-up steps this program repeats).
  *
  *	Descriptors: every parked connection holds one. At start, before it
  *	drops root, the hub raises RLIMIT_NOFILE to imap_idle_fd_limit
@@ -98,7 +121,8 @@
  *	refused as malformed and that session is not parked.
  *
  *	Configuration: run_dir, user, log_file, syslog_facility,
- *	imap_idle_keepalive, imap_unpark_listen, imap_idle_fd_limit.
+ *	imap_idle_keepalive, imap_unpark_listen, imap_idle_fd_limit,
+ *	imap_idle_hubs.
  * SECURITY
  *	Started as root only to bind its sockets; then setgroups, setresgid
  *	and setresuid to the "user" of caiyou.conf, checked. Workers and the
@@ -125,11 +149,14 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <poll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -147,6 +174,9 @@
 #define HUB_NBUCKETS	1024		/* parked NOTIFY sessions by user */
 #define HUB_EVENTS	256		/* epoll events per wait */
 #define HUB_KEEPALIVE_MAX	(29 * 60)
+#define HUB_STOP_WAIT	15		/* seconds the master waits for its hubs at a stop */
+#define HUB_RESTART_MAX	60		/* seconds between restarts of a hub that keeps dying */
+#define HUB_QUICK_DEATH	10		/* seconds: a hub that died sooner is restarted later */
 
 enum hub_kind { HUB_NOTIFY = 1, HUB_LISTEN, HUB_SIGNAL, HUB_WORKER, HUB_PARKED };
 
@@ -203,6 +233,18 @@ static bool hub_hold_parked;	/* test hook CAIYOU_TEST_HUB_HOLD_PARKED */
 static int hub_epfd = -1, hub_notify_fd = -1, hub_listen_fd = -1, hub_sig_fd = -1;
 static int hub_pidfd = -1;
 static char *hub_pidpath, *hub_sockpath, *hub_unpark_path;
+static unsigned hub_index, hub_count;	/* this hub, of how many */
+
+/* The master's view of one hub: its sockets (kept open across restarts) and process. */
+struct hub_shard {
+	int notify_fd, listen_fd;
+	char *notify_path, *sockpath;
+	pid_t pid;			/* 0: not running */
+	long long started;		/* monotonic seconds */
+	long long restart_at;		/* when to start it again (pid 0) */
+	unsigned delay;			/* seconds before the next restart */
+};
+static struct hub_shard hub_shards[NOTIFY_HUBS_MAX];
 static struct hub_worker *hub_workers;
 static struct hub_parked *hub_table[HUB_BUCKETS];
 static struct hub_parked *hub_khead, *hub_ktail;
@@ -969,8 +1011,8 @@ static void hub_keepalives(void)
 	}
 }
 
-/* hub_bind - run_dir/imap-idle, mode 0660, owned by the service user */
-static void hub_bind(void)
+/* hub_bind - hub k's run_dir/imap-idle[.k], mode 0660, owned by the service user */
+static void hub_bind(struct hub_shard *h, unsigned k)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct stat st;
@@ -979,37 +1021,39 @@ static void hub_bind(void)
 	gid_t gid;
 	int rc;
 
-	if ((hub_sockpath = idlemsg_socket_path()) == NULL
-	    || strlen(hub_sockpath) >= sizeof(sun.sun_path))
+	if ((h->sockpath = idlemsg_socket_path(k)) == NULL
+	    || strlen(h->sockpath) >= sizeof(sun.sun_path))
 		msg_fatal("run_dir is not set or too long");
-	memcpy(sun.sun_path, hub_sockpath, strlen(hub_sockpath) + 1);
-	if (lstat(hub_sockpath, &st) == 0) {
+	memcpy(sun.sun_path, h->sockpath, strlen(h->sockpath) + 1);
+	if (lstat(h->sockpath, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode))
-			msg_fatal("%s exists and is not a socket", hub_sockpath);
-		(void)unlink(hub_sockpath);	/* left by a previous run; we hold the pid file */
+			msg_fatal("%s exists and is not a socket", h->sockpath);
+		(void)unlink(h->sockpath);	/* left by a previous run; we hold the pid file */
 	}
-	if ((hub_listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
+	if ((h->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
 		msg_fatal("socket: %s", strerror(errno));
 	old_mask = umask(0117);		/* never connectable by others, not even until chmod */
-	rc = bind(hub_listen_fd, (struct sockaddr *)&sun, sizeof(sun));
+	rc = bind(h->listen_fd, (struct sockaddr *)&sun, sizeof(sun));
 	(void)umask(old_mask);
-	if (rc < 0 || chmod(hub_sockpath, 0660) < 0 || listen(hub_listen_fd, 128) < 0)
-		msg_fatal("bind %s: %s", hub_sockpath, strerror(errno));
-	if (server_user(&uid, &gid) && chown(hub_sockpath, uid, gid) < 0)
-		msg_fatal("chown %s: %s", hub_sockpath, strerror(errno));
+	if (rc < 0 || chmod(h->sockpath, 0660) < 0 || listen(h->listen_fd, 128) < 0)
+		msg_fatal("bind %s: %s", h->sockpath, strerror(errno));
+	if (server_user(&uid, &gid) && chown(h->sockpath, uid, gid) < 0)
+		msg_fatal("chown %s: %s", h->sockpath, strerror(errno));
 }
 
-/* hub_chown_notify - the notify socket belongs to the service user, as ours does */
-static void hub_chown_notify(void)
+/* hub_notify_bind - hub k's notify socket, owned by the service user as the other is */
+static void hub_notify_bind(struct hub_shard *h, unsigned k)
 {
-	char *run_dir = conf_path("run_dir"), *path = xasprintf("%s/notify", run_dir);
+	char *error = NULL;
 	uid_t uid;
 	gid_t gid;
 
-	if (server_user(&uid, &gid) && chown(path, uid, gid) < 0)
-		msg_fatal("chown %s: %s", path, strerror(errno));
-	free(path);
-	free(run_dir);
+	if ((h->notify_fd = notify_listen_hub(k, &error)) < 0)
+		msg_fatal("%s", error);
+	if ((h->notify_path = notify_hub_path("notify", k)) == NULL)
+		msg_fatal("run_dir is not set");
+	if (server_user(&uid, &gid) && chown(h->notify_path, uid, gid) < 0)
+		msg_fatal("chown %s: %s", h->notify_path, strerror(errno));
 }
 
 /* hub_unpark_address - the first unix: address of imap_unpark_listen */
@@ -1073,11 +1117,10 @@ static void hub_raise_nofile(void)
 		msg_info("descriptors: %llu", (unsigned long long)nl.rlim_cur);
 }
 
-/* hub_start - configuration, logging, pid file, sockets, privileges */
+/* hub_start - configuration, logging, pid file, every hub's sockets, privileges */
 static void hub_start(void)
 {
 	char *error = NULL, *log_file;
-	sigset_t mask;
 
 	if (conf_load(hub_conf, &error) < 0)
 		msg_fatal("%s", error);
@@ -1091,22 +1134,44 @@ static void hub_start(void)
 	hub_keepalive = conf_time("imap_idle_keepalive");
 	if (hub_keepalive == 0 || hub_keepalive > HUB_KEEPALIVE_MAX)
 		hub_keepalive = HUB_KEEPALIVE_MAX;
-	if ((hub_notify_fd = notify_listen(&error)) < 0)
-		msg_fatal("%s", error);
-	hub_chown_notify();
-	hub_bind();
+	hub_count = notify_hubs();
+	for (unsigned k = 0; k < hub_count; k++) {
+		hub_notify_bind(&hub_shards[k], k);
+		hub_bind(&hub_shards[k], k);
+	}
 	hub_unpark_address();
 	hub_raise_nofile();
 	server_drop_privileges();
 	if (!hub_foreground)
 		server_daemonize();
 	server_pidfile_put(hub_pidfd, hub_pidpath);
+	signal(SIGPIPE, SIG_IGN);
+	msg_info("master started: %u hub(s), keepalive %u s", hub_count, hub_keepalive);
+}
+
+/* hub_child_start - in a new hub process: its own sockets only, its signals, epoll */
+static void hub_child_start(unsigned k, pid_t master)
+{
+	sigset_t mask;
+
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != master)
+		_exit(1);	/* the master is gone already */
+	for (unsigned i = 0; i < hub_count; i++) {
+		if (i == k)
+			continue;
+		(void)close(hub_shards[i].notify_fd);
+		(void)close(hub_shards[i].listen_fd);
+	}
+	if (hub_sig_fd >= 0)
+		(void)close(hub_sig_fd);	/* the master's */
+	hub_index = k;
+	hub_notify_fd = hub_shards[k].notify_fd;
+	hub_listen_fd = hub_shards[k].listen_fd;
+	hub_sockpath = hub_shards[k].sockpath;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	if ((hub_sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0
 	    || (hub_epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		msg_fatal("signalfd/epoll: %s", strerror(errno));
@@ -1114,7 +1179,8 @@ static void hub_start(void)
 	    || hub_epoll_add(hub_listen_fd, (void *)&hub_kind_listen, EPOLLIN) < 0
 	    || hub_epoll_add(hub_sig_fd, (void *)&hub_kind_signal, EPOLLIN) < 0)
 		msg_fatal("epoll: %s", strerror(errno));
-	msg_info("started: notify and %s bound, keepalive %u s", hub_sockpath, hub_keepalive);
+	msg_info("started: hub %u of %u, %s and %s", k, hub_count, hub_shards[k].notify_path,
+		 hub_sockpath);
 }
 
 /* hub_signal - true when asked to stop */
@@ -1179,7 +1245,7 @@ static void hub_loop(void)
 	}
 }
 
-/* hub_stop - BYE to the parked clients, remove the sockets and the pid file */
+/* hub_stop - BYE to the parked clients, the workers' connections closed */
 static void hub_stop(void)
 {
 	while (hub_khead != NULL) {
@@ -1188,13 +1254,151 @@ static void hub_stop(void)
 	}
 	while (hub_workers != NULL)
 		hub_worker_close(hub_workers, NULL);
-	(void)unlink(hub_sockpath);
-	{
-		char *run_dir = conf_path("run_dir"), *np = xasprintf("%s/notify", run_dir);
+	hub_bury_all();
+	msg_info("stopped: hub %u of %u", hub_index, hub_count);
+}
 
-		(void)unlink(np);
-		free(np);
-		free(run_dir);
+/* hub_fork - start hub k: in the child run it to its end; the master goes on */
+static void hub_fork(unsigned k)
+{
+	struct hub_shard *h = &hub_shards[k];
+	pid_t master = getpid(), pid;
+
+	if ((pid = fork()) < 0) {
+		msg_warn("fork hub %u: %s; trying again", k, strerror(errno));
+		h->restart_at = hub_now() + 1;
+		return;
+	}
+	if (pid == 0) {
+		hub_child_start(k, master);
+		hub_loop();
+		hub_stop();
+		exit(0);
+	}
+	h->pid = pid;
+	h->started = hub_now();
+	h->restart_at = 0;
+}
+
+/* hub_reap - hubs that ended: logged, and started again later */
+static void hub_reap(void)
+{
+	long long now = hub_now();
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (unsigned k = 0; k < hub_count; k++) {
+			struct hub_shard *h = &hub_shards[k];
+
+			if (h->pid != pid)
+				continue;
+			h->pid = 0;
+			h->delay = now - h->started < HUB_QUICK_DEATH
+				? (h->delay == 0 ? 1 : h->delay * 2 > HUB_RESTART_MAX ? HUB_RESTART_MAX
+				   : h->delay * 2) : 1;
+			h->restart_at = now + h->delay;
+			if (WIFSIGNALED(status))
+				msg_warn("hub %u (pid %ld) killed by signal %d; its parked sessions are "
+					 "lost; restarting in %u s", k, (long)pid, WTERMSIG(status),
+					 h->delay);
+			else
+				msg_warn("hub %u (pid %ld) exited with status %d; its parked sessions "
+					 "are lost; restarting in %u s", k, (long)pid,
+					 WEXITSTATUS(status), h->delay);
+		}
+	}
+}
+
+/* hub_master_signals - SIGCHLD reaps; true when asked to stop */
+static bool hub_master_signals(void)
+{
+	struct signalfd_siginfo si;
+	bool stop = false;
+
+	while (read(hub_sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+			stop = true;
+		else if (si.ssi_signo == SIGCHLD)
+			hub_reap();
+		else
+			msg_info("SIGHUP: nothing to reload (restart to change settings)");
+	}
+	return stop;
+}
+
+/* hub_master - start the hubs and keep them running until a stop */
+static void hub_master(void)
+{
+	struct pollfd pfd;
+	sigset_t mask;
+	long long now, next;
+	int timeout;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	if ((hub_sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0)
+		msg_fatal("signalfd: %s", strerror(errno));
+	for (unsigned k = 0; k < hub_count; k++)
+		hub_fork(k);
+	for (;;) {
+		now = hub_now();
+		next = 0;
+		for (unsigned k = 0; k < hub_count; k++) {
+			struct hub_shard *h = &hub_shards[k];
+
+			if (h->pid == 0 && h->restart_at <= now)
+				hub_fork(k);
+			if (h->pid == 0 && (next == 0 || h->restart_at < next))
+				next = h->restart_at;
+		}
+		timeout = next == 0 ? -1 : next <= now ? 0 : (int)((next - now) * 1000);
+		pfd.fd = hub_sig_fd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, timeout) < 0 && errno != EINTR)
+			msg_fatal("poll: %s", strerror(errno));
+		if (hub_master_signals())
+			return;
+	}
+}
+
+/* hub_master_stop - the hubs stopped (SIGKILL after HUB_STOP_WAIT), sockets and pid file removed */
+static void hub_master_stop(void)
+{
+	long long end = hub_now() + HUB_STOP_WAIT;
+	unsigned left;
+	int status;
+	pid_t pid;
+
+	for (unsigned k = 0; k < hub_count; k++)
+		if (hub_shards[k].pid > 0)
+			(void)kill(hub_shards[k].pid, SIGTERM);
+	for (;;) {
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+			for (unsigned k = 0; k < hub_count; k++)
+				if (hub_shards[k].pid == pid)
+					hub_shards[k].pid = 0;
+		left = 0;
+		for (unsigned k = 0; k < hub_count; k++)
+			left += hub_shards[k].pid > 0;
+		if (left == 0)
+			break;
+		if (hub_now() >= end) {
+			msg_warn("%u hub(s) still running after %d s: killed", left, HUB_STOP_WAIT);
+			for (unsigned k = 0; k < hub_count; k++)
+				if (hub_shards[k].pid > 0)
+					(void)kill(hub_shards[k].pid, SIGKILL);
+			end = hub_now() + HUB_STOP_WAIT;
+		}
+		(void)poll(NULL, 0, 50);
+	}
+	for (unsigned k = 0; k < hub_count; k++) {
+		(void)unlink(hub_shards[k].sockpath);
+		(void)unlink(hub_shards[k].notify_path);
 	}
 	if (unlink(hub_pidpath) < 0)
 		msg_warn("remove %s: %s", hub_pidpath, strerror(errno));
@@ -1227,7 +1431,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	hub_start();
-	hub_loop();
-	hub_stop();
+	hub_master();
+	hub_master_stop();
 	return 0;
 }

@@ -115,6 +115,9 @@ typedef struct smtpd_session {
 	size_t target_cap;		/* slots; a power of two, or 0 */
 	char **remotes;			/* remote forward-paths to queue (authenticated clients) */
 	size_t nremote;
+	char *list;			/* the mailing list this transaction posts to, or NULL */
+	char *list_owner;		/* its owner (List-Owner) */
+	char *list_bounces;		/* the envelope sender of the post: owner+list-NAME */
 
 	/* DSN (RFC 3461) of the transaction: MAIL's RET and ENVID, each remote's NOTIFY and ORCPT. */
 	unsigned dsn_ret;		/* SPOOL_DSN_RET_* */
@@ -168,6 +171,7 @@ int smtpd_parse_path(const char *text, bool is_rcpt, char **addr_r, const char *
 		     const char **why_r);
 int smtpd_check_mail_params(SMTPD_SESSION *sess, const char *params, uint64_t *size_r);
 void smtpd_check_rcpt_addr(SMTPD_SESSION *sess, const char *addr);
+void smtpd_check_list_headers(SMTPD_SESSION *sess, STRBUF *hdr);
 int smtpd_check_rcpt_params(SMTPD_SESSION *sess, const char *params);
 void smtpd_wake_queued(void);
 void smtpd_dsn_delivered(SMTPD_SESSION *sess, uint64_t msgid);

@@ -38,7 +38,10 @@
  *				message's SIZE alone can never fit
  *	  DIR_NO_SUCH_USER	550 5.1.1
  *	  DIR_SUSPENDED		550 5.2.1
- *	  DIR_LOOP		554 5.4.6
+ *	  DIR_LOOP		554 5.4.6 (aliases nest too deep; a cycle is
+ *				cut by dir_resolve, not refused)
+ *	  DIR_TOO_MANY		554 5.5.3 (an alias or list expanding past
+ *				DIR_RESOLVE_MAX_TARGETS: the amplification cap)
  *	  DIR_NOT_LOCAL		554 5.7.1 Relay access denied on the MX
  *				listener and to clients that did not
  *				authenticate (never an open relay); 250 2.1.5
@@ -47,13 +50,36 @@
  *				transaction that stores the message, unless
  *				the message is BODY=BINARYMIME (554 5.6.1: the
  *				queue does not relay binary data unchanged)
- *	A local alias that expands to a remote address gets 451 4.4.3 (aliases
- *	to remote addresses come with a later release of the queue).
+ *	A local alias that expands to remote addresses queues them with the
+ *	message for any client and on either service (the alias's owner made
+ *	the forward, not the sender; BINARYMIME is refused as above), keeping
+ *	the envelope sender as it is: no SRS rewriting, so a receiver that
+ *	checks SPF on the forwarded envelope may refuse it (the same as a
+ *	plain .forward; SRS needs a bounce-address handler first). Each
+ *	remote address is queued once per message however many aliases name
+ *	it.
+ *
+ *	A mailing list (dir.h) is checked before it is expanded: 550 5.7.1
+ *	with the reason when its policy lets neither the envelope sender nor
+ *	the authenticated user post (and always for the null sender); 452
+ *	4.5.3 when the transaction has
+ *	other recipients, since a list post goes alone: it gets List-Id,
+ *	List-Post and List-Owner headers after our Received header
+ *	(smtpd_check_list_headers, called by smtpd_data.c) and the owner's
+ *	list address (owner+list-NAME, dir_list_bounce_address) as the
+ *	envelope sender of its queued copies, so bounces reach the owner; a
+ *	message that arrives for the list with that sender is one of its own
+ *	posts forwarded back by a member: 550 5.4.6, so a list and a
+ *	forwarding member cannot loop.
+ *	A list member whose mailbox is full is left out (and logged) rather
+ *	than holding up the post for everyone; only when every member is
+ *	left out is the list answered 452 4.2.2.
  *	smtpd_recipient_limit caps recipients per message (452 4.5.3), and
  *	SMTPD_TARGETS_MAX the mailboxes they expand to.
  * STANDARDS
  *	RFC 5321 4.1.2 (syntax), 4.5.3.1 (size limits); RFC 1870; RFC 6152;
- *	RFC 3463 (enhanced codes); RFC 3461 (DSN parameters).
+ *	RFC 3463 (enhanced codes); RFC 2919 (List-Id), RFC 2369 (List-Post,
+ *	List-Owner); RFC 3461 (DSN parameters).
  */
 #include "sys_defs.h"
 
@@ -580,9 +606,59 @@ static void smtpd_target_index(SMTPD_SESSION *sess, size_t n)
 	sess->target_slots[i] = n + 1;
 }
 
-/* smtpd_check_target - one local mailbox: exists, active, room for the message */
-static int smtpd_check_target(SMTPD_SESSION *sess, const char *addr, const char *target,
-			      uint64_t *quota_r)
+/* smtpd_remote_known - is this address already queued with the message? */
+static bool smtpd_remote_known(SMTPD_SESSION *sess, const char *addr)
+{
+	for (size_t i = 0; i < sess->nremote; i++)
+		if (strcmp(sess->remotes[i], addr) == 0)
+			return true;
+	return false;
+}
+
+/* smtpd_check_remote_target - an alias target that is no user: 1 when it is in another domain */
+static int smtpd_check_remote_target(SMTPD_SESSION *sess, const char *addr, const char *target)
+{
+	struct dir_domain dom;
+	const char *at = strrchr(target, '@');
+	char *error = NULL, *reply;
+	int rc;
+
+	if (at == NULL || (rc = dir_domain_lookup(at + 1, &dom, &error)) < 0) {
+		msg_warn("directory lookup of the domain of %s: %s", target,
+			 error ? error : "no domain");
+		free(error);
+		smtpd_reply(sess, "451 4.3.0 <%s>: Temporary directory failure", addr);
+		return -1;
+	}
+	if (rc > 0) {
+		/* One of ours, but the user went away during the expansion. */
+		dir_domain_free(&dom);
+		reply = xasprintf("451 4.3.0 <%s>: alias target %s changed; try again", addr,
+				  target);
+		smtpd_reject(sess, addr, reply);
+		free(reply);
+		return -1;
+	}
+	if (sess->body == SMTPD_BODY_BINARYMIME) {
+		/* As for any relay: the queue would alter binary data. */
+		reply = xasprintf("554 5.6.1 <%s>: forwards to another domain: BINARYMIME mail "
+				  "is for local recipients only", addr);
+		smtpd_reject(sess, addr, reply);
+		free(reply);
+		return -1;
+	}
+	if (strlen(target) > SPOOL_QUEUE_ADDR_MAX) {
+		reply = xasprintf("550 5.1.3 <%s>: alias target address too long", addr);
+		smtpd_reject(sess, addr, reply);
+		free(reply);
+		return -1;
+	}
+	return 1;
+}
+
+/* smtpd_check_target - one mailbox: local (exists, active, room: 0), remote (1), a full list member (2) */
+static int smtpd_check_target(SMTPD_SESSION *sess, const char *addr, const char *list,
+			      const char *target, uint64_t *quota_r)
 {
 	struct dir_user user;
 	uint64_t bytes = 0;
@@ -597,13 +673,8 @@ static int smtpd_check_target(SMTPD_SESSION *sess, const char *addr, const char 
 		smtpd_reply(sess, "451 4.3.0 <%s>: Temporary directory failure", addr);
 		return -1;
 	}
-	if (rc == 0) {
-		/* An alias that points outside our domains: that needs the queue. */
-		reply = xasprintf("451 4.4.3 <%s>: remote delivery not yet available", addr);
-		smtpd_reject(sess, addr, reply);
-		free(reply);
-		return -1;
-	}
+	if (rc == 0)
+		return smtpd_check_remote_target(sess, addr, target);
 	*quota_r = user.quota;
 	if (!user.active) {
 		dir_user_free(&user);
@@ -628,41 +699,87 @@ static int smtpd_check_target(SMTPD_SESSION *sess, const char *addr, const char 
 	} else {
 		return 0;
 	}
+	if (list != NULL) {
+		/* One member's full mailbox must not stop a list's every post. */
+		msg_info("list %s: member %s left out: %s", list, target, reply + 10);
+		free(reply);
+		return 2;
+	}
 	smtpd_reject(sess, addr, reply);
 	free(reply);
 	return -1;
 }
 
-/* smtpd_accept_local - check every mailbox an address expands to, then take it */
-static void smtpd_accept_local(SMTPD_SESSION *sess, const char *addr, char **targets)
+/* smtpd_accept_local - check every mailbox an address (or list) expands to, then take it */
+static void smtpd_accept_local(SMTPD_SESSION *sess, const char *addr, const char *list,
+			       char **targets)
 {
-	size_t n = 0, fresh = 0;
+	size_t n = 0, fresh = 0, remote = 0, left_out = 0;
 	uint64_t *quotas;
+	bool *is_remote;
+	int rc;
 
 	while (targets[n] != NULL)
 		n++;
 	quotas = xcalloc(n + 1, sizeof(*quotas));
+	is_remote = xcalloc(n + 1, sizeof(*is_remote));
 	for (size_t i = 0; i < n; i++) {
-		if (smtpd_target_known(sess, targets[i])) {
+		if (smtpd_target_known(sess, targets[i]) || smtpd_remote_known(sess, targets[i])) {
 			targets[i][0] = '\0';	/* already a target of this message */
 			continue;
 		}
-		if (smtpd_check_target(sess, addr, targets[i], &quotas[i]) < 0) {
+		if ((rc = smtpd_check_target(sess, addr, list, targets[i], &quotas[i])) < 0) {
 			free(quotas);
+			free(is_remote);
 			return;
 		}
-		fresh++;
+		if (rc == 2) {
+			targets[i][0] = '\0';
+			left_out++;
+			continue;
+		}
+		/* An alias to another domain: queued with the message, for any
+		 * client, since the alias's owner set up the forward. */
+		if (rc > 0) {
+			is_remote[i] = true;
+			remote++;
+		} else {
+			fresh++;
+		}
 	}
-	if (sess->ntarget + fresh > SMTPD_TARGETS_MAX) {
+	if (left_out == n) {
 		free(quotas);
+		free(is_remote);
+		smtpd_reject(sess, addr, "452 4.2.2 Every member's mailbox is full");
+		return;
+	}
+	if (sess->ntarget + fresh > SMTPD_TARGETS_MAX || sess->nremote + remote > SMTPD_TARGETS_MAX) {
+		free(quotas);
+		free(is_remote);
 		smtpd_reject(sess, addr, "452 4.5.3 Error: too many recipients");
 		return;
 	}
 	sess->targets = xreallocarray(sess->targets, sess->ntarget + fresh + 1,
 				      sizeof(*sess->targets));
+	sess->remotes = xreallocarray(sess->remotes, sess->nremote + remote + 1,
+				      sizeof(*sess->remotes));
+	sess->remote_notify = xreallocarray(sess->remote_notify, sess->nremote + remote + 1,
+					    sizeof(*sess->remote_notify));
+	sess->remote_orcpt = xreallocarray(sess->remote_orcpt, sess->nremote + remote + 1,
+					   sizeof(*sess->remote_orcpt));
 	for (size_t i = 0; i < n; i++) {
 		if (targets[i][0] == '\0')
 			continue;
+		if (is_remote[i]) {
+			if (!smtpd_remote_known(sess, targets[i])) {
+				/* the alias's DSN parameters go with each remote member */
+				sess->remote_notify[sess->nremote] = sess->rcpt_notify;
+				sess->remote_orcpt[sess->nremote] = sess->rcpt_orcpt
+								    ? xstrdup(sess->rcpt_orcpt) : NULL;
+				sess->remotes[sess->nremote++] = xstrdup(targets[i]);
+			}
+			continue;
+		}
 		if (smtpd_target_known(sess, targets[i]))
 			continue;	/* named twice by this expansion */
 		sess->targets[sess->ntarget].user = xstrdup(targets[i]);
@@ -671,6 +788,7 @@ static void smtpd_accept_local(SMTPD_SESSION *sess, const char *addr, char **tar
 		sess->ntarget++;
 	}
 	free(quotas);
+	free(is_remote);
 	if ((sess->rcpt_notify & SPOOL_DSN_NOTIFY_SUCCESS) && sess->nsuccess < SMTPD_TARGETS_MAX) {
 		sess->success = xreallocarray(sess->success, sess->nsuccess + 1, sizeof(*sess->success));
 		sess->success_orcpt = xreallocarray(sess->success_orcpt, sess->nsuccess + 1,
@@ -688,10 +806,8 @@ static void smtpd_accept_local(SMTPD_SESSION *sess, const char *addr, char **tar
 /* smtpd_accept_remote - an authenticated client's remote recipient: queue it with the message */
 static void smtpd_accept_remote(SMTPD_SESSION *sess, const char *addr)
 {
-	for (size_t i = 0; i < sess->nremote; i++) {
-		if (strcmp(sess->remotes[i], addr) == 0)
-			goto accepted;	/* named twice: queued once */
-	}
+	if (smtpd_remote_known(sess, addr))
+		goto accepted;	/* named twice: queued once */
 	if (strlen(addr) > SPOOL_QUEUE_ADDR_MAX || sess->nremote >= SMTPD_TARGETS_MAX) {
 		smtpd_reject(sess, addr, "452 4.5.3 Error: too many recipients");
 		return;
@@ -712,12 +828,86 @@ accepted:
 	smtpd_reply(sess, "250 2.1.5 Ok");
 }
 
+/*
+ * Mailing lists. A post to a list goes in a transaction of its own: the
+ * list's copy carries its own headers (List-Id, List-Post, RFC 2919 and
+ * RFC 2369) and its owner as envelope sender, and one message body serves
+ * one transaction; so a list named with other recipients gets 452 4.5.3
+ * (or they do), which every client retries in a later transaction (RFC
+ * 5321 3.3). The posting policy is checked against the envelope sender of
+ * the address the client names; lists reached through an alias or another
+ * list expand like aliases (their owner's choice).
+ */
+
+/* smtpd_list_came_back - is the sender the list's own bounce address (a post come back)? */
+static bool smtpd_list_came_back(SMTPD_SESSION *sess, const struct dir_list *l)
+{
+	char *bounces = dir_list_bounce_address(l), *norm, *why = NULL;
+	bool back = false;
+
+	if (strcmp(bounces, l->owner) != 0
+	    && (norm = dir_normalize_address(sess->sender, &why)) != NULL) {
+		back = strcmp(norm, bounces) == 0;
+		free(norm);
+	}
+	free(why);
+	free(bounces);
+	return back;
+}
+
+/* smtpd_check_list - may this transaction post to the list? 0, or -1 answered */
+static int smtpd_check_list(SMTPD_SESSION *sess, const char *addr, const struct dir_list *l)
+{
+	char *reply;
+
+	if (sess->nrcpt > 0) {
+		reply = xasprintf("452 4.5.3 <%s>: a post to a list goes in a transaction of its "
+				  "own: send it again separately", addr);
+	} else if (sess->sender == NULL || sess->sender[0] == '\0') {
+		reply = xasprintf("550 5.7.1 <%s>: a mailing list takes no mail from the null "
+				  "sender", addr);
+	} else if (smtpd_list_came_back(sess, l)) {
+		/* Its envelope sender is only ever on this list's own posts: a
+		 * member forwarded one back to the list. */
+		reply = xasprintf("550 5.4.6 <%s>: mail loop: a post of this list came back to it",
+				  addr);
+	} else if (!dir_list_may_post(l, sess->sender)
+		   && !(sess->auth_user != NULL && dir_list_may_post(l, sess->auth_user))) {
+		/* An authenticated client posts as the user it logged in as, too. */
+		reply = xasprintf("550 5.7.1 <%s>: you may not post to this list (only %s may)",
+				  addr, l->policy == DIR_LIST_MEMBERS ? "its members"
+				  : l->policy == DIR_LIST_OWNER ? "its owner" : "the senders it lists");
+	} else {
+		return 0;
+	}
+	smtpd_reject(sess, addr, reply);
+	free(reply);
+	return -1;
+}
+
+/* smtpd_check_list_headers - List-Id and List-Post of a list post, after our Received */
+void smtpd_check_list_headers(SMTPD_SESSION *sess, STRBUF *hdr)
+{
+	const char *at;
+
+	if (sess->list == NULL || (at = strrchr(sess->list, '@')) == NULL)
+		return;
+	/* RFC 2919: the list-id is the address with '@' made a dot. */
+	strbuf_printf(hdr, "List-Id: <%.*s.%s>\r\nList-Post: <mailto:%s>\r\n"
+		      "List-Owner: <mailto:%s>\r\n", (int)(at - sess->list), sess->list, at + 1,
+		      sess->list, sess->list_owner);
+}
+
 /* smtpd_check_rcpt_addr - decide on one recipient and answer */
 void smtpd_check_rcpt_addr(SMTPD_SESSION *sess, const char *addr)
 {
 	enum dir_resolve_status status = DIR_NO_SUCH_USER;
 	char **targets = NULL, *error = NULL, *reply = NULL, *lookup, *norm;
+	struct dir_list list;
+	size_t nrcpt;
+	int rc;
 
+	memset(&list, 0, sizeof(list));
 	if (sess->rcpt_limit > 0 && sess->nrcpt >= (size_t)sess->rcpt_limit) {
 		smtpd_reject(sess, addr, "452 4.5.3 Error: too many recipients");
 		return;
@@ -734,18 +924,43 @@ void smtpd_check_rcpt_addr(SMTPD_SESSION *sess, const char *addr)
 		free(lookup);
 		return;
 	}
+	if (sess->list != NULL && strcmp(norm, sess->list) != 0) {
+		reply = xasprintf("452 4.5.3 <%s>: this transaction posts to the list <%s>: send "
+				  "to other recipients separately", addr, sess->list);
+		smtpd_reject(sess, addr, reply);
+		free(reply);
+		free(norm);
+		free(lookup);
+		return;
+	}
 	free(norm);
+	if (sess->list == NULL) {
+		if ((rc = dir_list_lookup(lookup, &list, &error)) < 0) {
+			msg_warn("directory lookup %s: %s", lookup, error);
+			free(error);
+			free(lookup);
+			smtpd_reply(sess, "451 4.3.0 <%s>: Temporary directory failure", addr);
+			return;
+		}
+		if (rc > 0 && smtpd_check_list(sess, addr, &list) < 0) {
+			dir_list_free(&list);
+			free(lookup);
+			return;
+		}
+	}
 	if (dir_resolve(lookup, &status, &targets, &error) < 0) {
 		msg_warn("directory lookup %s: %s", lookup, error);
 		free(error);
 		free(lookup);
+		dir_list_free(&list);
 		smtpd_reply(sess, "451 4.3.0 <%s>: Temporary directory failure", addr);
 		return;
 	}
+	nrcpt = sess->nrcpt;
 	switch (status) {
 	case DIR_LOCAL:
 		if (targets != NULL && targets[0] != NULL)
-			smtpd_accept_local(sess, addr, targets);
+			smtpd_accept_local(sess, addr, list.address, targets);
 		else
 			reply = xasprintf("550 5.1.1 <%s>: Recipient address rejected: User unknown", addr);
 		break;
@@ -755,8 +970,13 @@ void smtpd_check_rcpt_addr(SMTPD_SESSION *sess, const char *addr)
 	case DIR_SUSPENDED:
 		reply = xasprintf("550 5.2.1 <%s>: Recipient address rejected: mailbox disabled", addr);
 		break;
+	case DIR_TOO_MANY:
+		reply = xasprintf("554 5.5.3 <%s>: Recipient address rejected: expands to more than "
+				  "%d addresses", addr, DIR_RESOLVE_MAX_TARGETS);
+		break;
 	case DIR_LOOP:
-		reply = xasprintf("554 5.4.6 <%s>: Recipient address rejected: alias loop", addr);
+		reply = xasprintf("554 5.4.6 <%s>: Recipient address rejected: aliases nest too "
+				  "deep", addr);
 		break;
 	case DIR_NOT_LOCAL:
 		/* Only submission relays, and only for its authenticated
@@ -775,6 +995,16 @@ void smtpd_check_rcpt_addr(SMTPD_SESSION *sess, const char *addr)
 		smtpd_reject(sess, addr, reply);
 		free(reply);
 	}
+	if (list.address != NULL && sess->nrcpt > nrcpt) {
+		/* The list is taken: the rest of the transaction is its post. */
+		sess->list_bounces = dir_list_bounce_address(&list);
+		sess->list = list.address;
+		sess->list_owner = list.owner;
+		list.address = list.owner = NULL;
+		msg_info("list post: from=<%s> list=<%s> members=%zu", sess->sender, sess->list,
+			 sess->ntarget + sess->nremote);
+	}
+	dir_list_free(&list);
 	if (targets != NULL)
 		dir_strings_free(&targets);
 	free(lookup);

@@ -265,6 +265,7 @@ static void smtpd_data_received(SMTPD_SESSION *sess, const char *qid, STRBUF *hd
 	if (sess->nrcpt == 1)
 		strbuf_printf(hdr, "\r\n\tfor <%s>", sess->rcpts[0]);
 	strbuf_printf(hdr, "; %s\r\n", date);
+	smtpd_check_list_headers(sess, hdr);	/* a list post: List-Id, List-Post */
 }
 
 /* smtpd_data_verdict - the reply for a message that was read to its end */
@@ -328,7 +329,8 @@ static void smtpd_data_deliver(SMTPD_SESSION *sess, struct smtpd_data *d, const 
 		remote[i].orcpt = sess->remote_orcpt[i];
 	}
 	memset(&env, 0, sizeof(env));
-	env.sender = sess->sender;
+	/* A list post goes out with the owner's list address as sender: bounces go to them. */
+	env.sender = sess->list_bounces ? sess->list_bounces : sess->sender;
 	env.envid = sess->dsn_envid;
 	env.ret = sess->dsn_ret;
 	env.remote = remote;

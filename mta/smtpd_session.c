@@ -128,6 +128,12 @@ void smtpd_transaction_reset(SMTPD_SESSION *sess)
 	free(sess->rcpt_orcpt);
 	sess->dsn_envid = sess->rcpt_orcpt = NULL;
 	sess->dsn_ret = sess->rcpt_notify = 0;
+	free(sess->list);
+	sess->list = NULL;
+	free(sess->list_owner);
+	sess->list_owner = NULL;
+	free(sess->list_bounces);
+	sess->list_bounces = NULL;
 	if (sess->state > SMTPD_STATE_HELO && sess->state != SMTPD_STATE_QUIT)
 		smtpd_state_set(sess, SMTPD_STATE_HELO);
 }

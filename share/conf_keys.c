@@ -152,6 +152,8 @@ const struct conf_key conf_keys[] = {
 	{ "imap_idle_fd_limit", CONF_INT, "1048576", "descriptors the IDLE hub asks for at start (RLIMIT_NOFILE; one per parked connection; as root it raises the hard limit too, up to fs.nr_open)" },
 	{ "imap_hibernate_after", CONF_TIME, "30s", "a session in IDLE this long is parked in the IDLE hub (0: never)" },
 	{ "imap_unpark_listen", CONF_LIST, "unix:run/imap-unpark", "imapd's internal socket where the IDLE hub hands parked sessions back (keep it in run_dir)" },
+	/* IDLE hub shards (imapidle). */
+	{ "imap_idle_hubs", CONF_INT, "0", "IDLE hub processes, each owning the users whose name hashes to it (FNV-1a modulo this; 0: one per CPU; at most 64; restart every daemon to change it)" },
 };
 
 const size_t conf_nkeys = CY_ARRAY_SIZE(conf_keys);

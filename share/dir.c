@@ -40,10 +40,17 @@
  *	left out (one suspended member does not stop a list); if nothing is
  *	left the answer is DIR_SUSPENDED. A target that no longer exists is
  *	left out with a warning in the log; if nothing is left the answer is
- *	DIR_NO_SUCH_USER. An alias met again on its own expansion path, or
- *	nested more than DIR_RESOLVE_MAX_DEPTH deep, makes the whole answer
- *	DIR_LOOP: delivering part of a looping alias would hide the error.
- *	An expansion past DIR_RESOLVE_MAX_TARGETS addresses is an error.
+ *	DIR_NO_SUCH_USER. An alias (or list) met again on its own expansion
+ *	path is a cycle: it is cut there with a warning in the log, and the
+ *	answer is the union of what the cycle's members name, each address
+ *	once, which is everything the cycle could ever deliver to (a cycle
+ *	can only come from an LDAP directory edited by hand, or from two
+ *	administrators changing aliases at the same instant: the embedded
+ *	directory refuses one when it is added). Nesting more than
+ *	DIR_RESOLVE_MAX_DEPTH deep makes the whole answer DIR_LOOP, since the
+ *	members below the limit would be lost without a word. An expansion
+ *	past DIR_RESOLVE_MAX_TARGETS addresses is DIR_TOO_MANY (the cap on
+ *	how far one RCPT can amplify a message), logged, never a truncation.
  *
  *	Sub-addressing: when "user+detail@domain" is neither a user nor an
  *	alias, it resolves as "user@domain" (the first '+' separates), so
@@ -485,6 +492,7 @@ struct dir_resolve {
 	size_t ndoms;
 	bool suspended;		/* something was left out as suspended */
 	bool loop;
+	bool too_many;		/* past DIR_RESOLVE_MAX_TARGETS */
 	char *error;
 };
 
@@ -517,8 +525,9 @@ static int dir_resolve_add(struct dir_resolve *r, const char *address)
 	if (dir_strings_has(r->targets, r->ntargets, address))
 		return 0;
 	if (r->ntargets >= DIR_RESOLVE_MAX_TARGETS) {
-		r->error = xasprintf("%s expands to more than %d addresses", r->path[0],
-				     DIR_RESOLVE_MAX_TARGETS);
+		msg_warn("%s expands to more than %d addresses: refused", r->path[0],
+			 DIR_RESOLVE_MAX_TARGETS);
+		r->too_many = true;
 		return -1;
 	}
 	dir_strings_add(&r->targets, &r->ntargets, address);
@@ -533,10 +542,11 @@ static int dir_resolve_alias(struct dir_resolve *r, const char *address, char **
 {
 	for (unsigned i = 0; i < depth; i++)
 		if (strcmp(r->path[i], address) == 0) {
-			msg_warn("alias loop: %s refers back to itself through %s", address,
-				 r->path[depth - 1]);
-			r->loop = true;
-			return -1;
+			/* Its targets are being expanded further up this path:
+			 * cut the cycle here, deliver the rest once each. */
+			msg_warn("alias loop cut: %s refers back to itself through %s "
+				 "(expanding %s)", address, r->path[depth - 1], r->path[0]);
+			return 0;
 		}
 	if (depth >= DIR_RESOLVE_MAX_DEPTH) {
 		msg_warn("aliases nest deeper than %d levels at %s (expanding %s)",
@@ -644,8 +654,8 @@ static int dir_resolve_top(struct dir_resolve *r, const char *address,
 		return 0;
 	}
 	rc = dir_resolve_local(r, address, 0);
-	if (rc < 0 && r->loop) {
-		*status_r = DIR_LOOP;
+	if (rc < 0 && (r->loop || r->too_many)) {
+		*status_r = r->loop ? DIR_LOOP : DIR_TOO_MANY;
 		return 0;
 	}
 	if (rc < 0)
@@ -1052,6 +1062,7 @@ int dir_alias_add(const char *address, char *const *targets, char **error_r)
 /* dir_alias_remove - remove an alias */
 int dir_alias_remove(const char *address, char **error_r)
 {
+	struct dir_list l;
 	char *norm;
 	int rc;
 
@@ -1059,6 +1070,14 @@ int dir_alias_remove(const char *address, char **error_r)
 		return dir_read_only(error_r);
 	if ((norm = dir_normalize_address(address, error_r)) == NULL)
 		return -1;
+	if (dir_ops->list_lookup != NULL && (rc = dir_ops->list_lookup(norm, &l, error_r)) != 0) {
+		if (rc > 0) {
+			dir_list_free(&l);
+			*error_r = xasprintf("%s is a mailing list: delete it as one", norm);
+		}
+		free(norm);
+		return -1;
+	}
 	rc = dir_ops->alias_remove(norm, error_r);
 	free(norm);
 	return rc;
@@ -1143,5 +1162,301 @@ int dir_policy_remove(const char *list, const char *entry, char **error_r)
 		return -1;
 	rc = dir_ops->policy_remove(list, norm, error_r);
 	free(norm);
+	return rc;
+}
+
+/* ---------- mailing lists ---------- */
+
+static const char *const dir_list_policies[] = { "anyone", "members", "owner", "senders" };
+
+/* dir_list_policy_name - the name cyctl shows and takes for a policy */
+const char *dir_list_policy_name(enum dir_list_policy policy)
+{
+	return (size_t)policy < CY_ARRAY_SIZE(dir_list_policies) ? dir_list_policies[policy] : "?";
+}
+
+/* dir_list_policy_parse - a policy by name: 0, or -1 when unknown */
+int dir_list_policy_parse(const char *name, enum dir_list_policy *policy_r)
+{
+	for (size_t i = 0; i < CY_ARRAY_SIZE(dir_list_policies); i++)
+		if (strcmp(name, dir_list_policies[i]) == 0) {
+			*policy_r = (enum dir_list_policy)i;
+			return 0;
+		}
+	return -1;
+}
+
+/* dir_list_free - release what dir_list_lookup filled in */
+void dir_list_free(struct dir_list *l)
+{
+	free(l->address);
+	free(l->owner);
+	dir_strings_free(&l->members);
+	dir_strings_free(&l->senders);
+	memset(l, 0, sizeof(*l));
+}
+
+/* dir_list_lookup_detail - "list+detail" with no entry of its own is the list (as dir_resolve) */
+static int dir_list_lookup_detail(const char *norm, struct dir_list *l, char **error_r)
+{
+	const char *plus = strchr(norm, '+'), *at = strrchr(norm, '@');
+	struct dir_user u;
+	char **targets, *base;
+	int rc;
+
+	if (plus == NULL || plus == norm || plus > at)
+		return 0;
+	if ((rc = dir_ops->user_lookup(norm, &u, error_r)) != 0) {
+		if (rc > 0)
+			dir_user_free(&u);
+		return rc < 0 ? -1 : 0;
+	}
+	if ((rc = dir_ops->alias_lookup(norm, &targets, error_r)) != 0) {
+		dir_strings_free(&targets);
+		return rc < 0 ? -1 : 0;
+	}
+	base = xasprintf("%.*s%s", (int)(plus - norm), norm, at);
+	rc = dir_ops->list_lookup(base, l, error_r);
+	free(base);
+	return rc;
+}
+
+/* dir_list_lookup - a list's owner, policy, members and senders: 1, 0 not a list, -1 */
+int dir_list_lookup(const char *address, struct dir_list *l, char **error_r)
+{
+	char *norm;
+	int rc;
+
+	memset(l, 0, sizeof(*l));
+	if (dir_need()->list_lookup == NULL)
+		return 0;	/* lists live in the embedded directory only */
+	if ((norm = dir_normalize_address(address, error_r)) == NULL)
+		return -1;
+	rc = dir_ops->list_lookup(norm, l, error_r);
+	if (rc == 0)
+		rc = dir_list_lookup_detail(norm, l, error_r);
+	free(norm);
+	return rc;
+}
+
+/* dir_list_bounce_address - the envelope sender of a list's posts: owner+list-name (caller frees) */
+char *dir_list_bounce_address(const struct dir_list *l)
+{
+	const char *oat = strrchr(l->owner, '@'), *lat = strrchr(l->address, '@');
+	int olen = (int)(oat - l->owner), llen = (int)(lat - l->address);
+
+	/* Sub-addressing brings it to the owner; only this list's posts carry
+	 * it, so a post that comes back with it as sender is a loop. An owner
+	 * whose name has a '+' already, or too long a result, gets it plain. */
+	if (memchr(l->owner, '+', (size_t)olen) != NULL || olen + 6 + llen > DIR_LOCAL_MAX)
+		return xstrdup(l->owner);
+	return xasprintf("%.*s+list-%.*s%s", olen, l->owner, llen, l->address, oat);
+}
+
+/* dir_list_may_post - may this envelope sender post to the list? */
+bool dir_list_may_post(const struct dir_list *l, const char *sender)
+{
+	char *norm, *why = NULL;
+	bool ok = false;
+	size_t n;
+
+	if (sender == NULL || *sender == '\0')
+		return false;	/* a bounce never goes to a whole list */
+	if ((norm = dir_normalize_address(sender, &why)) == NULL) {
+		free(why);
+		return l->policy == DIR_LIST_ANYONE;
+	}
+	switch (l->policy) {
+	case DIR_LIST_ANYONE:
+		ok = true;
+		break;
+	case DIR_LIST_MEMBERS:
+		for (n = 0; l->members[n] != NULL; n++)
+			continue;
+		ok = dir_strings_has(l->members, n, norm);
+		break;
+	case DIR_LIST_SENDERS:
+		for (n = 0; l->senders[n] != NULL; n++)
+			continue;
+		ok = dir_strings_has(l->senders, n, norm);
+		break;
+	case DIR_LIST_OWNER:
+		break;
+	}
+	ok = ok || strcmp(norm, l->owner) == 0;
+	free(norm);
+	return ok;
+}
+
+/* dir_list_writable - lists need a back end that keeps them */
+static int dir_list_writable(char **error_r)
+{
+	if (!dir_writable())
+		return dir_read_only(error_r);
+	if (dir_ops->list_put == NULL) {
+		*error_r = xasprintf("the %s directory keeps no mailing lists: use an alias "
+				     "(or a dynamic alias) there", dir_ops->name);
+		return -1;
+	}
+	return 0;
+}
+
+/* dir_list_create - a new list with an owner and a policy, and no members yet */
+int dir_list_create(const char *address, const char *owner, enum dir_list_policy policy,
+		    char **error_r)
+{
+	struct dir_list l;
+	struct dir_user u;
+	int rc = -1;
+
+	memset(&l, 0, sizeof(l));
+	if (dir_list_writable(error_r) < 0)
+		return -1;
+	if ((l.address = dir_normalize_address(address, error_r)) == NULL)
+		return -1;
+	if ((l.owner = dir_normalize_address(owner, error_r)) == NULL)
+		goto out;
+	if ((rc = dir_ops->user_lookup(l.owner, &u, error_r)) <= 0) {
+		if (rc == 0)
+			*error_r = xasprintf("list owner %s is not a user here", l.owner);
+		rc = -1;
+		goto out;
+	}
+	dir_user_free(&u);
+	l.policy = policy;
+	l.members = dir_strings_new();
+	l.senders = dir_strings_new();
+	rc = dir_ops->list_put(&l, true, error_r);
+out:
+	dir_list_free(&l);
+	return rc;
+}
+
+/* dir_list_need - the list to change, or an error saying it is none */
+static int dir_list_need(const char *address, struct dir_list *l, char **error_r)
+{
+	int rc;
+
+	if (dir_list_writable(error_r) < 0)
+		return -1;
+	if ((rc = dir_list_lookup(address, l, error_r)) == 0)
+		*error_r = xasprintf("no such list %s", address);
+	return rc > 0 ? 0 : -1;
+}
+
+/* dir_list_delete - remove a list (not an alias of the same name) */
+int dir_list_delete(const char *address, char **error_r)
+{
+	struct dir_list l;
+	int rc;
+
+	if (dir_list_need(address, &l, error_r) < 0)
+		return -1;
+	rc = dir_ops->alias_remove(l.address, error_r);
+	dir_list_free(&l);
+	return rc;
+}
+
+/* dir_list_change_members - add members (checked like alias targets) or remove them */
+int dir_list_change_members(const char *address, char *const *members, bool add,
+			    char **error_r)
+{
+	struct dir_list l;
+	char **next = dir_strings_new(), **checked = NULL, *norm;
+	size_t n = 0, nold = 0;
+	int rc = -1;
+
+	if (dir_list_need(address, &l, error_r) < 0) {
+		dir_strings_free(&next);
+		return -1;
+	}
+	while (l.members[nold] != NULL)
+		nold++;
+	for (char *const *m = members; *m != NULL; m++) {
+		if ((norm = dir_normalize_address(*m, error_r)) == NULL)
+			goto out;
+		if (!add && !dir_strings_has(l.members, nold, norm)) {
+			*error_r = xasprintf("%s is not a member of %s", norm, l.address);
+			free(norm);
+			goto out;
+		}
+		free(norm);
+	}
+	if (add) {
+		for (size_t i = 0; i < nold; i++)
+			dir_strings_add(&next, &n, l.members[i]);
+		for (char *const *m = members; *m != NULL; m++)
+			dir_strings_add(&next, &n, *m);
+		/* The same checks as an alias's targets: normalised, no
+		 * duplicates, local ones exist, no way back to the list. */
+		if ((checked = dir_alias_prepare(l.address, next, error_r)) == NULL)
+			goto out;
+		dir_strings_free(&next);
+		next = checked;
+	} else {
+		for (size_t i = 0; i < nold; i++) {
+			bool gone = false;
+
+			for (char *const *m = members; *m != NULL && !gone; m++)
+				if ((norm = dir_normalize_address(*m, error_r)) != NULL) {
+					gone = strcmp(norm, l.members[i]) == 0;
+					free(norm);
+				}
+			if (!gone)
+				dir_strings_add(&next, &n, l.members[i]);
+		}
+	}
+	dir_strings_free(&l.members);
+	l.members = next;
+	next = NULL;
+	rc = dir_ops->list_put(&l, false, error_r);
+out:
+	dir_strings_free(&next);
+	dir_list_free(&l);
+	return rc;
+}
+
+/* dir_list_set_policy - who may post; the senders for DIR_LIST_SENDERS */
+int dir_list_set_policy(const char *address, enum dir_list_policy policy,
+			char *const *senders, char **error_r)
+{
+	struct dir_list l;
+	char **list = dir_strings_new(), *norm;
+	size_t n = 0;
+	int rc = -1;
+
+	if (dir_list_need(address, &l, error_r) < 0) {
+		dir_strings_free(&list);
+		return -1;
+	}
+	for (char *const *s = senders; s != NULL && *s != NULL; s++) {
+		if ((norm = dir_normalize_address(*s, error_r)) == NULL)
+			goto out;
+		if (!dir_strings_has(list, n, norm)) {
+			if (n >= DIR_LIST_SENDERS_MAX) {
+				*error_r = xasprintf("list %s: more than %d senders", l.address,
+						     DIR_LIST_SENDERS_MAX);
+				free(norm);
+				goto out;
+			}
+			dir_strings_add(&list, &n, norm);
+		}
+		free(norm);
+	}
+	if ((policy == DIR_LIST_SENDERS) != (n > 0)) {
+		*error_r = xasprintf(policy == DIR_LIST_SENDERS
+				     ? "list %s: the senders policy needs at least one sender"
+				     : "list %s: senders are given with the senders policy only",
+				     l.address);
+		goto out;
+	}
+	dir_strings_free(&l.senders);
+	l.senders = list;
+	list = NULL;
+	l.policy = policy;
+	rc = dir_ops->list_put(&l, false, error_r);
+out:
+	dir_strings_free(&list);
+	dir_list_free(&l);
 	return rc;
 }

@@ -50,7 +50,34 @@ enum dir_resolve_status {
 	DIR_NO_SUCH_USER,	/* a local domain but no such user or alias */
 	DIR_NOT_LOCAL,		/* not one of our domains */
 	DIR_SUSPENDED,		/* the user or the domain is suspended */
-	DIR_LOOP,		/* aliases refer to each other, or nest too deep */
+	DIR_LOOP,		/* aliases nest too deep (a cycle is cut, not refused) */
+	DIR_TOO_MANY,		/* expands to more than DIR_RESOLVE_MAX_TARGETS addresses */
+};
+
+/*
+ * A mailing list (embedded directory only): an address in one of our
+ * domains with members (local or remote addresses, aliases, other lists:
+ * it expands like an alias, so dir_resolve() covers it), an owner (a
+ * local user: may always post; what the list sends goes out with the
+ * envelope sender dir_list_bounce_address(), owner+list-NAME@owner's
+ * domain, so bounces reach the owner and a post that comes back is known)
+ * and a posting policy checked against the envelope sender. See dir.c.
+ */
+#define DIR_LIST_SENDERS_MAX	1000	/* addresses allowed by DIR_LIST_SENDERS */
+
+enum dir_list_policy {
+	DIR_LIST_ANYONE,	/* any sender but the null one */
+	DIR_LIST_MEMBERS,	/* members (as listed) and the owner */
+	DIR_LIST_OWNER,		/* the owner only (an announcement list) */
+	DIR_LIST_SENDERS,	/* the listed senders and the owner */
+};
+
+struct dir_list {
+	char *address;		/* local@domain, lower case */
+	char *owner;		/* local@domain */
+	enum dir_list_policy policy;
+	char **members;		/* NULL-terminated, normalised */
+	char **senders;		/* NULL-terminated: who may post under DIR_LIST_SENDERS */
 };
 
 int dir_open(char **error_r);
@@ -91,6 +118,20 @@ int dir_policy_lookup(const char *list, const char *entry, char **error_r);
 int dir_policy_list(const char *list, char ***entries_r, char **error_r);
 int dir_policy_add(const char *list, const char *entry, char **error_r);
 int dir_policy_remove(const char *list, const char *entry, char **error_r);
+
+int dir_list_lookup(const char *address, struct dir_list *l, char **error_r);
+int dir_list_create(const char *address, const char *owner, enum dir_list_policy policy,
+		    char **error_r);
+int dir_list_delete(const char *address, char **error_r);
+int dir_list_change_members(const char *address, char *const *members, bool add,
+			    char **error_r);
+int dir_list_set_policy(const char *address, enum dir_list_policy policy,
+			char *const *senders, char **error_r);
+bool dir_list_may_post(const struct dir_list *l, const char *sender);
+char *dir_list_bounce_address(const struct dir_list *l);
+const char *dir_list_policy_name(enum dir_list_policy policy);
+int dir_list_policy_parse(const char *name, enum dir_list_policy *policy_r);
+void dir_list_free(struct dir_list *l);
 
 void dir_domain_free(struct dir_domain *d);
 void dir_user_free(struct dir_user *u);

@@ -13,6 +13,9 @@
  *	dir_user.db	domain NUL local    -> USER: active, quota, password hash,
  *	                                        display name, mobile
  *	dir_alias.db	domain NUL local    -> ALIAS: target count, targets
+ *	                                    or MLIST: owner, policy, member
+ *	                                        count, members, sender count,
+ *	                                        senders (expands like an alias)
  *	dir_policy.db	list NUL entry      -> LIST: (nothing more)
  *
  *	dir_policy.db holds the SMTP policy lists (mta/smtpd_policy.c): the
@@ -25,8 +28,9 @@
  *	that runs on every RCPT TO) is a single get. The DOMAIN record counts
  *	the domain's users and aliases, so max_users and "domain not empty"
  *	are decided without a scan. Every value starts with a record type
- *	byte ('D', 'U', 'A') and a version byte (1); integers are big-endian;
- *	a string is a presence byte, a 32-bit length and its bytes. A record
+ *	byte ('D', 'U', 'A', 'M', 'L') and a version byte (1); integers are
+ *	big-endian; a string is a presence byte, a 32-bit length and its
+ *	bytes. A record
  *	of an unknown type or version is reported, never guessed at.
  *
  *	Every change is one transaction, committed with DB_TXN_SYNC before we
@@ -62,7 +66,8 @@
 #define DIR_REC_DOMAIN	'D'
 #define DIR_REC_USER	'U'
 #define DIR_REC_ALIAS	'A'
-#define DIR_REC_LIST	'L'
+#define DIR_REC_LIST	'L'	/* a policy list entry (dir_policy.db) */
+#define DIR_REC_MLIST	'M'	/* a mailing list (dir_alias.db) */
 #define DIR_REC_VERSION	1
 
 /* Returned by a transaction body that refused the change and set *error_r. */
@@ -260,27 +265,92 @@ static void dir_alias_encode(STRBUF *sb, char *const *targets)
 		dir_rec_str(sb, targets[i]);
 }
 
-/* dir_alias_decode - an ALIAS record into a NULL-terminated list */
+/* dir_rec_strings - append a counted list of strings */
+static void dir_rec_strings(STRBUF *sb, char *const *list)
+{
+	uint32_t n = 0;
+
+	while (list != NULL && list[n] != NULL)
+		n++;
+	dir_rec_u32(sb, n);
+	for (uint32_t i = 0; i < n; i++)
+		dir_rec_str(sb, list[i]);
+}
+
+/* dir_get_strings - a counted list of strings, NULL-terminated */
+static char **dir_get_strings(struct dir_rec *r)
+{
+	char **list = dir_strings_new(), *t;
+	uint32_t n = dir_get_u32(r);
+	size_t have = 0;
+
+	for (uint32_t i = 0; i < n && !r->bad; i++)
+		if ((t = dir_get_str(r)) != NULL) {
+			dir_strings_add(&list, &have, t);
+			free(t);
+		} else {
+			r->bad = true;
+		}
+	return list;
+}
+
+/* dir_list_encode - a LIST record: owner, policy, members, senders */
+static void dir_list_encode(STRBUF *sb, const struct dir_list *l)
+{
+	strbuf_reset(sb);
+	dir_rec_u8(sb, DIR_REC_MLIST);
+	dir_rec_u8(sb, DIR_REC_VERSION);
+	dir_rec_str(sb, l->owner);
+	dir_rec_u8(sb, (unsigned)l->policy);
+	dir_rec_strings(sb, l->members);
+	dir_rec_strings(sb, l->senders);
+}
+
+/* dir_list_decode - a LIST record into l (which the caller frees) */
+static int dir_list_decode(const DBT *val, const char *address, struct dir_list *l,
+			   char **error_r)
+{
+	struct dir_rec r;
+	unsigned policy;
+
+	memset(l, 0, sizeof(*l));
+	if (dir_rec_open(&r, val, DIR_REC_MLIST, address, error_r) < 0)
+		return DIR_BDB_REFUSED;
+	l->address = xstrdup(address);
+	l->owner = dir_get_str(&r);
+	policy = dir_get_u8(&r);
+	l->policy = policy <= DIR_LIST_SENDERS ? (enum dir_list_policy)policy : DIR_LIST_OWNER;
+	l->members = dir_get_strings(&r);
+	l->senders = dir_get_strings(&r);
+	if (l->owner == NULL || policy > DIR_LIST_SENDERS)
+		r.bad = true;
+	if (dir_rec_close(&r, address, error_r) < 0) {
+		dir_list_free(l);
+		return DIR_BDB_REFUSED;
+	}
+	return 0;
+}
+
+/* dir_alias_decode - an ALIAS record (or a LIST's members) into a NULL-terminated list */
 static int dir_alias_decode(const DBT *val, const char *address, char ***targets_r,
 			    char **error_r)
 {
 	struct dir_rec r;
-	uint32_t n;
-	size_t have = 0;
-	char *t;
+	struct dir_list l;
 
 	*targets_r = NULL;
+	if (val->size > 0 && ((const unsigned char *)val->data)[0] == DIR_REC_MLIST) {
+		/* A list expands like an alias: to its members. */
+		if (dir_list_decode(val, address, &l, error_r) < 0)
+			return DIR_BDB_REFUSED;
+		*targets_r = l.members;
+		l.members = NULL;
+		dir_list_free(&l);
+		return 0;
+	}
 	if (dir_rec_open(&r, val, DIR_REC_ALIAS, address, error_r) < 0)
 		return DIR_BDB_REFUSED;
-	n = dir_get_u32(&r);
-	*targets_r = dir_strings_new();
-	for (uint32_t i = 0; i < n && !r.bad; i++)
-		if ((t = dir_get_str(&r)) != NULL) {
-			dir_strings_add(targets_r, &have, t);
-			free(t);
-		} else {
-			r.bad = true;
-		}
+	*targets_r = dir_get_strings(&r);
 	if (dir_rec_close(&r, address, error_r) < 0) {
 		dir_strings_free(targets_r);
 		return DIR_BDB_REFUSED;
@@ -1151,6 +1221,116 @@ static int dir_bdb_policy_remove(const char *list, const char *entry, char **err
 	return c.found;
 }
 
+/* ---------- mailing lists ---------- */
+
+struct dir_list_change {
+	const struct dir_list *l;
+	bool create;
+	struct dir_list *found;		/* lookup: filled when found */
+	int rc;
+};
+
+/* dir_list_get - read a LIST record in txn: 1 found, 0 none or not a list */
+static int dir_list_get(DB_TXN *txn, const char *address, struct dir_list *l, u_int32_t flags,
+			char **error_r)
+{
+	STRBUF *key = strbuf_alloc(128, STRBUF_UNLIMITED);
+	DBT val;
+	int rc;
+
+	dir_bdb_key(key, address);
+	rc = dir_bdb_get(dir_bdb_aliases, txn, key->data, key->len, &val, flags);
+	strbuf_free(&key);
+	if (rc == DB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return rc;
+	if (val.size == 0 || ((unsigned char *)val.data)[0] != DIR_REC_MLIST) {
+		free(val.data);
+		return 0;	/* a plain alias */
+	}
+	rc = dir_list_decode(&val, address, l, error_r);
+	free(val.data);
+	return rc < 0 ? rc : 1;
+}
+
+static int dir_list_lookup_body(DB_TXN *txn, void *ctx, char **error_r)
+{
+	struct dir_list_change *c = ctx;
+
+	if (c->rc > 0)
+		dir_list_free(c->found);
+	if ((c->rc = dir_list_get(txn, c->l->address, c->found, 0, error_r)) < 0)
+		return c->rc;
+	return 0;
+}
+
+/* dir_bdb_list_lookup - one get in dir_alias.db: 1 a list, 0 none */
+static int dir_bdb_list_lookup(const char *address, struct dir_list *l, char **error_r)
+{
+	struct dir_list key = { .address = (char *)address };
+	struct dir_list_change c = { .l = &key, .found = l };
+
+	memset(l, 0, sizeof(*l));
+	if (dir_bdb_read("list lookup", dir_list_lookup_body, &c, error_r) < 0)
+		return -1;
+	return c.rc;
+}
+
+static int dir_list_put_body(DB_TXN *txn, void *ctx, char **error_r)
+{
+	struct dir_list_change *c = ctx;
+	const char *name = c->l->address, *domain = dir_address_domain(name);
+	struct dir_domain_rec dr;
+	struct dir_list old;
+	STRBUF *key, *val;
+	int rc;
+
+	if ((rc = dir_domain_need(txn, domain, &dr, error_r)) != 0)
+		return rc;
+	if (c->create) {
+		if ((rc = dir_user_get(txn, name, NULL, 0, error_r)) != 0) {
+			if (rc == 1) {
+				*error_r = xasprintf("%s is already a user", name);
+				rc = DIR_BDB_REFUSED;
+			}
+			return rc;
+		}
+	} else {
+		if ((rc = dir_list_get(txn, name, &old, DB_RMW, error_r)) < 0)
+			return rc;
+		if (rc == 0) {
+			*error_r = xasprintf("no such list %s", name);
+			return DIR_BDB_REFUSED;
+		}
+		dir_list_free(&old);
+	}
+	key = strbuf_alloc(128, STRBUF_UNLIMITED);
+	val = strbuf_alloc(256, STRBUF_UNLIMITED);
+	dir_bdb_key(key, name);
+	dir_list_encode(val, c->l);
+	rc = dir_bdb_put(dir_bdb_aliases, txn, key->data, key->len, val,
+			 c->create ? DB_NOOVERWRITE : 0);
+	strbuf_free(&key);
+	strbuf_free(&val);
+	if (rc == DB_KEYEXIST) {
+		*error_r = xasprintf("%s already exists (an alias or a list)", name);
+		return DIR_BDB_REFUSED;
+	}
+	if (rc != 0 || !c->create)
+		return rc;
+	dr.aliases++;	/* a list counts as an alias of its domain */
+	return dir_domain_put(txn, domain, &dr, 0);
+}
+
+/* dir_bdb_list_put - create a list, or replace one that exists */
+static int dir_bdb_list_put(const struct dir_list *l, bool create, char **error_r)
+{
+	struct dir_list_change c = { .l = l, .create = create };
+
+	return dir_bdb_txn(create ? "create list" : "change list", dir_list_put_body, &c, error_r);
+}
+
 const struct dir_backend_ops dir_bdb_ops = {
 	.name = "bdb",
 	.open = dir_bdb_open,
@@ -1170,6 +1350,8 @@ const struct dir_backend_ops dir_bdb_ops = {
 	.user_update = dir_bdb_user_update,
 	.alias_add = dir_bdb_alias_add,
 	.alias_remove = dir_bdb_alias_remove,
+	.list_lookup = dir_bdb_list_lookup,
+	.list_put = dir_bdb_list_put,
 	.policy_lookup = dir_bdb_policy_lookup,
 	.policy_list = dir_bdb_policy_list,
 	.policy_add = dir_bdb_policy_add,

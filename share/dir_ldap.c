@@ -27,6 +27,19 @@
  *		(absent: none), "cyMaxUsers" (absent: no limit).
  *	aliases	objectClass cyAlias: "cyAliasAddress" and one or more
  *		"cyAliasTarget".
+ *	dynamic aliases
+ *		objectClass cyDynamicAlias: "cyAliasAddress" and one
+ *		"cyAliasFilter", an RFC 4515 filter of at most 1,024 bytes.
+ *		Its members are looked up each time the alias is resolved
+ *		(so at delivery): the first "mail" of every inetOrgPerson
+ *		entry under ldap_base that the filter finds, which the
+ *		resolver then treats as any alias target (a suspended user
+ *		left out). The stored filter is ANDed with
+ *		(objectClass=inetOrgPerson)(mail=*), so it finds users only
+ *		(never another alias: no loops through filters). More than
+ *		DIR_RESOLVE_MAX_TARGETS members, or a filter the server
+ *		refuses, is a directory error (a temporary failure to the
+ *		sender, the reason in the log), never a partial delivery.
  *
  *	Every search is a subtree search under ldap_base, with a filter whose
  *	looked-up value is escaped as RFC 4515 requires (* ( ) \ NUL, and
@@ -73,6 +86,8 @@
 #include "msg.h"
 #include "strbuf.h"
 #include "xmalloc.h"
+
+#define DIR_LDAP_FILTER_MAX	1024	/* a cyAliasFilter, bytes (the schema's bound) */
 
 static LDAP *dir_ldap;		/* connected (and bound) or NULL */
 static pid_t dir_ldap_pid;	/* the process that made the connection */
@@ -229,7 +244,7 @@ static int dir_ldap_search(const char *filter, char **attrs, int sizelimit, LDAP
 		res = NULL;
 		rc = ldap_search_ext_s(dir_ldap, conf_str("ldap_base"), LDAP_SCOPE_SUBTREE, filter,
 				       attrs, 0, NULL, NULL, &tv, sizelimit, &res);
-		if (rc == LDAP_SUCCESS || (rc == LDAP_SIZELIMIT_EXCEEDED && sizelimit == 2)) {
+		if (rc == LDAP_SUCCESS || (rc == LDAP_SIZELIMIT_EXCEEDED && sizelimit > 0)) {
 			*res_r = res;
 			return rc == LDAP_SUCCESS ? 0 : 1;
 		}
@@ -431,19 +446,79 @@ static int dir_ldap_user_lookup(const char *address, struct dir_user *u, char **
 	return 1;
 }
 
-/* dir_ldap_alias_lookup - a cyAlias entry's targets, normalised */
+/* dir_ldap_dynamic_members - the users a cyDynamicAlias's filter finds now */
+static int dir_ldap_dynamic_members(const char *address, const char *userfilter,
+				    char ***targets_r, char **error_r)
+{
+	char *attrs[] = { "mail", NULL }, **vals, *filter, *norm, *why;
+	LDAPMessage *res, *e;
+	size_t n = 0;
+	int rc;
+
+	/* The filter is the operator's, from the directory: used as written,
+	 * but only inside this one, so it can only ever find users. */
+	if (strlen(userfilter) > DIR_LDAP_FILTER_MAX || userfilter[0] != '('
+	    || userfilter[strlen(userfilter) - 1] != ')') {
+		*error_r = xasprintf("LDAP dynamic alias %s: cyAliasFilter is not one "
+				     "parenthesised filter of at most %d bytes", address,
+				     DIR_LDAP_FILTER_MAX);
+		return -1;
+	}
+	filter = xasprintf("(&(objectClass=inetOrgPerson)(mail=*)%s)", userfilter);
+	rc = dir_ldap_search(filter, attrs, DIR_RESOLVE_MAX_TARGETS + 1, &res, error_r);
+	free(filter);
+	if (rc < 0) {
+		char *why_search = *error_r;
+
+		*error_r = xasprintf("LDAP dynamic alias %s: %s", address, why_search);
+		free(why_search);
+		return -1;
+	}
+	if (rc == 1 || ldap_count_entries(dir_ldap, res) > DIR_RESOLVE_MAX_TARGETS) {
+		ldap_msgfree(res);
+		*error_r = xasprintf("LDAP dynamic alias %s: its filter finds more than %d users",
+				     address, DIR_RESOLVE_MAX_TARGETS);
+		return -1;
+	}
+	*targets_r = dir_strings_new();
+	for (e = ldap_first_entry(dir_ldap, res); e != NULL; e = ldap_next_entry(dir_ldap, e)) {
+		vals = dir_ldap_values(e, "mail");
+		if (vals[0] == NULL) {
+			dir_strings_free(&vals);
+			continue;
+		}
+		if ((norm = dir_normalize_address(vals[0], &why)) == NULL) {
+			msg_warn("LDAP dynamic alias %s: member left out: %s", address, why);
+			free(why);
+		} else {
+			dir_strings_add(targets_r, &n, norm);	/* the mailbox: its first mail */
+			free(norm);
+		}
+		dir_strings_free(&vals);
+	}
+	ldap_msgfree(res);
+	return 1;
+}
+
+/* dir_ldap_alias_lookup - a cyAlias entry's targets, or a cyDynamicAlias's members, normalised */
 static int dir_ldap_alias_lookup(const char *address, char ***targets_r, char **error_r)
 {
-	char *attrs[] = { "cyAliasTarget", NULL };
+	char *attrs[] = { "cyAliasTarget", "cyAliasFilter", NULL };
 	LDAPMessage *res, *e;
-	char **raw, *norm, *why;
+	char **raw, *norm, *why, *userfilter;
 	size_t n = 0;
 	int rc;
 
 	*targets_r = NULL;
-	if ((rc = dir_ldap_one("(&(objectClass=cyAlias)(cyAliasAddress=%s))", address, attrs,
-			       &res, &e, error_r)) <= 0)
+	if ((rc = dir_ldap_one("(&(|(objectClass=cyAlias)(objectClass=cyDynamicAlias))"
+			       "(cyAliasAddress=%s))", address, attrs, &res, &e, error_r)) <= 0)
 		return rc;
+	if ((userfilter = dir_ldap_value(e, "cyAliasFilter")) != NULL) {
+		ldap_msgfree(res);
+		rc = dir_ldap_dynamic_members(address, userfilter, targets_r, error_r);
+		free(userfilter);
+		return rc;
+	}
 	raw = dir_ldap_values(e, "cyAliasTarget");
 	*targets_r = dir_strings_new();
 	for (char **t = raw; *t != NULL; t++) {
@@ -528,11 +603,23 @@ static int dir_ldap_user_list(const char *domain, char ***addresses_r, char **er
 	return dir_ldap_in_domain("inetOrgPerson", "mail", domain, addresses_r, &n, error_r);
 }
 
+/* dir_ldap_alias_list - the cyAlias and then the cyDynamicAlias addresses of a domain */
 static int dir_ldap_alias_list(const char *domain, char ***addresses_r, char **error_r)
 {
-	size_t n;
+	char **dynamic;
+	size_t n, nd;
 
-	return dir_ldap_in_domain("cyAlias", "cyAliasAddress", domain, addresses_r, &n, error_r);
+	if (dir_ldap_in_domain("cyAlias", "cyAliasAddress", domain, addresses_r, &n, error_r) < 0)
+		return -1;
+	if (dir_ldap_in_domain("cyDynamicAlias", "cyAliasAddress", domain, &dynamic, &nd,
+			       error_r) < 0) {
+		dir_strings_free(addresses_r);
+		return -1;
+	}
+	for (size_t i = 0; i < nd; i++)
+		dir_strings_add(addresses_r, &n, dynamic[i]);
+	dir_strings_free(&dynamic);
+	return 0;
 }
 
 /* dir_ldap_user_count - the number of users in the domain */

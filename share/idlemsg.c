@@ -70,6 +70,7 @@
 #include "conf.h"
 #include "idlemsg.h"
 #include "msg.h"
+#include "notify.h"
 #include "xmalloc.h"
 
 #define IDLEMSG_BLOB_FIXED	IDLEMSG_BLOB_STR_OFF
@@ -92,16 +93,10 @@ int idlemsg_peer_check(int sock, char **error_r)
 	return 0;
 }
 
-/* idlemsg_socket_path - run_dir/imap-idle; caller frees; NULL without run_dir */
-char *idlemsg_socket_path(void)
+/* idlemsg_socket_path - hub's run_dir/imap-idle (hub 0) or imap-idle.K; caller frees; NULL */
+char *idlemsg_socket_path(unsigned hub)
 {
-	char *dir = conf_path("run_dir"), *path;
-
-	if (dir == NULL)
-		return NULL;
-	path = xasprintf("%s/imap-idle", dir);
-	free(dir);
-	return path;
+	return notify_hub_path("imap-idle", hub);
 }
 
 /* idlemsg_send - one message, with a descriptor when passfd >= 0 */

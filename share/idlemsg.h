@@ -5,7 +5,9 @@
  *	#include "idlemsg.h"
  * DESCRIPTION
  *	The hub (bin/caiyou-imap-idle) and imapd's workers talk over UNIX
- *	stream sockets: run_dir/imap-idle (workers -> hub: WATCH, UNWATCH,
+ *	stream sockets: run_dir/imap-idle, or imap-idle.K for hub K > 0 of
+ *	imap_idle_hubs (a worker talks to the hub that owns the session's
+ *	user, notify_hub_of() in notify.h; workers -> hub: WATCH, UNWATCH,
  *	PARK; hub -> worker: EVENT, PARKED) and imapd's imap_unpark_listen
  *	(hub -> any idle worker: UNPARK). A message is an 8-octet header
  *	(version, type, 0, body length in host order: both ends are on this
@@ -147,6 +149,6 @@ int idlemsg_verdict_decode(const struct idlemsg *m, uint8_t *yes_r, uint64_t *id
 			   char **error_r);
 int idlemsg_cancel_decode(const struct idlemsg *m, uint64_t *id_r, char **error_r);
 int idlemsg_peer_check(int sock, char **error_r);
-char *idlemsg_socket_path(void);
+char *idlemsg_socket_path(unsigned hub);
 
 #endif

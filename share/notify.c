@@ -10,8 +10,20 @@
  *	while (notify_receive(fd, &ev) == 1) ...
  * DESCRIPTION
  *	spool.c calls notify_send() after each committed change to a mailbox;
- *	imapd's hub listens with notify_listen() on the UNIX datagram socket
- *	conf_path("run_dir")/notify and reads events with notify_receive().
+ *	the IDLE hubs listen with notify_listen_hub() on the UNIX datagram
+ *	sockets conf_path("run_dir")/notify (hub 0) and .../notify.K (hub K),
+ *	and read events with notify_receive().
+ *
+ *	Sharding: there are notify_hubs() hubs (imap_idle_hubs; 0, the
+ *	default, means the number of configured CPUs, at least 1, at most
+ *	NOTIFY_HUBS_MAX). A user belongs to hub notify_hub_of(user): the
+ *	32-bit FNV-1a hash of the user name's octets (offset basis 2166136261,
+ *	prime 16777619), modulo the number of hubs. The hash is stable across
+ *	processes, restarts and hosts; every sender (the spool, in any
+ *	daemon) and every imapd worker computes the same hub for a user from
+ *	the same configuration, so an event reaches the one hub where that
+ *	user's IDLE sessions are watched and parked. Changing imap_idle_hubs
+ *	needs a restart of every daemon.
  *	One datagram is one struct notify_event, in host byte order (both
  *	ends are on this host), zero-filled beyond user_len.
  *
@@ -74,16 +86,51 @@ static ino_t notify_ino;
 static unsigned long notify_dropped;	/* events lost since the last warning */
 static time_t notify_send_logged, notify_recv_logged;
 
-/* notify_address - the socket's address from run_dir: 1, 0 (no run_dir) or -1 (too long) */
-static int notify_address(struct sockaddr_un *sun, char **path_r)
+/* notify_hubs - the number of IDLE hubs (imap_idle_hubs; 0: the CPUs) */
+unsigned notify_hubs(void)
+{
+	static long cpus;		/* read once: sysconf() reads /sys */
+	long long n = conf_int("imap_idle_hubs");
+
+	if (n <= 0 && cpus == 0)
+		cpus = sysconf(_SC_NPROCESSORS_CONF);
+	if (n <= 0)
+		n = cpus;
+	if (n < 1)
+		n = 1;
+	return n > NOTIFY_HUBS_MAX ? NOTIFY_HUBS_MAX : (unsigned)n;
+}
+
+/* notify_hub_of - the hub that owns a user: FNV-1a of the name, modulo nhubs */
+unsigned notify_hub_of(const char *user, size_t len, unsigned nhubs)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)user[i]) * 16777619u;
+	return nhubs <= 1 ? 0 : h % nhubs;
+}
+
+/* notify_hub_path - run_dir/name for hub 0, run_dir/name.K for hub K; caller frees; NULL */
+char *notify_hub_path(const char *name, unsigned hub)
 {
 	char *dir = conf_path("run_dir"), *path;
 
-	*path_r = NULL;
 	if (dir == NULL)
-		return 0;
-	path = xasprintf("%s/notify", dir);
+		return NULL;
+	path = hub == 0 ? xasprintf("%s/%s", dir, name) : xasprintf("%s/%s.%u", dir, name, hub);
 	free(dir);
+	return path;
+}
+
+/* notify_address - a hub's address from run_dir: 1, 0 (no run_dir) or -1 (too long) */
+static int notify_address(unsigned hub, struct sockaddr_un *sun, char **path_r)
+{
+	char *path;
+
+	*path_r = NULL;
+	if ((path = notify_hub_path("notify", hub)) == NULL)
+		return 0;
 	memset(sun, 0, sizeof(*sun));
 	sun->sun_family = AF_UNIX;
 	*path_r = path;
@@ -161,9 +208,12 @@ void notify_send(enum notify_what what, const char *user, uint32_t mboxid, uint3
 	size_t ulen = user != NULL ? strlen(user) : 0;
 	char *path;
 	int saved = errno, fd, ret;
+	unsigned hub = 0;
 	ssize_t n;
 
-	if ((ret = notify_address(&sun, &path)) <= 0) {
+	if (ulen > 0 && ulen <= NOTIFY_USER_MAX)
+		hub = notify_hub_of(user, ulen, notify_hubs());
+	if ((ret = notify_address(hub, &sun, &path)) <= 0) {
 		if (ret < 0 && notify_ratelimit(&notify_send_logged))
 			msg_warn("notify: socket path %s is too long", path);
 		free(path);
@@ -213,15 +263,21 @@ static bool notify_live(const struct sockaddr_un *sun)
 	return live;
 }
 
-/* notify_listen - bind the listening socket (mode 0660); the descriptor, or -1 */
+/* notify_listen - bind hub 0's listening socket (mode 0660); the descriptor, or -1 */
 int notify_listen(char **error_r)
+{
+	return notify_listen_hub(0, error_r);
+}
+
+/* notify_listen_hub - bind hub's listening socket (mode 0660); the descriptor, or -1 */
+int notify_listen_hub(unsigned hub, char **error_r)
 {
 	struct sockaddr_un sun;
 	char *path;
 	mode_t old;
 	int fd, ret, size = NOTIFY_RCVBUF;
 
-	if ((ret = notify_address(&sun, &path)) <= 0) {
+	if ((ret = notify_address(hub, &sun, &path)) <= 0) {
 		*error_r = ret == 0 ? xasprintf("notify: run_dir is not set")
 			: xasprintf("notify: socket path %s is too long", path);
 		free(path);

@@ -6,8 +6,11 @@
  * DESCRIPTION
  *	spool.c calls notify_send() after each committed change to a mailbox.
  *	It sends one datagram (struct notify_event, fixed size, versioned) on
- *	a non-blocking UNIX datagram socket to conf_path("run_dir")/notify,
- *	where imapd's hub listens (notify_listen). Sending never blocks and
+ *	a non-blocking UNIX datagram socket to the IDLE hub that owns the
+ *	event's user (notify_hub_of(): FNV-1a of the user name modulo
+ *	notify_hubs(), the imap_idle_hubs setting): conf_path("run_dir")/notify
+ *	for hub 0, .../notify.K for hub K > 0, where that hub listens
+ *	(notify_listen_hub). Sending never blocks and
  *	never fails the caller: nobody listening (ENOENT, ECONNREFUSED) is
  *	normal, a full queue (EAGAIN) is counted and logged at most once a
  *	minute. The receiver checks version and size and drops anything else.
@@ -38,9 +41,15 @@ struct notify_event {
 	char user[NOTIFY_USER_MAX];	/* not NUL-terminated; user_len bytes */
 };
 
+#define NOTIFY_HUBS_MAX		64	/* imap_idle_hubs at most */
+
+unsigned notify_hubs(void);	/* imap_idle_hubs: 0 means the CPUs; 1..NOTIFY_HUBS_MAX */
+unsigned notify_hub_of(const char *user, size_t len, unsigned nhubs);
+char *notify_hub_path(const char *name, unsigned hub);	/* run_dir/name[.hub]; NULL: no run_dir */
 void notify_send(enum notify_what what, const char *user, uint32_t mboxid, uint32_t uidnext,
 		 uint32_t messages, uint64_t highestmodseq);
-int notify_listen(char **error_r);	/* the bound, non-blocking socket, or -1 */
+int notify_listen(char **error_r);	/* hub 0's bound, non-blocking socket, or -1 */
+int notify_listen_hub(unsigned hub, char **error_r);
 int notify_receive(int fd, struct notify_event *ev);	/* 1: one event; 0: none left; -1: error */
 
 #endif

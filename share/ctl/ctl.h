@@ -9,7 +9,7 @@
 
 /* One sub-command: "domain add", "user import", "start". */
 struct ctl_command {
-	const char *group;	/* "domain", "user", "alias", or NULL for instance commands */
+	const char *group;	/* "domain", "user", "alias", "list", or NULL for instance commands */
 	const char *name;
 	int min_args, max_args;	/* positional arguments after the name; -1 = any */
 	int (*run)(int argc, char **argv);
@@ -24,6 +24,7 @@ extern const struct ctl_command ctl_instance_commands[];
 extern const struct ctl_command ctl_domain_commands[];
 extern const struct ctl_command ctl_user_commands[];
 extern const struct ctl_command ctl_alias_commands[];
+extern const struct ctl_command ctl_list_commands[];
 extern const struct ctl_command ctl_queue_commands[];
 extern const struct ctl_command ctl_routes_commands[];
 extern const struct ctl_command ctl_dkim_commands[];

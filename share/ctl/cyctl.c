@@ -9,6 +9,7 @@
  *	cyctl -d DIR domain add|remove|suspend|activate|list|limits ...
  *	cyctl -d DIR user add|remove|suspend|activate|list|passwd|quota|mobile|import|mailboxes ...
  *	cyctl -d DIR alias add|remove|list ...
+ *	cyctl -d DIR list create|delete|add|remove|members|policy ...
  *	cyctl -d DIR queue list|flush
  *	cyctl -d DIR routes
  *	cyctl -d DIR dkim keygen|list|show|delete ...
@@ -19,7 +20,7 @@
  *	It creates an instance, starts and stops its daemons, and changes the
  *	embedded directory. Each sub-command lives in a table in the file of
  *	its group (ctl_instance.c, ctl_domain.c, ctl_user.c, ctl_alias.c,
- *	ctl_queue.c, ctl_routes.c, ctl_dkim.c, ctl_policy.c).
+ *	ctl_list.c, ctl_queue.c, ctl_routes.c, ctl_dkim.c, ctl_policy.c).
  *	"cyctl help" lists them all.
  * SECURITY
  *	Run as root or as the service user. As root, every command that opens
@@ -54,7 +55,8 @@ char *ctl_conf_file;
 
 static const struct ctl_command *const ctl_tables[] = {
 	ctl_instance_commands, ctl_domain_commands, ctl_user_commands, ctl_alias_commands,
-	ctl_queue_commands, ctl_routes_commands, ctl_dkim_commands, ctl_policy_commands,
+	ctl_list_commands, ctl_queue_commands, ctl_routes_commands, ctl_dkim_commands,
+	ctl_policy_commands,
 };
 
 /* ctl_usage - list every command */

@@ -4,7 +4,7 @@
  * SYNOPSIS
  *	t/bin/imap_idle_load -p PORT -n CONNECTIONS [-h HOST] [-u USERS]
  *		[-f FIRST_USER] [-d DOMAIN] [-w PASSWORD] [-A PER_ADDRESS]
- *		[-c IN_FLIGHT] [-T SECONDS] [-e ERRORS_SHOWN] [-S]
+ *		[-a FIRST_ADDRESS] [-c IN_FLIGHT] [-T SECONDS] [-e ERRORS_SHOWN] [-S]
  * DESCRIPTION
  *	Opens CONNECTIONS connections to HOST:PORT (default 127.0.0.1), and on
  *	each one logs in as user((i mod USERS)+FIRST_USER)@DOMAIN (defaults
@@ -19,10 +19,13 @@
  *	benchmark talks to its own loopback servers. The client's SSL objects
  *	release their buffers when idle, so the client stays cheap.
  *
- *	Source addresses: connection i binds to 127.0.0.(2 + i / PER_ADDRESS)
- *	(PER_ADDRESS default 20000), with the port left to connect(), so that
- *	more connections than one address has ephemeral ports (about 28,000)
- *	can reach one server port. At most IN_FLIGHT (default 100) connections
+ *	Source addresses: connection i binds to 127.0.0.(2 + FIRST_ADDRESS +
+ *	i / PER_ADDRESS) (FIRST_ADDRESS default 0, PER_ADDRESS default 20000),
+ *	with the port left to connect(), so that more connections than one
+ *	address has ephemeral ports (about 28,000) can reach one server port.
+ *	One process holds at most its RLIMIT_NOFILE connections: run_bench
+ *	splits a larger count over several processes, each with its share
+ *	and its own addresses (-a). At most IN_FLIGHT (default 100) connections
  *	are being set up at a time; each setup has SECONDS (default 60) to
  *	reach IDLE. RLIMIT_NOFILE is raised as far as needed (as root, the
  *	hard limit too, up to fs.nr_open).
@@ -104,6 +107,7 @@ static struct {
 	const char *domain;
 	const char *password;
 	long	per_address;
+	long	first_address;
 	int	in_flight;
 	int	setup_seconds;
 	int	error_reports;
@@ -403,7 +407,8 @@ static void idle_start(long i)
 	c->deadline = idle_now() + opts.setup_seconds;
 	idle_setting_up++;
 	idle_started++;
-	src.sin_addr.s_addr = htonl(0x7f000002u + (uint32_t) (i / opts.per_address));
+	src.sin_addr.s_addr = htonl(0x7f000002u + (uint32_t) (opts.first_address
+							       + i / opts.per_address));
 	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {
 		idle_fail(c, strerror(errno));
@@ -498,8 +503,8 @@ static void idle_raise_nofile(void)
 static void idle_usage(void)
 {
 	fprintf(stderr, "usage: imap_idle_load -p PORT -n CONNECTIONS [-h HOST] [-u USERS] "
-		"[-f FIRST_USER] [-d DOMAIN] [-w PASSWORD] [-A PER_ADDRESS] [-c IN_FLIGHT] "
-		"[-T SECONDS] [-e ERRORS_SHOWN] [-S]\n");
+		"[-f FIRST_USER] [-d DOMAIN] [-w PASSWORD] [-A PER_ADDRESS] [-a FIRST_ADDRESS] "
+		"[-c IN_FLIGHT] [-T SECONDS] [-e ERRORS_SHOWN] [-S]\n");
 	exit(2);
 }
 
@@ -523,7 +528,7 @@ static void idle_options(int argc, char **argv)
 {
 	int	ch;
 
-	while ((ch = getopt(argc, argv, "h:p:n:u:f:d:w:A:c:T:e:S")) != -1) {
+	while ((ch = getopt(argc, argv, "h:p:n:u:f:d:w:A:a:c:T:e:S")) != -1) {
 		switch (ch) {
 		case 'h': opts.host = optarg; break;
 		case 'p': opts.port = optarg; break;
@@ -533,6 +538,7 @@ static void idle_options(int argc, char **argv)
 		case 'd': opts.domain = optarg; break;
 		case 'w': opts.password = optarg; break;
 		case 'A': opts.per_address = idle_number(optarg, 1, 28000); break;
+		case 'a': opts.first_address = idle_number(optarg, 0, 250); break;
 		case 'c': opts.in_flight = (int) idle_number(optarg, 1, 100000); break;
 		case 'T': opts.setup_seconds = (int) idle_number(optarg, 1, 3600); break;
 		case 'e': opts.error_reports = (int) idle_number(optarg, 0, 1000000); break;
@@ -543,7 +549,7 @@ static void idle_options(int argc, char **argv)
 	if (opts.port == NULL || opts.connections == 0 || optind != argc
 	    || strlen(opts.domain) > 200 || strlen(opts.password) > 60
 	    || strpbrk(opts.password, "\"\\\r\n") != NULL
-	    || opts.connections / opts.per_address > 250)
+	    || opts.first_address + opts.connections / opts.per_address > 250)
 		idle_usage();
 }
 

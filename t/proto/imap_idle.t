@@ -229,11 +229,26 @@ t.ok(any("MODSEQ" in x for x in lines), "CONDSTORE still enabled: FETCH FLAGS ca
 
 # Memory per parked connection: PSS of the hub before and after parking N.
 def pss_kb(pid):
-    with open("/proc/%d/smaps_rollup" % pid) as f:
-        for line in f:
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    return 0
+    """PSS of the hub master (pid) and its hubs, in KiB."""
+    pids = [pid]
+    for name in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if name.isdigit() and int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
+            pids.append(int(name))
+    total = 0
+    for p in pids:
+        try:
+            with open("/proc/%d/smaps_rollup" % p) as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
 
 
 N = int(os.environ.get("IMAP_IDLE_PARK_N", "200"))  # 1000 for the figure in the report

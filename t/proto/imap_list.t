@@ -13,7 +13,10 @@ DESCRIPTION
     \\NonExistent names); several patterns, each name once; LSUB, and
     LSUB with "%" giving the unsubscribed parent of a subscribed name as
     \\Noselect (RFC 3501 6.3.9) where LIST (SUBSCRIBED) gives exactly the
-    subscribed names (RFC 5258 3.1). Bad input: unknown selection and
+    subscribed names (RFC 5258 3.1). A parent left only by its child
+    (deleted after both were made): \\Noselect \\HasChildren in a plain
+    LIST "%", \\NonExistent as well in an extended LIST and after ENABLE
+    IMAP4rev2, absent from LIST "*", not selectable. Bad input: unknown selection and
     return options, RECURSIVEMATCH alone or with REMOTE only, an unknown
     STATUS item, a pattern list that is empty or too long, invalid
     modified UTF-7.
@@ -154,6 +157,29 @@ r.cmd("d DELETE Archive")
 out, st, _ = listing('l8c LIST "" "%" RETURN (STATUS (MESSAGES))')
 t.ok("\\Noselect" in out.get("Archive", ([],))[0] and "Archive" not in st,
      "no STATUS for a \\Noselect parent")
+
+# A parent that exists only through its child (Archive/2023 after DELETE Archive).
+out, _, _ = listing('l8d LIST "" "%"')
+t.is_(sorted(out.get("Archive", ([], None))[0]), ["\\HasChildren", "\\Noselect"],
+      "plain LIST %: the parent of a child only is \\Noselect \\HasChildren (RFC 3501)")
+out, _, _ = listing('l8e LIST () "" "%"')
+t.is_(sorted(out.get("Archive", ([], None))[0]), ["\\HasChildren", "\\NonExistent", "\\Noselect"],
+      "extended LIST %: \\NonExistent as well (RFC 5258)")
+out, _, _ = listing('l8f LIST "" ("Arch%" "Plain")')
+t.ok("\\NonExistent" in out.get("Archive", ([],))[0] and "Plain" in out,
+     "a pattern list makes an extended LIST too")
+out, _, _ = listing('l8g LIST "" "*"')
+t.ok("Archive" not in out and "Archive/2023" in out, 'LIST "*": the child, not its parent')
+t.like(r.cmd("l8h SELECT Archive")[-1], r"^l8h NO", "the parent cannot be selected")
+r2 = Raw(inst, tls=True)
+r2.greeting()
+r2.login(*USER)
+r2.cmd("e ENABLE IMAP4rev2")
+rev2 = [x for x in r2.cmd('l LIST "" "%"') if x.endswith(' "Archive"')]
+t.ok(len(rev2) == 1 and "\\NonExistent" in rev2[0] and "\\HasChildren" in rev2[0],
+     "after ENABLE IMAP4rev2, plain LIST %%: \\NonExistent (RFC 9051): %s" % rev2)
+r2.cmd("z LOGOUT")
+r2.close()
 
 # LSUB.
 lines = r.cmd('l9 LSUB "" "*"')

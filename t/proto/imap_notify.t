@@ -13,7 +13,10 @@ DESCRIPTION
     as "* LIST"; INBOXES alone reports INBOX but not Work; after NOTIFY
     NONE nothing is pushed. Bad syntax is BAD, an unsupported event is NO
     [BADEVENT], MessageNew without MessageExpunge is BAD. After IDLE the
-    NOTIFY events resume. The hub killed: events still come (fallback),
+    NOTIFY events resume. The session's own APPEND, COPY and MOVE into a
+    watched mailbox bring no STATUS (RFC 5465 5); another session's APPEND
+    there does, counting all four messages. The hub killed: events still
+    come (fallback),
     between commands and in IDLE. (Events in IDLE: imap_notify_idle.t.)
 """
 import os
@@ -117,6 +120,30 @@ lines = r.cmd("n4 NOTIFY NONE")
 t.like(lines[-1], r"^n4 OK", "NOTIFY NONE")
 smtp_send(inst, [USER], message(8, "n8"))
 t.ok(quiet(r) is None, "after NOTIFY NONE nothing is pushed")
+
+# RFC 5465 5: no STATUS for the session's own APPEND, COPY or MOVE into a watched mailbox;
+# another session's change there still is reported, with everything in it.
+r.sock.settimeout(20)
+other.cmd("oc CREATE Own")
+r.cmd("s2 SELECT INBOX")
+r.cmd("n6 NOTIFY SET (PERSONAL (MessageNew MessageExpunge))")
+r.send(b"a1 APPEND Own {%d+}\r\n" % len(message(11, "own")) + message(11, "own") + b"\r\n")
+lines = r.until("a1")
+own_status = re.compile(r'^\* STATUS "?Own"?')
+t.ok(lines[-1].startswith("a1 OK") and not any(own_status.match(x) for x in lines),
+     "own APPEND to a watched mailbox: no STATUS: %s" % lines)
+lines = r.cmd("a2 COPY 1 Own")
+t.ok(lines[-1].startswith("a2 OK") and not any(own_status.match(x) for x in lines),
+     "own COPY: no STATUS: %s" % lines)
+lines = r.cmd("a3 MOVE 1 Own")
+t.ok(lines[-1].startswith("a3 OK") and not any(own_status.match(x) for x in lines),
+     "own MOVE: no STATUS: %s" % lines)
+line = quiet(r)
+t.ok(line is None, "nor a STATUS between commands afterwards: %s" % line)
+other.send(b"od APPEND Own {%d+}\r\n" % len(message(12, "w")) + message(12, "w") + b"\r\n")
+other.until("od")
+line, seen = wait_for(r, r'^\* STATUS "?Own"? \(MESSAGES 4 ')
+t.ok(line is not None, "another session's APPEND to Own: * STATUS Own (MESSAGES 4 ...): %s" % seen)
 
 # the hub dies: fallback re-check
 r.sock.settimeout(20)

@@ -18,7 +18,7 @@
  *	domain NAME	found NAME active quota max_users | notfound | error: ...
  *	user ADDR	found ADDR password display mobile quota active
  *	alias ADDR	found T1 T2 ...
- *	resolve ADDR	LOCAL T1 T2 ... | NO_SUCH_USER | NOT_LOCAL | SUSPENDED | LOOP
+ *	resolve ADDR	LOCAL T1 T2 ... | NO_SUCH_USER | NOT_LOCAL | SUSPENDED | LOOP | TOO_MANY
  *	domains | users DOMAIN | aliases DOMAIN		list E1 E2 ...
  *	count DOMAIN	count N
  *	writable | backend
@@ -115,7 +115,8 @@ static void dirq_lookup(const char *cmd, const char *arg)
 /* dirq_resolve - the resolve command */
 static void dirq_resolve(const char *arg)
 {
-	static const char *names[] = { "LOCAL", "NO_SUCH_USER", "NOT_LOCAL", "SUSPENDED", "LOOP" };
+	static const char *names[] = { "LOCAL", "NO_SUCH_USER", "NOT_LOCAL", "SUSPENDED", "LOOP",
+				       "TOO_MANY" };
 	enum dir_resolve_status st;
 	char **targets, *err = NULL;
 

@@ -59,6 +59,9 @@ static const struct vector vectors[] = {
 	  "zUgFUQGpoaPVxYc", PW },
 	{ "{Argon2id}$argon2id$v=16$m=4096,t=2,p=1$c29tZXNhbHQxMjM$AhBemMy3mhnInUXm3f+6cJIr8Rb4"
 	  "gmkUGe0nCBqooQg", PW },
+	/* the same tool, a 24-byte salt as the bench makes: libsodium's string API */
+	{ "{ARGON2ID}$argon2id$v=19$m=4096,t=2,p=1$MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3$nY6uE1NugzqPv"
+	  "U5w6FshW0EuEir26pCGDdqFU+cVlRE", "password" },
 	/*
 	 * the same tool, 16-byte salts: Argon2id version 19 with p=1 is
 	 * computed by libsodium (first and third), p=2 by libargon2

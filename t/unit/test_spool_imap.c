@@ -662,8 +662,9 @@ static void test_notify(void)
 	tmp = test_tmpdir();
 	run = xasprintf("%s/run", tmp);
 	mkdir(run, 0770);
-	/* without a listener, changes work as before */
+	/* without a listener, changes work as before; one IDLE hub: every event to run/notify */
 	test_assert(conf_set("run_dir", run, &err) == 0);
+	test_assert(conf_set("imap_idle_hubs", "1", &err) == 0);
 	test_assert(deliver(u, NULL, 10, 0, NULL) == 1);
 	fd = notify_listen(&err);
 	test_assert(fd >= 0);
@@ -781,6 +782,33 @@ static void test_notify(void)
 		    && memcmp(ev.user, "a@b", 3) == 0);
 	test_assert(notify_receive(fd, &ev) == 0);
 	test_assert(notify_receive(-1, &ev) == -1);
+
+	/* three hubs: an event goes to its user's hub only (FNV-1a of the name, modulo 3) */
+	test_assert(conf_set("imap_idle_hubs", "3", &err) == 0);
+	test_assert(notify_hubs() == 3 && notify_hub_of("a", 1, 3) == 0xe40c292cu % 3
+		    && notify_hub_of("", 0, 3) == 2166136261u % 3 && notify_hub_of(u, 3, 1) == 0);
+	idx = notify_hub_of(u, strlen(u), 3);
+	{
+		int hubs[3];
+
+		hubs[0] = fd;
+		for (unsigned k = 1; k < 3; k++)
+			test_assert((hubs[k] = notify_listen_hub(k, &err)) >= 0);
+		test_assert(deliver(u, NULL, 10, 0, NULL) > 0);
+		test_assert(expect(hubs[idx], NOTIFY_NEW, u, "INBOX"));
+		for (unsigned k = 0; k < 3; k++)
+			test_assert(quiet(hubs[k]));
+		for (unsigned k = 1; k < 3; k++) {
+			char *p = notify_hub_path("notify", k);
+
+			close(hubs[k]);
+			unlink(p);
+			free(p);
+		}
+	}
+	test_assert(conf_set("imap_idle_hubs", "0", &err) == 0);	/* the CPUs, at least 1 */
+	test_assert(notify_hubs() >= 1 && notify_hubs() <= NOTIFY_HUBS_MAX);
+	test_assert(conf_set("imap_idle_hubs", "1", &err) == 0);
 
 	/* the listener gone: sending is silent and harmless; run_dir empty: nothing */
 	close(fd);
