@@ -37,7 +37,7 @@ const struct conf_key conf_keys[] = {
 	{ "tls_ciphers", CONF_STR, "HIGH:!aNULL:!MD5:!RC4", "OpenSSL cipher list for TLS 1.2" },
 
 	/* The spool. */
-	{ "spool_cache_size", CONF_SIZE, "64M", "Berkeley DB shared memory pool" },
+	{ "spool_cache_size", CONF_SIZE, "256M", "Berkeley DB shared memory pool (the cache every spool read goes through: message bodies included)" },
 	{ "spool_log_file_size", CONF_SIZE, "16M",
 	  "size of one Berkeley DB log file; the log buffer is a quarter of it (takes effect when the spool is created or recovered)" },
 	{ "spool_memory_limit", CONF_SIZE, "256K", "a message larger than this is staged in a temporary file while it arrives" },
