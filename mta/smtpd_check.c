@@ -84,12 +84,15 @@
 #include "sys_defs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "charset.h"
 #include "conf.h"
@@ -526,18 +529,28 @@ void smtpd_dsn_delivered(SMTPD_SESSION *sess, uint64_t msgid)
 void smtpd_wake_queued(void)
 {
 	char *dir = conf_path("run_dir"), *path, buf[32];
-	FILE *fp;
+	ssize_t n = -1;
 	long pid = 0;
+	int fd;
 
 	if (dir == NULL || !conf_bool("queue_wake_on_new_mail")) {
 		free(dir);
 		return;
 	}
 	path = xasprintf("%s/queued.pid", dir);
-	if ((fp = fopen(path, "r")) != NULL) {
-		if (fgets(buf, sizeof(buf), fp) != NULL)
-			pid = strtol(buf, NULL, 10);
-		fclose(fp);
+	/*
+	 * The live master holds its pid file locked (server_pidfile_take): a
+	 * file we can lock is left over from a queued that died, and its pid
+	 * may belong to another process by now, which must not get a signal.
+	 */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+		if (flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK)
+			n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+	}
+	if (n > 0) {
+		buf[n] = '\0';
+		pid = strtol(buf, NULL, 10);
 	}
 	/* not running, or not ours to signal: it finds the mail on its next round */
 	if (pid > 1)
