@@ -175,6 +175,7 @@
 #define QUEUED_PROC_MAX		64	/* runners (queue_process_limit) */
 #define QUEUED_DEST_MAX		100	/* queue_destination_concurrency */
 #define QUEUED_CLAIM_BUCKETS	4096	/* message claim lock files */
+#define QUEUED_CLAIM_MAX	256	/* claims (descriptors) one runner holds in a round */
 #define QUEUED_DNS_CACHE_MAX	256	/* answers kept for one round */
 
 static const char *queued_conf;
@@ -205,7 +206,7 @@ static size_t queued_dns_ncache;
 static struct {
 	unsigned bucket;
 	int fd;
-} queued_claims[QUEUED_BATCH * QUEUED_PROC_MAX];
+} queued_claims[QUEUED_CLAIM_MAX];	/* full: the rest waits for the next round */
 static size_t queued_nclaims;
 
 /* The last message signed: its other groups reuse the signature. */
@@ -1279,6 +1280,7 @@ static void queued_spool_check(void)
 static void queued_start(void)
 {
 	char *error = NULL, *log_file;
+	long long limit;
 
 	if (conf_load(queued_conf, &error) < 0)
 		msg_fatal("%s", error);
@@ -1295,11 +1297,12 @@ static void queued_start(void)
 	if (queued_slot_init(&error) < 0)
 		msg_fatal("%s", error);
 	queued_signals();
-	msg_info("started: %lld runner%s, %lld connection%s per destination, retry %u s to %u s, "
+	limit = conf_int("queue_process_limit");
+	queued_nproc = limit < 1 ? 1 : limit > QUEUED_PROC_MAX ? QUEUED_PROC_MAX : (unsigned)limit;
+	msg_info("started: %u runner%s, %u connection%s per destination, retry %u s to %u s, "
 		 "lifetime %u s, port %lld, %zu route%s, %zu source address%s",
-		 conf_int("queue_process_limit"), conf_int("queue_process_limit") == 1 ? "" : "s",
-		 conf_int("queue_destination_concurrency"),
-		 conf_int("queue_destination_concurrency") == 1 ? "" : "s",
+		 queued_nproc, queued_nproc == 1 ? "" : "s",
+		 queued_dest_limit(), queued_dest_limit() == 1 ? "" : "s",
 		 conf_time("queue_retry_min"), conf_time("queue_retry_max"),
 		 conf_time("queue_lifetime"), conf_int("queue_smtp_port"), queued_route_count(),
 		 queued_route_count() == 1 ? "" : "s", queued_source_count(),
@@ -1329,12 +1332,10 @@ static void queued_fork(unsigned i)
 /* queued_master - keep queue_process_limit runners alive until told to stop */
 static void queued_master(void)
 {
-	long long limit = conf_int("queue_process_limit");
 	unsigned alive;
 	int status;
 	pid_t pid;
 
-	queued_nproc = limit < 1 ? 1 : limit > QUEUED_PROC_MAX ? QUEUED_PROC_MAX : (unsigned)limit;
 	queued_master_pid = getpid();
 	for (;;) {
 		alive = 0;

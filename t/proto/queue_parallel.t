@@ -5,19 +5,19 @@ NAME
 
 DESCRIPTION
     Real peers (t/lib/peers.py): a private unbound serves the MX of
-    slow.test (Postfix's smtp-sink on 127.0.0.32 waiting 4 s before it
-    answers each DATA) and fast.test (an smtp-sink on 127.0.0.31 answering
+    a-slow.test (Postfix's smtp-sink on 127.0.0.32 waiting 4 s before it
+    answers each DATA) and z-fast.test (an smtp-sink on 127.0.0.31 answering
     at once). caiyou-queued runs with queue_process_limit = 3 and
     queue_destination_concurrency = 1:
 
     1. the master runs three runners;
-    2. mail to fast.test sent while a runner is busy with slow.test is all
-       delivered while slow.test's mail is still waiting (one slow
+    2. mail to z-fast.test sent while a runner is busy with a-slow.test is all
+       delivered while a-slow.test's mail is still waiting (one slow
        destination does not hold up the others);
-    3. never more than one connection to slow.test at a time (sampled with
+    3. never more than one connection to a-slow.test at a time (sampled with
        ss on the sink's port for the whole test), and every message is
        received exactly once;
-    4. a runner killed with SIGKILL in the middle of a delivery to slow.test
+    4. a runner killed with SIGKILL in the middle of a delivery to a-slow.test
        is replaced by the master, and its mail is delivered by the runners
        afterwards: once each, nothing lost.
 """
@@ -36,7 +36,9 @@ from caiyou import Instance, TAP, TOP  # noqa: E402
 from peers import SmtpSink, Unbound  # noqa: E402
 
 TOOL = os.path.join(TOP, "t", "bin", "dns_tool")
-HOSTS = {"fast": "127.0.0.31", "slow": "127.0.0.32"}
+# The slow domain sorts first: a runner sorts a round's groups by domain, so
+# a single runner would reach the fast domain's mail only after the slow one's.
+HOSTS = {"z-fast": "127.0.0.31", "a-slow": "127.0.0.32"}
 t = TAP()
 
 
@@ -131,11 +133,11 @@ def runners(inst):
 
 dns = Unbound(mx_zone(), name="parallel-dns",
               ready=lambda port: " ok " in subprocess.run(
-                  [TOOL, "-s", "127.0.0.1:%d" % port, "mx:fast.test"],
+                  [TOOL, "-s", "127.0.0.1:%d" % port, "mx:z-fast.test"],
                   capture_output=True, text=True, timeout=30).stdout)
 port = free_port_all(list(HOSTS.values()))
-fast = SmtpSink(HOSTS["fast"], port)
-slow = SmtpSink(HOSTS["slow"], port, "-w", "4")
+fast = SmtpSink(HOSTS["z-fast"], port)
+slow = SmtpSink(HOSTS["a-slow"], port, "-w", "4")
 
 inst = Instance("parallel", auth_fail_delay="0s", auth_require_tls="no",
                 dns_servers="127.0.0.1:%d" % dns.port, dns_timeout="2s",
@@ -145,14 +147,14 @@ inst.add_domain("example.test")
 inst.add_user("alice@example.test", "alice-secret")
 inst.start()
 
-# Count the connections to slow.test for the whole test.
+# Count the connections to a-slow.test for the whole test.
 most = [0]
 sampling = [True]
 
 
 def sample():
     while sampling[0]:
-        most[0] = max(most[0], len(connections(HOSTS["slow"], port)))
+        most[0] = max(most[0], len(connections(HOSTS["a-slow"], port)))
         time.sleep(0.05)
 
 
@@ -166,31 +168,31 @@ t.like(inst.log(), r"started: 3 runners, 1 connection per destination", "and log
 
 # 2. Slow mail first; fast mail once a runner is busy with it.
 for i in range(1, 5):
-    t.is_(submit(inst, "s%d@slow.test" % i, "slow %d" % i), {}, "slow message %d queued" % i)
-t.ok(wait_for("a connection to slow.test", lambda: connections(HOSTS["slow"], port)),
-     "a runner is delivering to slow.test")
+    t.is_(submit(inst, "s%d@a-slow.test" % i, "slow %d" % i), {}, "slow message %d queued" % i)
+t.ok(wait_for("a connection to a-slow.test", lambda: connections(HOSTS["a-slow"], port)),
+     "a runner is delivering to a-slow.test")
 for i in range(1, 7):
-    t.is_(submit(inst, "f%d@fast.test" % i, "fast %d" % i), {}, "fast message %d queued" % i)
-done = wait_for("fast.test delivered", lambda: states(inst, "fast.test") == ["delivered"] * 6)
-slow_states = states(inst, "slow.test")
-t.ok(done, "all six messages to fast.test are delivered")
+    t.is_(submit(inst, "f%d@z-fast.test" % i, "fast %d" % i), {}, "fast message %d queued" % i)
+done = wait_for("z-fast.test delivered", lambda: states(inst, "z-fast.test") == ["delivered"] * 6)
+slow_states = states(inst, "a-slow.test")
+t.ok(done, "all six messages to z-fast.test are delivered")
 t.ok(any(s != "delivered" for s in slow_states),
-     "while slow.test's mail is still waiting (%s)" % ", ".join(slow_states))
-t.is_(subjects(fast), ["fast %d" % i for i in range(1, 7)], "fast.test got each message once")
+     "while a-slow.test's mail is still waiting (%s)" % ", ".join(slow_states))
+t.is_(subjects(fast), ["fast %d" % i for i in range(1, 7)], "z-fast.test got each message once")
 
-t.ok(wait_for("slow.test delivered", lambda: states(inst, "slow.test") == ["delivered"] * 4, 120),
-     "then all four messages to slow.test are delivered")
-t.is_(subjects(slow), ["slow %d" % i for i in range(1, 5)], "slow.test got each message once")
+t.ok(wait_for("a-slow.test delivered", lambda: states(inst, "a-slow.test") == ["delivered"] * 4, 120),
+     "then all four messages to a-slow.test are delivered")
+t.is_(subjects(slow), ["slow %d" % i for i in range(1, 5)], "a-slow.test got each message once")
 t.ok(not re.search(r"status=deferred", inst.log()),
      "a destination without a free slot is no failed attempt (nothing deferred)")
 
-# 4. SIGKILL a runner in the middle of a delivery to slow.test.
+# 4. SIGKILL a runner in the middle of a delivery to a-slow.test.
 slow.clear()
 for i in range(1, 4):
-    t.is_(submit(inst, "k%d@slow.test" % i, "kill %d" % i), {}, "message %d for the kill queued" % i)
-conns = wait_for("a connection to slow.test", lambda: connections(HOSTS["slow"], port))
+    t.is_(submit(inst, "k%d@a-slow.test" % i, "kill %d" % i), {}, "message %d for the kill queued" % i)
+conns = wait_for("a connection to a-slow.test", lambda: connections(HOSTS["a-slow"], port))
 victim = conns[0][1] if conns else 0
-t.ok(victim in runners(inst)[1], "the connection to slow.test is a runner's (pid %d)" % victim)
+t.ok(victim in runners(inst)[1], "the connection to a-slow.test is a runner's (pid %d)" % victim)
 if victim:
     os.kill(victim, signal.SIGKILL)
 t.ok(wait_for("the runner replaced",
@@ -199,17 +201,38 @@ t.ok(wait_for("the runner replaced",
 t.ok(wait_for("three runners again",
               lambda: len(runners(inst)[1]) == 3 and victim not in runners(inst)[1], 30),
      "and replaces it: three runners again")
-t.ok(wait_for("the kill's mail delivered", lambda: states(inst, "slow.test") == ["delivered"] * 7, 120),
+t.ok(wait_for("the kill's mail delivered", lambda: states(inst, "a-slow.test") == ["delivered"] * 7, 120),
      "every message of the kill is delivered")
-t.is_(subjects(slow), ["kill %d" % i for i in range(1, 4)], "slow.test got each of them once")
-kill_log = "\n".join(line for line in inst.log().splitlines() if "@slow.test" in line and "k" in line)
+t.is_(subjects(slow), ["kill %d" % i for i in range(1, 4)], "a-slow.test got each of them once")
+kill_log = "\n".join(line for line in inst.log().splitlines() if "@a-slow.test" in line and "k" in line)
 for i in range(1, 4):
-    t.is_(len(re.findall(r"to=<k%d@slow\.test> .*status=delivered" % i, kill_log)), 1,
-          "k%d@slow.test is recorded delivered once" % i)
+    t.is_(len(re.findall(r"to=<k%d@a-slow\.test> .*status=delivered" % i, kill_log)), 1,
+          "k%d@a-slow.test is recorded delivered once" % i)
 
 sampling[0] = False
 sampler.join()
-t.is_(most[0], 1, "never more than one connection to slow.test at a time")
+t.is_(most[0], 1, "never more than one connection to a-slow.test at a time")
+
+# 5. Out-of-range limits: one runner, one connection at least; at most 64 runners.
+inst.stop()
+inst.configure(queue_process_limit="0", queue_destination_concurrency="0")
+inst.start()
+t.ok(wait_for("one runner", lambda: len(runners(inst)[1]) == 1, 20),
+     "queue_process_limit = 0: one runner")
+t.like(inst.log(), r"started: 1 runner, 1 connection per destination",
+       "queue_destination_concurrency = 0: one connection per destination")
+t.is_(submit(inst, "after@z-fast.test", "after"), {}, "mail queued")
+t.ok(wait_for("after delivered", lambda: states(inst, "z-fast.test") == ["delivered"] * 7),
+     "and delivered by it")
+inst.stop()
+inst.configure(queue_process_limit="1000", queue_destination_concurrency="-3")
+r = inst.ctl_result("start")
+t.like(r.stdout + r.stderr, r'bad value "-3" for queue_destination_concurrency',
+       "a negative limit: caiyou.conf is refused with the line")
+inst.configure(queue_process_limit="1000", queue_destination_concurrency="2")
+inst.start()
+t.ok(wait_for("64 runners", lambda: len(runners(inst)[1]) == 64, 60),
+     "queue_process_limit = 1000: 64 runners, the most")
 
 inst.stop()
 fast.stop()
