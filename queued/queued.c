@@ -80,6 +80,14 @@
  *			recorded 250 again, and all groups of one message in a
  *			round go by one runner (DKIM signs it once).
  *
+ *	Within a domain a runner takes its own share of the messages first
+ *	(message id modulo the runners), so that two runners delivering to one
+ *	destination seldom reach for the same message. A round that found
+ *	only destinations without a free slot is followed by a pause of
+ *	QUEUED_BUSY_PAUSE_MS that wake-ups do not end: mta wakes queued once
+ *	per message, and the runners left without a slot would otherwise read
+ *	the due entries again for each.
+ *
  *	A runner killed in the middle of a transaction leaves its entries
  *	undecided and due; they are delivered again in a next round (as with
  *	one runner: a 250 that was sent but not recorded is sent twice; RFC
@@ -177,6 +185,7 @@
 #define QUEUED_CLAIM_BUCKETS	4096	/* message claim lock files */
 #define QUEUED_CLAIM_MAX	256	/* claims (descriptors) one runner holds in a round */
 #define QUEUED_DNS_CACHE_MAX	256	/* answers kept for one round */
+#define QUEUED_BUSY_PAUSE_MS	1000	/* after a round that found only busy destinations */
 
 static const char *queued_conf;
 static bool queued_foreground;
@@ -428,6 +437,10 @@ static struct {
 	int fd;
 	char *dest;
 } queued_reserved = { -1, NULL };
+
+/* The last destination of this round found without a free slot; its later groups are skipped. */
+static char *queued_busy_dest;
+static size_t queued_busy_groups;	/* groups skipped so this round */
 
 /* queued_reserve_end - give back the reserved slot if no connection took it */
 static void queued_reserve_end(void)
@@ -993,12 +1006,25 @@ struct queued_group {
 	size_t n;
 };
 
-/* queued_group_cmp - by recipient domain, so that one connection carries a domain's groups */
+/* queued_mine - is this message in this runner's share (tried before the others' within a domain)? */
+static bool queued_mine(uint64_t msgid)
+{
+	return msgid % queued_nproc == queued_index;
+}
+
+/*
+ * queued_group_cmp - by recipient domain, so that one connection carries a
+ * domain's groups; within one, this runner's share of the messages first, so
+ * that runners delivering to one domain side by side seldom reach for the
+ * same message (the others' are taken when their runner is busy elsewhere)
+ */
 static int queued_group_cmp(const void *a, const void *b)
 {
 	const struct queued_group *x = a, *y = b;
 	int c = strcasecmp(strrchr(x->e[0].rcpt, '@'), strrchr(y->e[0].rcpt, '@'));
 
+	if (c == 0)
+		c = (int)queued_mine(y->e[0].msgid) - (int)queued_mine(x->e[0].msgid);
 	if (c == 0)
 		c = strcmp(x->e[0].sender, y->e[0].sender);
 	return c != 0 ? c : x->e[0].qid < y->e[0].qid ? -1 : 1;
@@ -1026,10 +1052,17 @@ static bool queued_reserve(const struct spool_queue_entry *e)
 		free(dest);
 		return true;
 	}
+	if (queued_busy_dest != NULL && strcasecmp(queued_busy_dest, dest) == 0) {
+		free(dest);	/* groups are sorted by domain: no need to ask again */
+		queued_busy_groups++;
+		return false;
+	}
 	if ((queued_reserved.fd = queued_slot_take("d", dest, queued_dest_limit())) < 0) {
 		if (msg_verbose)
 			msg_info("%s: every connection slot is taken; next round", dest);
-		free(dest);
+		free(queued_busy_dest);
+		queued_busy_dest = dest;
+		queued_busy_groups++;
 		return false;
 	}
 	queued_reserved.dest = dest;
@@ -1090,8 +1123,8 @@ static size_t queued_still_due(struct spool_queue_entry *e, size_t n, time_t now
 	return m;
 }
 
-/* queued_round - one pass over the due entries; returns how many it tried */
-static size_t queued_round(bool *full_r)
+/* queued_round - one pass over the due entries; returns how many it tried (*busy_r: groups skipped) */
+static size_t queued_round(bool *full_r, bool *busy_r)
 {
 	struct spool_queue_entry *e = NULL;
 	struct queued_group *groups;
@@ -1099,7 +1132,7 @@ static size_t queued_round(bool *full_r)
 	size_t n = 0, i, j, k, ng = 0, tried = 0, max = QUEUED_BATCH * queued_nproc;
 	bool *done;
 
-	*full_r = false;
+	*full_r = *busy_r = false;
 	if (queued_index == 0)
 		queued_upkeep();	/* once per round of all runners: runner 0's */
 	queued_health_read_blocks();	/* what the other runners met */
@@ -1150,6 +1183,10 @@ static size_t queued_round(bool *full_r)
 	}
 	queued_conn_close(&queued_cache);	/* nothing waits: say goodbye */
 	queued_claims_release();
+	*busy_r = queued_busy_groups > 0;
+	queued_busy_groups = 0;
+	free(queued_busy_dest);
+	queued_busy_dest = NULL;
 	queued_lookup_clear();
 	free(groups);
 	free(done);
@@ -1202,7 +1239,7 @@ static void queued_run(void)
 	time_t next_round = 0;
 	uint64_t env_id;
 	char prefix[32];
-	bool full;
+	bool full, busy;
 	size_t n;
 
 	snprintf(prefix, sizeof(prefix), "runner %u", queued_index);
@@ -1232,12 +1269,21 @@ static void queued_run(void)
 		queued_health_check(queued_dns, false);
 		if (queued_wake || now >= next_round) {
 			queued_wake = 0;
-			n = queued_round(&full);
+			n = queued_round(&full, &busy);
 			/* recovered by another process: this handle is stale (as server.c's workers) */
 			if (spool_panicked() || spool_env_id(dir) != env_id)
 				msg_fatal("the spool was recovered or needs recovery; starting again");
 			now = time(NULL);
 			next_round = full && n > 0 ? now : now + queued_nap();
+			if (n == 0 && busy) {
+				/* every group waited for another runner's connection: mta's
+				 * wake-ups (one per message) need not each make a round here */
+				struct timespec ts = { QUEUED_BUSY_PAUSE_MS / 1000,
+						       QUEUED_BUSY_PAUSE_MS % 1000 * 1000000L };
+
+				while (!queued_stop && nanosleep(&ts, &ts) < 0 && errno == EINTR)
+					continue;	/* wake-ups do not end it; stop does */
+			}
 		}
 		/* wake for the next round or the next health check, whichever comes first */
 		wait = next_round - now;

@@ -21,6 +21,7 @@ DESCRIPTION
        is replaced by the master, and its mail is delivered by the runners
        afterwards: once each, nothing lost.
 """
+import atexit
 import os
 import re
 import signal
@@ -136,8 +137,11 @@ dns = Unbound(mx_zone(), name="parallel-dns",
                   [TOOL, "-s", "127.0.0.1:%d" % port, "mx:z-fast.test"],
                   capture_output=True, text=True, timeout=30).stdout)
 port = free_port_all(list(HOSTS.values()))
+atexit.register(lambda: dns.stop())     # also when the test dies half-way
 fast = SmtpSink(HOSTS["z-fast"], port)
+atexit.register(lambda: fast.stop())
 slow = SmtpSink(HOSTS["a-slow"], port, "-w", "4")
+atexit.register(lambda: slow.stop())
 
 inst = Instance("parallel", auth_fail_delay="0s", auth_require_tls="no",
                 dns_servers="127.0.0.1:%d" % dns.port, dns_timeout="2s",
