@@ -7,16 +7,17 @@
  *	One process per instance, started by cyctl after the mta. It binds
  *	nothing. A small master holds the pid file (run_dir/queued.pid,
  *	locked for its life like the prefork daemons'), drops privileges and
- *	forks the runner, which is the only process that opens the spool; a
- *	runner that dies is replaced after a pause, and after an unclean
- *	death the master first forks a short check that joins the spool, so
- *	that Berkeley DB releases what the dead runner held (as share/server.c
- *	does for workers).
+ *	forks queue_process_limit runners (at most QUEUED_PROC_MAX), the
+ *	processes that open the spool; a runner that dies is replaced after a
+ *	pause, and after an unclean death the master first forks a short check
+ *	that joins the spool, so that Berkeley DB releases what the dead runner
+ *	held (as share/server.c does for workers). SIGUSR1 to the master wakes
+ *	every runner.
  *
- *	The runner loops: it takes the due entries of the queue
- *	(spool_queue_due(), at most QUEUED_BATCH at a time), groups the
- *	recipients of one message at one domain, sorts the groups by domain,
- *	and delivers each group by its routes (queued_route.c: the lines of
+ *	Each runner loops: it takes the due entries of the queue
+ *	(spool_queue_due(), at most QUEUED_BATCH per runner at a time), groups
+ *	the recipients of one message at one domain, sorts the groups by
+ *	domain, and delivers each group by its routes (queued_route.c: the lines of
  *	queue_routes_file for the recipient's or the sender's domain, else
  *	the default, MX from the pool queue_source_addresses). A route is the
  *	domain's MX hosts (share/dns.c: RFC 5321 5.1 order, the implicit MX,
@@ -52,8 +53,55 @@
  *	A connection that delivered stays open for the next group of the
  *	round with the same route and destination (RSET first, at most
  *	queue_connection_reuse_limit messages), and is closed with QUIT at
- *	the end of the round. The runner is one process that holds one
- *	connection at a time: at most one connection per destination host.
+ *	the end of the round. A runner holds one connection at a time.
+ *
+ *	Parallel runners. Every runner reads the same due entries; which
+ *	runner delivers a group is decided at the group, with lock files
+ *	(queued_slot.c: non-blocking flock() under run_dir/queued.slots, which
+ *	the kernel drops when a runner dies):
+ *
+ *	  destination	a runner first takes one of the
+ *			queue_destination_concurrency slots of the group's
+ *			destination (the recipient domain, or "relay HOST:PORT"
+ *			of its first route), unless its kept connection already
+ *			holds one; a connection holds its slot until it is
+ *			closed. No slot free: the group is left as it is, due,
+ *			for a next round (no attempt counted, no backoff), so
+ *			a runner holding a destination carries its burst over
+ *			one connection and the other runners go on with other
+ *			destinations: a slow destination holds up only its own
+ *			mail.
+ *	  message	then it claims the message (one lock per bucket of
+ *			QUEUED_CLAIM_BUCKETS message ids) until the end of its
+ *			round, and reads the group's entries again: one that
+ *			another runner tried since the list was read (state or
+ *			attempts changed, no longer due) is dropped. Results are
+ *			recorded before the claim ends, so no runner sends a
+ *			recorded 250 again, and all groups of one message in a
+ *			round go by one runner (DKIM signs it once).
+ *
+ *	Within a domain a runner takes its own share of the messages first
+ *	(message id modulo the runners), so that two runners delivering to one
+ *	destination seldom reach for the same message. A round that found
+ *	only destinations without a free slot is followed by a pause of
+ *	QUEUED_BUSY_PAUSE_MS that wake-ups do not end: mta wakes queued once
+ *	per message, and the runners left without a slot would otherwise read
+ *	the due entries again for each.
+ *
+ *	A runner killed in the middle of a transaction leaves its entries
+ *	undecided and due; they are delivered again in a next round (as with
+ *	one runner: a 250 that was sent but not recorded is sent twice; RFC
+ *	5321 6.1 prefers that to a loss).
+ *
+ *	Per runner: the block marks (queued_route.c) and the source health
+ *	(each runner checks its sources); all runners write run/queued.routes,
+ *	keeping each other's block lines, and each takes the others' marks
+ *	from it before a round (queued_health.c). DNS answers (MX, A, AAAA) are
+ *	kept for the rest of the round (QUEUED_DNS_CACHE_MAX names), so a burst
+ *	to one domain asks once. Only runner 0 purges final entries and
+ *	stores DSNs at the start of its round; every runner that tried
+ *	something stores the DSNs owed at the end of its round (two runners
+ *	storing one DSN at once: the spool refuses the second, EALREADY).
  *
  *	A message whose From: domain has a key in dkim_key_dir is signed
  *	(share/dkim.c) before its first transaction of a round: the
@@ -62,8 +110,8 @@
  *	domains come next in queue id order), so it is computed once per
  *	message however many recipients it has.
  *
- *	Each round first purges final entries past queue_purge_after and
- *	stores the DSNs owed (queued_bounce.c, share/dsn.c: bounces,
+ *	Each round (runner 0's) first purges final entries past
+ *	queue_purge_after and stores the DSNs owed (queued_bounce.c, share/dsn.c: bounces,
  *	"relayed" success notices, double bounces; delay warnings after
  *	queue_delay_warning), and again after its deliveries. DSN parameters
  *	(RET, ENVID, NOTIFY, ORCPT) go on to a next hop that offers DSN.
@@ -74,11 +122,9 @@
  *	the master passes it on), waking earlier when a source address's
  *	health check is due.
  *
- *	Not yet (later releases): parallel connections (and then a
- *	per-destination limit above one).
- *
  *	Configuration: run_dir, spool_dir, user, log_file, syslog_facility,
- *	hostname, dns_servers, dns_timeout, dns_tries, queue_*, dkim_* (routes: see
+ *	hostname, dns_servers, dns_timeout, dns_tries, queue_* (queue_process_limit,
+ *	queue_destination_concurrency: see above), dkim_* (routes: see
  *	queued_route.c; the routes file is read once, by the master, at
  *	start: a bad one stops queued with its line and the reason).
  * SECURITY
@@ -134,11 +180,20 @@
 #define QUEUED_ADDR_MAX		20	/* addresses tried per delivery */
 #define QUEUED_RESTART_PAUSE	2	/* seconds before a dead runner is replaced */
 #define QUEUED_DKIM_KEEP	60	/* seconds a message's signature is reused */
+#define QUEUED_PROC_MAX		64	/* runners (queue_process_limit) */
+#define QUEUED_DEST_MAX		100	/* queue_destination_concurrency */
+#define QUEUED_CLAIM_BUCKETS	4096	/* message claim lock files */
+#define QUEUED_CLAIM_MAX	256	/* claims (descriptors) one runner holds in a round */
+#define QUEUED_DNS_CACHE_MAX	256	/* answers kept for one round */
+#define QUEUED_BUSY_PAUSE_MS	1000	/* after a round that found only busy destinations */
 
 static const char *queued_conf;
 static bool queued_foreground;
 static volatile sig_atomic_t queued_stop, queued_wake;
-static pid_t queued_runner;
+static pid_t queued_runners[QUEUED_PROC_MAX];	/* in the master: 0 none */
+static bool queued_is_master = true;
+static pid_t queued_master_pid;
+static unsigned queued_nproc = 1, queued_index;	/* runners; this runner's number */
 static int queued_pidfd = -1;
 static char *queued_pidpath;
 
@@ -147,6 +202,21 @@ static DNS_CTX *queued_dns;
 static SSL_CTX *queued_tls;
 static char queued_helo[256];
 static struct dkim_sign_opts queued_dkim_opts;
+
+/* DNS answers of this round (cleared at its end). */
+static struct {
+	char *name;
+	enum dns_type type;
+	struct dns_result *res;
+} queued_dns_cache[QUEUED_DNS_CACHE_MAX];
+static size_t queued_dns_ncache;
+
+/* Message claims held this round: bucket and lock descriptor. */
+static struct {
+	unsigned bucket;
+	int fd;
+} queued_claims[QUEUED_CLAIM_MAX];	/* full: the rest waits for the next round */
+static size_t queued_nclaims;
 
 /* The last message signed: its other groups reuse the signature. */
 static struct {
@@ -171,18 +241,19 @@ struct queued_rcpt {
 	char notify[32];		/* NOTIFY= passed on, "" none */
 };
 
-/* queued_on_signal - SIGTERM/SIGINT stop, SIGUSR1/SIGHUP wake the runner */
+/* queued_on_signal - SIGTERM/SIGINT stop, SIGUSR1/SIGHUP wake the runners */
 static void queued_on_signal(int sig)
 {
-	if (sig == SIGUSR1 || sig == SIGHUP) {
+	bool wake = sig == SIGUSR1 || sig == SIGHUP;
+
+	if (wake)
 		queued_wake = 1;
-		if (queued_runner > 0)
-			(void)kill(queued_runner, SIGUSR1);
-	} else {
+	else
 		queued_stop = 1;
-		if (queued_runner > 0)
-			(void)kill(queued_runner, SIGTERM);
-	}
+	if (queued_is_master)
+		for (unsigned i = 0; i < QUEUED_PROC_MAX; i++)
+			if (queued_runners[i] > 0)
+				(void)kill(queued_runners[i], wake ? SIGUSR1 : SIGTERM);
 }
 
 /* queued_signals - install the handlers (no SA_RESTART: sleeps end early) */
@@ -238,8 +309,8 @@ static void queued_decide_all(struct queued_rcpt *r, size_t n, enum spool_queue_
 		queued_decide(&r[i], state, reply);
 }
 
-/* queued_record - write each recipient's outcome to the spool */
-static void queued_record(struct queued_rcpt *r, size_t n, const char *relay)
+/* queued_record - write each recipient's outcome to the spool (busy: undecided ones untouched) */
+static void queued_record(struct queued_rcpt *r, size_t n, const char *relay, bool busy)
 {
 	time_t now = time(NULL), lifetime = conf_time("queue_lifetime"), next = 0;
 	time_t purge = conf_time("queue_purge_after");
@@ -249,6 +320,8 @@ static void queued_record(struct queued_rcpt *r, size_t n, const char *relay)
 	size_t ndelay = 0;
 
 	for (size_t i = 0; i < n; i++) {
+		if (busy && r[i].state == SPOOL_QUEUE_PENDING)
+			continue;	/* no slot: still due, no attempt counted */
 		queued_decide(&r[i], SPOOL_QUEUE_DEFERRED, "451 4.4.1 not delivered");
 		state = r[i].state;
 		reply = xstrdup(r[i].reply);
@@ -354,9 +427,36 @@ struct queued_conn {
 	char *host, *addr;	/* the server's name and address */
 	char *source;		/* what we bound to; "" for the kernel's choice */
 	unsigned messages;	/* transactions sent over it */
+	int slot;		/* the destination slot it holds (queued_slot.c), -1 none */
 };
 
-static struct queued_conn queued_cache;
+static struct queued_conn queued_cache = { .slot = -1 };
+
+/* The slot taken for the group about to be claimed (queued_round), used by its first connection. */
+static struct {
+	int fd;
+	char *dest;
+} queued_reserved = { -1, NULL };
+
+/* The last destination of this round found without a free slot; its later groups are skipped. */
+static char *queued_busy_dest;
+static size_t queued_busy_groups;	/* groups skipped so this round */
+
+/* queued_reserve_end - give back the reserved slot if no connection took it */
+static void queued_reserve_end(void)
+{
+	queued_slot_release(&queued_reserved.fd);
+	free(queued_reserved.dest);
+	queued_reserved.dest = NULL;
+}
+
+/* queued_dest_limit - queue_destination_concurrency, within its bounds */
+static unsigned queued_dest_limit(void)
+{
+	long long limit = conf_int("queue_destination_concurrency");
+
+	return limit < 1 ? 1 : limit > QUEUED_DEST_MAX ? QUEUED_DEST_MAX : (unsigned)limit;
+}
 
 /* queued_conn_close - end the kept connection (QUIT when it is still usable) */
 static void queued_conn_close(struct queued_conn *k)
@@ -368,11 +468,13 @@ static void queued_conn_close(struct queued_conn *k)
 			 *k->source ? k->source : "(default)", k->messages, k->messages == 1 ? "" : "s");
 		smtp_client_close(&k->c);
 	}
+	queued_slot_release(&k->slot);
 	free(k->dest);
 	free(k->host);
 	free(k->addr);
 	free(k->source);
 	memset(k, 0, sizeof(*k));
+	k->slot = -1;
 }
 
 /* queued_client_conf - the SMTP client settings of one connection */
@@ -432,6 +534,7 @@ static int queued_open(struct queued_conn *k, const struct queued_route *route, 
 		return 0;
 	}
 	memset(k, 0, sizeof(*k));
+	k->slot = -1;
 	k->route = route;
 	k->dest = xstrdup(dest);
 	k->host = xstrdup(host);
@@ -557,12 +660,43 @@ out:
 	return done;
 }
 
+/* queued_lookup - a DNS answer (MX: dns_lookup_mx()), from this round's cache; *owned_r: caller frees it */
+static struct dns_result *queued_lookup(const char *name, enum dns_type type, bool *owned_r)
+{
+	struct dns_result *res;
+
+	*owned_r = false;
+	for (size_t i = 0; i < queued_dns_ncache; i++)
+		if (queued_dns_cache[i].type == type && strcasecmp(queued_dns_cache[i].name, name) == 0)
+			return queued_dns_cache[i].res;
+	res = type == DNS_T_MX ? dns_lookup_mx(queued_dns, name) : dns_lookup(queued_dns, name, type);
+	if (queued_dns_ncache == QUEUED_DNS_CACHE_MAX) {
+		*owned_r = true;	/* full: this one is not kept */
+		return res;
+	}
+	queued_dns_cache[queued_dns_ncache].name = xstrdup(name);
+	queued_dns_cache[queued_dns_ncache].type = type;
+	queued_dns_cache[queued_dns_ncache++].res = res;
+	return res;
+}
+
+/* queued_lookup_clear - forget this round's DNS answers */
+static void queued_lookup_clear(void)
+{
+	for (size_t i = 0; i < queued_dns_ncache; i++) {
+		free(queued_dns_cache[i].name);
+		dns_result_free(&queued_dns_cache[i].res);
+	}
+	queued_dns_ncache = 0;
+}
+
 /* queued_host_addrs - the addresses of one host, A then AAAA, into addrs */
 static void queued_host_addrs(const char *host, char **addrs, size_t *n, char **last_r)
 {
 	enum dns_type types[2] = { DNS_T_A, DNS_T_AAAA };
 	unsigned char bin[16];
 	struct dns_result *res;
+	bool owned;
 
 	if (inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1) {
 		if (*n < QUEUED_ADDR_MAX)
@@ -570,7 +704,7 @@ static void queued_host_addrs(const char *host, char **addrs, size_t *n, char **
 		return;
 	}
 	for (int t = 0; t < 2; t++) {
-		res = dns_lookup(queued_dns, host, types[t]);
+		res = queued_lookup(host, types[t], &owned);
 		if (res->status == DNS_OK) {
 			for (size_t i = 0; i < res->count && *n < QUEUED_ADDR_MAX; i++)
 				addrs[(*n)++] = xasprintf("%s\t%s", host, res->rr[i].data);
@@ -578,8 +712,19 @@ static void queued_host_addrs(const char *host, char **addrs, size_t *n, char **
 			queued_set_last(last_r, xasprintf("451 4.4.3 %s: %s", host,
 							  res->why ? res->why : dns_status_str(res->status)));
 		}
-		dns_result_free(&res);
+		if (owned)
+			dns_result_free(&res);
 	}
+}
+
+/* queued_signed - *dkim_r made (once a server is there); false: unreadable, recipients deferred */
+static bool queued_signed(struct queued_rcpt *r, size_t n, SPOOL_READER *reader, const char **dkim_r)
+{
+	if (*dkim_r == NULL && (*dkim_r = queued_dkim(r[0].e->msgid, reader)) == NULL) {
+		queued_decide_all(r, n, SPOOL_QUEUE_DEFERRED, "451 4.3.0 cannot read the stored message");
+		return false;
+	}
+	return true;
 }
 
 /* queued_cache_fits - may the kept connection carry a message of this route to dest? */
@@ -597,21 +742,26 @@ static bool queued_cache_fits(const struct queued_route *route, const char *dest
 /*
  * queued_try_route - deliver the undecided recipients by one route: over the
  * kept connection when it fits, else to addrs in order, each connection from
- * the next source address of the route. Returns 1 when a server took the
- * transaction; 0 when none did or the source was refused as blocked.
+ * the next source address of the route and holding one of the destination's
+ * slots. Returns 1 when a server took the transaction; 0 when none did, the
+ * source was refused as blocked, or every slot of the destination is taken
+ * by other connections (*busy_r: nothing was tried).
  */
 static int queued_try_route(struct queued_route *route, const char *dest, char **addrs,
-			    size_t naddr, unsigned port, SPOOL_READER *reader, const char *dkim,
+			    size_t naddr, unsigned port, SPOOL_READER *reader, const char **dkim_r,
 			    struct queued_rcpt *r, size_t n, char **last_r, bool *blocked_r,
-			    char **relay_r)
+			    bool *busy_r, char **relay_r)
 {
 	struct queued_conn *k = &queued_cache;
 	char *error = NULL, *why = NULL;
 	const char *source;
+	int slot = -1;
 
 	if (queued_cache_fits(route, dest)) {
+		if (!queued_signed(r, n, reader, dkim_r))
+			return 0;
 		if (smtp_client_rset(k->c, &error) == 0 && smtp_client_usable(k->c)) {
-			if (queued_transaction(k, reader, dkim, r, n, last_r, blocked_r)) {
+			if (queued_transaction(k, reader, *dkim_r, r, n, last_r, blocked_r)) {
 				free(*relay_r);
 				*relay_r = xasprintf("%s[%s]", k->host, k->addr);
 				return 1;
@@ -625,18 +775,36 @@ static int queued_try_route(struct queued_route *route, const char *dest, char *
 		error = NULL;
 	}
 	queued_conn_close(k);
+	if (queued_reserved.fd >= 0 && strcasecmp(queued_reserved.dest, dest) == 0) {
+		slot = queued_reserved.fd;	/* taken before the message was claimed */
+		queued_reserved.fd = -1;
+	}
 	for (size_t i = 0; i < naddr && !queued_stop; i++) {
 		char *tab = strchr(addrs[i], '\t');
 		const char *addr = tab + 1;
 		int family = strchr(addr, ':') != NULL ? AF_INET6 : AF_INET;
 
+		if (slot < 0 && (slot = queued_slot_take("d", dest, queued_dest_limit())) < 0) {
+			if (msg_verbose)
+				msg_info("%s: every connection slot is taken; next round", dest);
+			*busy_r = true;
+			return 0;
+		}
 		*tab = '\0';
 		if (!queued_route_pick(route, dest, family, time(NULL), &source, &why)) {
 			queued_set_last(last_r, xasprintf("451 4.4.1 %s[%s]: %s", addrs[i], addr, why));
 			free(why);
 			why = NULL;
 		} else if (queued_open(k, route, dest, addrs[i], addr, port, source, last_r, blocked_r)) {
-			int took = queued_transaction(k, reader, dkim, r, n, last_r, blocked_r);
+			int took;
+
+			k->slot = slot;		/* the connection holds it until closed */
+			slot = -1;
+			if (!queued_signed(r, n, reader, dkim_r)) {
+				*tab = '\t';
+				return 0;
+			}
+			took = queued_transaction(k, reader, *dkim_r, r, n, last_r, blocked_r);
 
 			if (took) {
 				free(*relay_r);
@@ -651,8 +819,9 @@ static int queued_try_route(struct queued_route *route, const char *dest, char *
 		}
 		*tab = '\t';
 		if (*blocked_r)
-			return 0;
+			break;
 	}
+	queued_slot_release(&slot);
 	return 0;
 }
 
@@ -670,6 +839,7 @@ static int queued_mx_addrs(const char *domain, struct queued_rcpt *r, size_t n, 
 			   size_t *naddr, char **last_r)
 {
 	struct dns_result *mx;
+	bool owned;
 	int rc = 0;
 
 	if (domain[0] == '[') {
@@ -683,7 +853,7 @@ static int queued_mx_addrs(const char *domain, struct queued_rcpt *r, size_t n, 
 			addrs[(*naddr)++] = xasprintf("%s\t%.*s", domain, (int)(domain + len - 1 - a), a);
 		return 0;
 	}
-	mx = dns_lookup_mx(queued_dns, domain);
+	mx = queued_lookup(domain, DNS_T_MX, &owned);
 	switch (mx->status) {
 	case DNS_OK:
 		if (mx->null_mx) {
@@ -714,7 +884,8 @@ static int queued_mx_addrs(const char *domain, struct queued_rcpt *r, size_t n, 
 		free(t);
 		rc = -1;
 	}
-	dns_result_free(&mx);
+	if (owned)
+		dns_result_free(&mx);
 	return rc;
 }
 
@@ -727,8 +898,8 @@ static void queued_deliver_group(struct spool_queue_entry *e, size_t n)
 	char *addrs[QUEUED_ADDR_MAX], *last = NULL, *error = NULL, *relay = NULL, name[300];
 	char *blocked_last = NULL;	/* the last "blocked" refusal: what the admin must see */
 	size_t naddr = 0, nroutes;
-	bool any_blocked = false, all_blocked = true;
-	const char *dkim = NULL;	/* the signature, made once an address is known */
+	bool any_blocked = false, all_blocked = true, busy = false;
+	const char *dkim = NULL;	/* the signature, made once a server is there */
 	SPOOL_READER *reader;
 
 	for (size_t i = 0; i < n; i++)
@@ -740,7 +911,7 @@ static void queued_deliver_group(struct spool_queue_entry *e, size_t n)
 		goto record;
 	}
 	nroutes = queued_route_find(e[0].sender, domain, routes, QUEUED_ROUTE_MAX);
-	for (size_t ri = 0; ri < nroutes && queued_pending(r, n) && !queued_stop; ri++) {
+	for (size_t ri = 0; ri < nroutes && queued_pending(r, n) && !queued_stop && !busy; ri++) {
 		struct queued_route *route = routes[ri];
 		unsigned port = route->relay_host ? route->relay_port : (unsigned)conf_int("queue_smtp_port");
 		char *dest = route->relay_host ? xasprintf("relay %s:%u", route->relay_host, port)
@@ -758,23 +929,21 @@ static void queued_deliver_group(struct spool_queue_entry *e, size_t n)
 		}
 		if (naddr == 0 && route->relay_host != NULL && last == NULL)
 			last = xasprintf("451 4.4.3 relay %s has no address", route->relay_host);
-		if (naddr > 0 && dkim == NULL && (dkim = queued_dkim(e[0].msgid, reader)) == NULL) {
-			free(dest);
-			queued_decide_all(r, n, SPOOL_QUEUE_DEFERRED,
-					  "451 4.3.0 cannot read the stored message");
-			break;
-		}
 		/* each round marks one more source blocked, so this ends */
 		for (size_t t = 0; t <= QUEUED_SOURCE_MAX && queued_pending(r, n) && !queued_stop; t++) {
 			bool blocked = false;
 
-			if (queued_try_route(route, dest, addrs, naddr, port, reader, dkim, r, n, &last,
-					     &blocked, &relay) && !blocked)
+			if (queued_try_route(route, dest, addrs, naddr, port, reader, &dkim, r, n, &last,
+					     &blocked, &busy, &relay) && !blocked)
 				break;
-			if (!blocked)
+			if (!blocked || busy)
 				break;
 			any_blocked = route_blocked = true;
 			queued_set_last(&blocked_last, xstrdup(last ? last : "blocked"));
+		}
+		if (busy) {
+			free(dest);
+			break;	/* no slot free: the rest waits for a next round */
 		}
 		if (!route_blocked)
 			all_blocked = false;	/* unreachable, or decided otherwise */
@@ -793,9 +962,10 @@ static void queued_deliver_group(struct spool_queue_entry *e, size_t n)
 
 		queued_set_last(&last, t);
 	}
-	queued_decide_all(r, n, SPOOL_QUEUE_DEFERRED, last);
+	if (!busy)
+		queued_decide_all(r, n, SPOOL_QUEUE_DEFERRED, last);
 record:
-	queued_record(r, n, relay);
+	queued_record(r, n, relay, busy);
 	for (size_t i = 0; i < naddr; i++)
 		free(addrs[i]);
 	for (size_t i = 0; i < n; i++)
@@ -836,32 +1006,143 @@ struct queued_group {
 	size_t n;
 };
 
-/* queued_group_cmp - by recipient domain, so that one connection carries a domain's groups */
+/* queued_mine - is this message in this runner's share (tried before the others' within a domain)? */
+static bool queued_mine(uint64_t msgid)
+{
+	return msgid % queued_nproc == queued_index;
+}
+
+/*
+ * queued_group_cmp - by recipient domain, so that one connection carries a
+ * domain's groups; within one, this runner's share of the messages first, so
+ * that runners delivering to one domain side by side seldom reach for the
+ * same message (the others' are taken when their runner is busy elsewhere)
+ */
 static int queued_group_cmp(const void *a, const void *b)
 {
 	const struct queued_group *x = a, *y = b;
 	int c = strcasecmp(strrchr(x->e[0].rcpt, '@'), strrchr(y->e[0].rcpt, '@'));
 
 	if (c == 0)
+		c = (int)queued_mine(y->e[0].msgid) - (int)queued_mine(x->e[0].msgid);
+	if (c == 0)
 		c = strcmp(x->e[0].sender, y->e[0].sender);
 	return c != 0 ? c : x->e[0].qid < y->e[0].qid ? -1 : 1;
 }
 
-/* queued_round - one pass over the due entries; returns how many it took */
-static size_t queued_round(void)
+/*
+ * queued_reserve - may this runner open a connection for the group now? Yes
+ * when the kept connection goes to its first route's destination, or a slot
+ * of that destination is free (then held for the group's first connection):
+ * a runner holding the destination keeps getting its mail, and the others
+ * leave it alone without claiming the message.
+ */
+static bool queued_reserve(const struct spool_queue_entry *e)
+{
+	const char *domain = strrchr(e->rcpt, '@') + 1;
+	struct queued_route *route;
+	char *dest;
+
+	queued_reserve_end();
+	if (queued_route_find(e->sender, domain, &route, 1) == 0)
+		return true;
+	dest = route->relay_host ? xasprintf("relay %s:%u", route->relay_host, route->relay_port)
+				 : xstrdup(domain);
+	if (queued_cache.c != NULL && strcasecmp(queued_cache.dest, dest) == 0) {
+		free(dest);
+		return true;
+	}
+	if (queued_busy_dest != NULL && strcasecmp(queued_busy_dest, dest) == 0) {
+		free(dest);	/* groups are sorted by domain: no need to ask again */
+		queued_busy_groups++;
+		return false;
+	}
+	if ((queued_reserved.fd = queued_slot_take("d", dest, queued_dest_limit())) < 0) {
+		if (msg_verbose)
+			msg_info("%s: every connection slot is taken; next round", dest);
+		free(queued_busy_dest);
+		queued_busy_dest = dest;
+		queued_busy_groups++;
+		return false;
+	}
+	queued_reserved.dest = dest;
+	return true;
+}
+
+/* queued_claim - claim msgid for this runner for the round; false: another runner has it */
+static bool queued_claim(uint64_t msgid)
+{
+	unsigned bucket = (unsigned)(msgid % QUEUED_CLAIM_BUCKETS);
+	char name[16];
+	int fd;
+
+	for (size_t i = 0; i < queued_nclaims; i++)
+		if (queued_claims[i].bucket == bucket)
+			return true;
+	if (queued_nclaims == sizeof(queued_claims) / sizeof(queued_claims[0]))
+		return false;
+	snprintf(name, sizeof(name), "%u", bucket);
+	if ((fd = queued_slot_take("m", name, 1)) < 0)
+		return false;
+	queued_claims[queued_nclaims].bucket = bucket;
+	queued_claims[queued_nclaims++].fd = fd;
+	return true;
+}
+
+/* queued_claims_release - end of the round: other runners may take these messages */
+static void queued_claims_release(void)
+{
+	for (size_t i = 0; i < queued_nclaims; i++)
+		queued_slot_release(&queued_claims[i].fd);
+	queued_nclaims = 0;
+}
+
+/*
+ * queued_still_due - keep the entries of a claimed group that no other
+ * runner has tried since the round's list was read (same state and attempts,
+ * still due); returns how many are left at the front of e.
+ */
+static size_t queued_still_due(struct spool_queue_entry *e, size_t n, time_t now)
+{
+	struct spool_queue_entry cur;
+	char *error = NULL;
+	size_t m = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (spool_queue_get(e[i].qid, &cur, &error) < 0) {
+			if (errno != ENOENT)
+				msg_warn("q%llu: %s", (unsigned long long)e[i].qid, error);
+			free(error);
+			error = NULL;
+			continue;
+		}
+		if (cur.state == e[i].state && cur.attempts == e[i].attempts && cur.next_try <= now)
+			e[m++] = e[i];
+		spool_queue_free_one(&cur);
+	}
+	return m;
+}
+
+/* queued_round - one pass over the due entries; returns how many it tried (*busy_r: groups skipped) */
+static size_t queued_round(bool *full_r, bool *busy_r)
 {
 	struct spool_queue_entry *e = NULL;
 	struct queued_group *groups;
 	char *error = NULL;
-	size_t n = 0, i, j, k, ng = 0;
+	size_t n = 0, i, j, k, ng = 0, tried = 0, max = QUEUED_BATCH * queued_nproc;
 	bool *done;
 
-	queued_upkeep();
-	if (spool_queue_due(time(NULL), QUEUED_BATCH, &e, &n, &error) < 0) {
+	*full_r = *busy_r = false;
+	if (queued_index == 0)
+		queued_upkeep();	/* once per round of all runners: runner 0's */
+	queued_health_read_blocks();	/* what the other runners met */
+	/* every runner reads the same list; a message claim says whose each one is */
+	if (spool_queue_due(time(NULL), max, &e, &n, &error) < 0) {
 		msg_warn("reading the queue: %s", error);
 		free(error);
 		return 0;
 	}
+	*full_r = n == max;
 	done = xcalloc(n, sizeof(*done));
 	groups = xcalloc(n + 1, sizeof(*groups));
 	for (i = 0; i < n; i++) {
@@ -892,18 +1173,36 @@ static size_t queued_round(void)
 	}
 	qsort(groups, ng, sizeof(*groups), queued_group_cmp);
 	for (i = 0; i < ng; i++) {
-		if (!queued_stop)
-			queued_deliver_group(groups[i].e, groups[i].n);
+		if (!queued_stop && queued_reserve(&groups[i].e[0]) && queued_claim(groups[i].e[0].msgid)
+		    && (k = queued_still_due(groups[i].e, groups[i].n, time(NULL))) > 0) {
+			queued_deliver_group(groups[i].e, k);
+			tried += k;
+		}
+		queued_reserve_end();
 		free(groups[i].e);
 	}
 	queued_conn_close(&queued_cache);	/* nothing waits: say goodbye */
+	queued_claims_release();
+	*busy_r = queued_busy_groups > 0;
+	queued_busy_groups = 0;
+	free(queued_busy_dest);
+	queued_busy_dest = NULL;
+	queued_lookup_clear();
 	free(groups);
 	free(done);
 	spool_queue_free(&e, n);
-	queued_bounce_run(time(NULL));
-	if (queued_bounce_queued)
-		queued_wake = 1;	/* a DSN went into the queue: deliver it now */
-	return n;
+	/* the DSNs its results owe, at once; a runner storing the same DSN at the same
+	 * time gets EALREADY from the spool (dsn.c logs "already sent"), never a second */
+	if (queued_index == 0 || tried > 0)
+		queued_bounce_run(time(NULL));
+	if (queued_bounce_queued) {
+		/* a DSN went into the queue: every runner looks now (the master passes it on) */
+		queued_bounce_queued = false;
+		queued_wake = 1;
+		if (queued_nproc > 1)
+			(void)kill(queued_master_pid, SIGUSR1);
+	}
+	return tried;
 }
 
 /* queued_nap - seconds to sleep: until the next entry wakes, at most queue_run_interval */
@@ -939,9 +1238,12 @@ static void queued_run(void)
 	char *dir = conf_path("spool_dir"), *error = NULL;
 	time_t next_round = 0;
 	uint64_t env_id;
+	char prefix[32];
+	bool full, busy;
 	size_t n;
 
-	msg_set_prefix("runner");
+	snprintf(prefix, sizeof(prefix), "runner %u", queued_index);
+	msg_set_prefix(prefix);
 	if (dir == NULL)
 		msg_fatal("spool_dir is not set");
 	if (spool_open(dir, 0, &error) < 0)
@@ -967,12 +1269,21 @@ static void queued_run(void)
 		queued_health_check(queued_dns, false);
 		if (queued_wake || now >= next_round) {
 			queued_wake = 0;
-			n = queued_round();
+			n = queued_round(&full, &busy);
 			/* recovered by another process: this handle is stale (as server.c's workers) */
 			if (spool_panicked() || spool_env_id(dir) != env_id)
 				msg_fatal("the spool was recovered or needs recovery; starting again");
 			now = time(NULL);
-			next_round = n < QUEUED_BATCH ? now + queued_nap() : now;
+			next_round = full && n > 0 ? now : now + queued_nap();
+			if (n == 0 && busy) {
+				/* every group waited for another runner's connection: mta's
+				 * wake-ups (one per message) need not each make a round here */
+				struct timespec ts = { QUEUED_BUSY_PAUSE_MS / 1000,
+						       QUEUED_BUSY_PAUSE_MS % 1000 * 1000000L };
+
+				while (!queued_stop && nanosleep(&ts, &ts) < 0 && errno == EINTR)
+					continue;	/* wake-ups do not end it; stop does */
+			}
 		}
 		/* wake for the next round or the next health check, whichever comes first */
 		wait = next_round - now;
@@ -1015,6 +1326,7 @@ static void queued_spool_check(void)
 static void queued_start(void)
 {
 	char *error = NULL, *log_file;
+	long long limit;
 
 	if (conf_load(queued_conf, &error) < 0)
 		msg_fatal("%s", error);
@@ -1028,38 +1340,69 @@ static void queued_start(void)
 	if (!queued_foreground)
 		server_daemonize();
 	server_pidfile_put(queued_pidfd, queued_pidpath);
+	if (queued_slot_init(&error) < 0)
+		msg_fatal("%s", error);
 	queued_signals();
-	msg_info("started: retry %u s to %u s, lifetime %u s, port %lld, %zu route%s, %zu source address%s",
+	limit = conf_int("queue_process_limit");
+	queued_nproc = limit < 1 ? 1 : limit > QUEUED_PROC_MAX ? QUEUED_PROC_MAX : (unsigned)limit;
+	msg_info("started: %u runner%s, %u connection%s per destination, retry %u s to %u s, "
+		 "lifetime %u s, port %lld, %zu route%s, %zu source address%s",
+		 queued_nproc, queued_nproc == 1 ? "" : "s",
+		 queued_dest_limit(), queued_dest_limit() == 1 ? "" : "s",
 		 conf_time("queue_retry_min"), conf_time("queue_retry_max"),
 		 conf_time("queue_lifetime"), conf_int("queue_smtp_port"), queued_route_count(),
 		 queued_route_count() == 1 ? "" : "s", queued_source_count(),
 		 queued_source_count() == 1 ? "" : "es");
 }
 
-/* queued_master - keep one runner alive until told to stop */
+/* queued_fork - start runner i (the child never returns) */
+static void queued_fork(unsigned i)
+{
+	pid_t pid;
+
+	if ((pid = fork()) < 0) {
+		msg_warn("fork: %s", strerror(errno));
+		return;
+	}
+	if (pid == 0) {
+		queued_is_master = false;
+		memset(queued_runners, 0, sizeof(queued_runners));
+		queued_index = i;
+		queued_run();
+	}
+	queued_runners[i] = pid;
+	if (queued_stop)
+		(void)kill(pid, SIGTERM);
+}
+
+/* queued_master - keep queue_process_limit runners alive until told to stop */
 static void queued_master(void)
 {
+	unsigned alive;
 	int status;
 	pid_t pid;
 
-	while (!queued_stop) {
-		if ((pid = fork()) < 0) {
-			msg_warn("fork: %s", strerror(errno));
-			queued_sleep(QUEUED_RESTART_PAUSE);
+	queued_master_pid = getpid();
+	for (;;) {
+		alive = 0;
+		for (unsigned i = 0; i < queued_nproc; i++) {
+			if (queued_runners[i] == 0 && !queued_stop)
+				queued_fork(i);
+			alive += queued_runners[i] > 0;
+		}
+		if (alive == 0) {
+			if (queued_stop)
+				break;
+			queued_sleep(QUEUED_RESTART_PAUSE);	/* fork failed */
 			continue;
 		}
-		if (pid == 0) {
-			queued_runner = 0;
-			queued_run();
-		}
-		queued_runner = pid;
+		if ((pid = waitpid(-1, &status, 0)) < 0)
+			continue;	/* a signal: stop or wake (passed on by the handler) */
+		for (unsigned i = 0; i < queued_nproc; i++)
+			if (queued_runners[i] == pid)
+				queued_runners[i] = 0;
 		if (queued_stop)
-			(void)kill(pid, SIGTERM);
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			continue;
-		queued_runner = 0;
-		if (queued_stop)
-			break;
 		msg_warn("runner %ld died (%s %d); replacing it", (long)pid,
 			 WIFSIGNALED(status) ? "signal" : "exit status",
 			 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));

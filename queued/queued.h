@@ -6,8 +6,10 @@
  *	routes file, source address pools with round robin, per-destination
  *	block marks, the "your address is blocked" classifier),
  *	queued_health.c (the periodic FCrDNS and DNSBL check of each source
- *	address, and the state file cyctl routes reads) and queued_bounce.c
- *	(which DSNs are owed and to whom; share/dsn.c builds them).
+ *	address, and the state file cyctl routes reads), queued_slot.c (the
+ *	lock files that limit connections per destination and let one runner
+ *	at a time claim a message) and queued_bounce.c (which DSNs are owed
+ *	and to whom; share/dsn.c builds them).
  */
 #ifndef QUEUED_H
 #define QUEUED_H
@@ -64,6 +66,8 @@ int queued_route_pick(struct queued_route *r, const char *dest, int family, time
 		      const char **source_r, char **why_r);
 void queued_route_block(const char *source, const char *dest, const char *reply, time_t now);
 bool queued_route_blocked(const struct smtp_reply *reply, const char **why_r);
+void queued_route_block_import(const char *source, const char *dest, const char *reply, time_t until,
+			       time_t now);
 bool queued_route_source_usable(const char *source, const char *dest, time_t now);
 bool queued_route_source_healthy(const char *source);
 size_t queued_source_count(void);
@@ -77,6 +81,12 @@ void queued_block_get(size_t i, const char **source_r, const char **dest_r, time
 /* queued_health.c */
 void queued_health_check(DNS_CTX *dns, bool all);
 int queued_health_write(char **error_r);
+void queued_health_read_blocks(void);
+
+/* queued_slot.c */
+int queued_slot_init(char **error_r);
+int queued_slot_take(const char *kind, const char *name, unsigned limit);
+void queued_slot_release(int *fd);
 
 /* queued_bounce.c */
 extern bool queued_bounce_queued;

@@ -40,15 +40,25 @@
  *
  *	Routes and the pool are read once at start: the file shows what the
  *	running queued uses.
+ *
+ *	Each runner of queued.c checks its sources itself and keeps its own
+ *	block marks; all of them write this one file, one at a time (a lock on
+ *	run_dir/queued.routes.lock), each keeping the block lines of the others
+ *	that are still in force: the file shows the marks of every runner.
+ *	queued_health_read_blocks() (each runner, before each round) takes the
+ *	other runners' marks from it, so that a block one runner met is
+ *	respected by all from their next round on.
  */
 #include "sys_defs.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -189,13 +199,91 @@ static void queued_health_field(FILE *fp, const char *s)
 		fputc((unsigned char)*s < 0x20 || *s == 0x7f ? ' ' : *s, fp);
 }
 
+/* queued_health_ours - is this block line's (source, destination) one of this runner's marks? */
+static bool queued_health_ours(const char *src, const char *dest, time_t now)
+{
+	const char *s, *d, *reply;
+	time_t until;
+
+	for (size_t i = 0; i < queued_block_count(now); i++) {
+		queued_block_get(i, &s, &d, &until, &reply);
+		if (strcmp(*s ? s : "-", src) == 0 && strcasecmp(d, dest) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* queued_health_others - the other runners' block lines of the old file still in force */
+static void queued_health_others(FILE *out, const char *path, time_t now)
+{
+	char line[1024], *src, *dest, *until, *end;
+	FILE *in;
+
+	if ((in = fopen(path, "r")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), in) != NULL) {
+		char copy[1024];
+
+		if (strncmp(line, "block\t", 6) != 0 || strchr(line, '\n') == NULL)
+			continue;
+		snprintf(copy, sizeof(copy), "%s", line);
+		src = copy + 6;
+		if ((dest = strchr(src, '\t')) == NULL)
+			continue;
+		*dest++ = '\0';
+		if ((until = strchr(dest, '\t')) == NULL)
+			continue;
+		*until++ = '\0';
+		if (strtoll(until, &end, 10) > (long long)now && *end == '\t'
+		    && !queued_health_ours(src, dest, now))
+			fputs(line, out);
+	}
+	fclose(in);
+}
+
+/* queued_health_read_blocks - the block marks of the file (every runner's) into this runner's */
+void queued_health_read_blocks(void)
+{
+	char *dir = conf_path("run_dir"), *path, line[1024], *f[5], *end;
+	time_t now = time(NULL), until;
+	FILE *in;
+
+	if (dir == NULL)
+		return;
+	path = xasprintf("%s/%s", dir, QUEUED_HEALTH_FILE);
+	free(dir);
+	in = fopen(path, "r");
+	free(path);
+	if (in == NULL)
+		return;
+	while (fgets(line, sizeof(line), in) != NULL) {
+		size_t nf = 0;
+		char *p = line, *nl = strchr(line, '\n');
+
+		if (nl == NULL || strncmp(line, "block\t", 6) != 0)
+			continue;
+		*nl = '\0';
+		while (nf < 5 && p != NULL) {
+			f[nf++] = p;
+			if ((p = strchr(p, '\t')) != NULL)
+				*p++ = '\0';
+		}
+		if (nf != 5)
+			continue;
+		until = (time_t)strtoll(f[3], &end, 10);
+		if (*end == '\0')
+			queued_route_block_import(strcmp(f[1], "-") == 0 ? "" : f[1], f[2], f[4], until, now);
+	}
+	fclose(in);
+}
+
 /* queued_health_write - write run_dir/queued.routes (temporary file, rename) */
 int queued_health_write(char **error_r)
 {
-	char *dir = conf_path("run_dir"), *path, *tmp, name[300];
+	char *dir = conf_path("run_dir"), *path, *tmp, *lock, name[300];
 	time_t now = time(NULL);
 	FILE *fp;
-	int rc = 0;
+	int rc = 0, lockfd;
 
 	if (dir == NULL) {
 		*error_r = xstrdup("run_dir is not set");
@@ -203,11 +291,19 @@ int queued_health_write(char **error_r)
 	}
 	path = xasprintf("%s/%s", dir, QUEUED_HEALTH_FILE);
 	tmp = xasprintf("%s/.%s.%ld", dir, QUEUED_HEALTH_FILE, (long)getpid());
+	lock = xasprintf("%s/%s.lock", dir, QUEUED_HEALTH_FILE);
 	free(dir);
+	/* one writer at a time, so that no runner's new mark is lost */
+	if ((lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) >= 0)
+		while (flock(lockfd, LOCK_EX) < 0 && errno == EINTR)
+			continue;
+	free(lock);
 	if ((fp = fopen(tmp, "w")) == NULL) {
 		*error_r = xasprintf("cannot write %s: %s", tmp, strerror(errno));
 		free(path);
 		free(tmp);
+		if (lockfd >= 0)
+			(void)close(lockfd);
 		return -1;
 	}
 	for (size_t i = 0; i < queued_source_count(); i++) {
@@ -245,11 +341,14 @@ int queued_health_write(char **error_r)
 		queued_health_field(fp, reply);
 		fputc('\n', fp);
 	}
+	queued_health_others(fp, path, now);
 	if (fclose(fp) != 0 || rename(tmp, path) < 0) {
 		*error_r = xasprintf("cannot write %s: %s", path, strerror(errno));
 		(void)unlink(tmp);
 		rc = -1;
 	}
+	if (lockfd >= 0)
+		(void)close(lockfd);
 	free(path);
 	free(tmp);
 	return rc;

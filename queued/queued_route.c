@@ -497,6 +497,32 @@ void queued_route_block(const char *source, const char *dest, const char *reply,
 	}
 }
 
+/* queued_route_block_import - take another runner's mark (from run_dir/queued.routes), quietly */
+void queued_route_block_import(const char *source, const char *dest, const char *reply, time_t until,
+			       time_t now)
+{
+	struct queued_block *b;
+
+	if (until <= now)
+		return;
+	for (size_t i = 0; i < queued_nblocks; i++) {
+		b = &queued_blocks[i];
+		if (strcmp(b->source, source) == 0 && strcasecmp(b->dest, dest) == 0) {
+			if (until > b->until)
+				b->until = until;
+			return;
+		}
+	}
+	queued_block_expire(now);
+	if (queued_nblocks == QUEUED_BLOCK_MAX)
+		return;		/* full: this runner may meet the block itself */
+	b = &queued_blocks[queued_nblocks++];
+	b->source = xstrdup(source);
+	b->dest = xstrdup(dest);
+	b->reply = xstrndup(reply, QUEUED_WHY_MAX);
+	b->until = until;
+}
+
 /* queued_route_source_healthy - is this source address in rotation? */
 bool queued_route_source_healthy(const char *source)
 {

@@ -126,6 +126,9 @@ const struct conf_key conf_keys[] = {
 	  "words (case-insensitive) that make such a refusal a block: the next source address or route is tried instead" },
 	{ "queue_block_hold", CONF_TIME, "1h", "a source address refused as blocked is not used for that destination for this long" },
 	{ "queue_connection_reuse_limit", CONF_INT, "100", "messages sent over one SMTP connection to a destination in a round (RSET between; 1: no reuse)" },
+	/* queued: parallel runners (issue 4) */
+	{ "queue_process_limit", CONF_INT, "4", "queue runner processes delivering in parallel (1 to 64)" },
+	{ "queue_destination_concurrency", CONF_INT, "2", "simultaneous SMTP connections of all runners to one destination: a recipient domain, or a relay host and port (1 to 100)" },
 	/* DKIM signing (share/dkim.c; queued signs, cyctl dkim makes the keys). */
 	{ "dkim_key_dir", CONF_PATH, "dkim", "DKIM signing keys, one DOMAIN.pem per domain (cyctl dkim keygen); mail leaving by queued whose From: domain has one is signed" },
 	{ "dkim_canonicalization", CONF_STR, "relaxed/relaxed", "DKIM header/body canonicalization: relaxed or simple each (RFC 6376 3.4)" },

@@ -269,8 +269,9 @@ with open(routes_file, "w") as f:
             % (relay.port("submission"), relay.port("submission"), PEER, port, relay.port("submission"),
                relay.port("submission")))
 
-# New mail must wait for cyctl queue flush here (section 3 counts one round's connection).
-inst = Instance("routes", auth_fail_delay="0s", auth_require_tls="no",
+# New mail must wait for cyctl queue flush here (section 3 counts one round's connection:
+# with one connection per destination, the runner holding it carries the whole burst).
+inst = Instance("routes", auth_fail_delay="0s", auth_require_tls="no", queue_destination_concurrency="1",
                 dns_servers="127.0.0.1:%d" % dns.port, dns_timeout="2s",
                 queue_smtp_port=port, queue_run_interval="1h", queue_retry_min="1h",
                 queue_source_addresses=" ".join(POOL), queue_source_dnsbl="bl.test",
