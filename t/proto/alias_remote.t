@@ -25,37 +25,18 @@ import imaplib
 import os
 import re
 import smtplib
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from caiyou import Instance, TAP, TOP, free_port  # noqa: E402
-from peers import SmtpSink, Unbound  # noqa: E402
+from caiyou import Instance, TAP, free_port  # noqa: E402
+from peers import SmtpSink, Unbound, dns_answers, mx_zone  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
+from queue_util import queue, wait_for  # noqa: E402
 from smtp_util import Client  # noqa: E402
 
-TOOL = os.path.join(TOP, "t", "bin", "dns_tool")
 t = TAP()
-
-
-def queue(inst):
-    """cyctl queue list as a list of dicts."""
-    out = inst.ctl("queue", "list").splitlines()
-    head = out[0].split("\t")
-    return [dict(zip(head, line.split("\t"))) for line in out[1:]]
-
-
-def wait_for(what, cond, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.2)
-    t.diag("timed out waiting for " + what)
-    return None
 
 
 def delivered(inst, rcpt):
@@ -91,13 +72,7 @@ def send(inst, sender, rcpts, subject):
     return refused
 
 
-dns = Unbound('  local-zone: "ok.test." static\n'
-              '  local-data: "ok.test. 300 IN MX 10 mx.ok.test."\n'
-              '  local-data: "mx.ok.test. 300 IN A 127.0.0.2"\n',
-              name="alias-dns",
-              ready=lambda port: " ok " in subprocess.run(
-                  [TOOL, "-s", "127.0.0.1:%d" % port, "mx:ok.test"],
-                  capture_output=True, text=True, timeout=30).stdout)
+dns = Unbound(mx_zone({"ok": "127.0.0.2"}), name="alias-dns", ready=dns_answers("mx:ok.test"))
 port = free_port("127.0.0.2")
 sink = SmtpSink("127.0.0.2", port)
 

@@ -30,18 +30,16 @@ import imaplib
 import os
 import re
 import smtplib
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from caiyou import Instance, TAP, TOP, free_port  # noqa: E402
-from peers import SmtpSink, Unbound  # noqa: E402
+from caiyou import Instance, TAP, free_port  # noqa: E402
+from peers import SmtpSink, Unbound, dns_answers, mx_zone  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from smtp_util import Client  # noqa: E402
 
-TOOL = os.path.join(TOP, "t", "bin", "dns_tool")
 t = TAP()
 
 
@@ -87,13 +85,7 @@ def ctl(inst, *args):
     return r.returncode, r.stdout + r.stderr
 
 
-dns = Unbound('  local-zone: "ok.test." static\n'
-              '  local-data: "ok.test. 300 IN MX 10 mx.ok.test."\n'
-              '  local-data: "mx.ok.test. 300 IN A 127.0.0.2"\n',
-              name="list-dns",
-              ready=lambda port: " ok " in subprocess.run(
-                  [TOOL, "-s", "127.0.0.1:%d" % port, "mx:ok.test"],
-                  capture_output=True, text=True, timeout=30).stdout)
+dns = Unbound(mx_zone({"ok": "127.0.0.2"}), name="list-dns", ready=dns_answers("mx:ok.test"))
 sink = SmtpSink("127.0.0.2", free_port("127.0.0.2"))
 
 # smtpd_sender_login_check off: section 4 logs in as one user and posts
