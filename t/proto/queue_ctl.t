@@ -18,10 +18,7 @@ DESCRIPTION
     id not in the queue exits 1, and hold or release where they do not
     apply exit 1 with the reason.
 """
-import email
-import email.policy
 import os
-import poplib
 import re
 import smtplib
 import sys
@@ -32,7 +29,7 @@ from caiyou import Instance, TAP  # noqa: E402
 from peers import SmtpSink, Unbound, free_port_all, dns_answers, mx_zone  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from queue_util import entry, wait_for  # noqa: E402
+from queue_util import entry, messages, wait_for  # noqa: E402
 
 t = TAP()
 HOSTS = {"ok": "127.0.0.2", "soft": "127.0.0.3"}
@@ -43,18 +40,6 @@ def wait_state(inst, rcpt, state, attempts=None):
                     lambda: (entry(inst, rcpt) or {}).get("state") == state
                     and (attempts is None or entry(inst, rcpt)["attempts"] == str(attempts))
                     and entry(inst, rcpt))
-
-
-def messages(inst):
-    p = poplib.POP3("127.0.0.1", inst.port("pop3"), timeout=30)
-    p.user("alice@example.test")
-    p.pass_("alice-secret")
-    out = []
-    for i in range(1, len(p.list()[1]) + 1):
-        raw = b"\r\n".join(p.retr(i)[1]) + b"\r\n"
-        out.append(email.message_from_bytes(raw, policy=email.policy.default))
-    p.quit()
-    return out
 
 
 def submit(inst, to, subject, **dsn):

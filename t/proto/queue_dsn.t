@@ -31,7 +31,6 @@ DESCRIPTION
 import email
 import email.policy
 import os
-import poplib
 import re
 import smtplib
 import sys
@@ -42,7 +41,7 @@ from caiyou import Instance, TAP  # noqa: E402
 from peers import SmtpSink, Unbound, free_port_all, dns_answers, mx_zone  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from queue_util import queue, wait_for  # noqa: E402
+from queue_util import messages, queue, wait_for  # noqa: E402
 from smtp_util import Client  # noqa: E402
 
 t = TAP()
@@ -51,19 +50,6 @@ HOSTS = {"ok": "127.0.0.2", "nodsn": "127.0.0.3", "hard": "127.0.0.4", "soft": "
 NX_ZONES = ('  local-zone: "nx.test." static\n'
             '  local-zone: "nullmx.test." static\n'
             '  local-data: "nullmx.test. 300 IN MX 0 ."\n')
-
-
-def messages(inst, user, password):
-    """Every message in the user's INBOX, parsed."""
-    p = poplib.POP3("127.0.0.1", inst.port("pop3"), timeout=30)
-    p.user(user)
-    p.pass_(password)
-    out = []
-    for i in range(1, len(p.list()[1]) + 1):
-        raw = b"\r\n".join(p.retr(i)[1]) + b"\r\n"
-        out.append(email.message_from_bytes(raw, policy=email.policy.default))
-    p.quit()
-    return out
 
 
 def dsns(inst, user, password, subject_word):
