@@ -21,7 +21,6 @@ DESCRIPTION
     relay) and nothing more is queued; BODY=BINARYMIME is refused for an
     alias that forwards elsewhere (554 5.6.1, as for any relay).
 """
-import imaplib
 import os
 import re
 import smtplib
@@ -33,6 +32,7 @@ from caiyou import Instance, TAP, free_port  # noqa: E402
 from peers import SmtpSink, Unbound, dns_answers, mx_zone  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
+from imap_util import inbox_bodies  # noqa: E402
 from queue_util import queue, wait_for  # noqa: E402
 from smtp_util import Client  # noqa: E402
 
@@ -47,19 +47,6 @@ def sink_for(sink, rcpt):
     """The sink's dumps whose envelope names rcpt."""
     return [d.decode(errors="replace") for d in sink.dumps()
             if ("X-Rcpt-Args: <%s>" % rcpt) in d.decode(errors="replace")]
-
-
-def imap_bodies(inst, user, password):
-    m = imaplib.IMAP4("127.0.0.1", inst.port("imap"))
-    m.login(user, password)
-    m.select("INBOX")
-    out = []
-    typ, data = m.fetch("1:*", "(BODY.PEEK[])")
-    for item in data:
-        if isinstance(item, tuple):
-            out.append(item[1].decode(errors="replace"))
-    m.logout()
-    return out
 
 
 def send(inst, sender, rcpts, subject):
@@ -92,7 +79,7 @@ inst.start()
 # 1. Local and remote targets of one alias, from an unauthenticated client.
 t.is_(send(inst, "someone@far.test", ["fwd@example.test"], "split"), {},
       "unauthenticated client: RCPT to an alias with a remote target is accepted")
-bodies = imap_bodies(inst, "bob@example.test", "bob-secret")
+bodies = inbox_bodies(inst, "bob@example.test", "bob-secret")
 t.is_(len(bodies), 1, "the local target has the message at once (IMAP)")
 if bodies:
     t.like(bodies[0], r"body of split", "with its body")
@@ -128,7 +115,7 @@ time.sleep(2)
 t.is_(len([e for e in queue(inst) if e["recipient"] == "<shared@ok.test>"]), 1,
       "queued once")
 t.is_(len(sink_for(sink, "shared@ok.test")), 1, "and sent once")
-t.is_(len(imap_bodies(inst, "bob@example.test", "bob-secret")), 2,
+t.is_(len(inbox_bodies(inst, "bob@example.test", "bob-secret")), 2,
       "bob, a local target of twin2, has it too")
 
 # 4. Still no open relay for the client itself.

@@ -26,7 +26,6 @@ DESCRIPTION
     with other recipients in one transaction: 452 for the second; a
     removed member gets nothing more; a deleted list is 550 5.1.1.
 """
-import imaplib
 import os
 import re
 import smtplib
@@ -38,29 +37,14 @@ from caiyou import Instance, TAP, free_port  # noqa: E402
 from peers import SmtpSink, Unbound, dns_answers, mx_zone  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
+from imap_util import inbox_bodies  # noqa: E402
 from smtp_util import Client  # noqa: E402
 
 t = TAP()
 
 
-def imap_messages(inst, user):
-    m = imaplib.IMAP4("127.0.0.1", inst.port("imap"))
-    m.login(user, "pw")
-    typ, count = m.select("INBOX")
-    out = []
-    if typ != "OK" or int(count[0]) == 0:
-        m.logout()
-        return out
-    typ, data = m.fetch("1:*", "(BODY.PEEK[])")
-    for item in data:
-        if isinstance(item, tuple):
-            out.append(item[1].decode(errors="replace"))
-    m.logout()
-    return out
-
-
 def subjects(inst, user):
-    return [re.search(r"^Subject: (.*?)\r?$", x, re.M).group(1) for x in imap_messages(inst, user)]
+    return [re.search(r"^Subject: (.*?)\r?$", x, re.M).group(1) for x in inbox_bodies(inst, user, "pw")]
 
 
 def rcpt(inst, sender, rcpts, subject=None):
@@ -138,7 +122,7 @@ inst.start()
 r = rcpt(inst, "ann@example.test", ["news@example.test"], "first post")
 t.is_(r[0][0], 250, "a member may post")
 t.is_(r[-1][0], 250, "the post is accepted")
-msgs = imap_messages(inst, "bob@example.test")
+msgs = inbox_bodies(inst, "bob@example.test", "pw")
 t.is_(len(msgs), 1, "bob (through the alias team@) has it")
 if msgs:
     t.like(msgs[0], r"(?m)^List-Id: <news\.example\.test>\r$", "with List-Id (RFC 2919)")
