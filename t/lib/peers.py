@@ -3,9 +3,11 @@ NAME
     peers.py - real network peers for the end-to-end tests: unbound and smtp-sink
 
 SYNOPSIS
-    from peers import Unbound, SmtpSink, free_udp_port
+    from peers import Unbound, SmtpSink, free_udp_port, free_port_all, mx_zone, dns_answers
 
     dns = Unbound(zone_lines, ready=lambda port: ...)   # local-zone/local-data lines
+    dns = Unbound(mx_zone({"ok": "127.0.0.2"}), ready=dns_answers("mx:ok.test"))
+    port = free_port_all(["127.0.0.2", "127.0.0.3"])     # one port free on both
     sink = SmtpSink("127.0.0.2", port, "-r", "rcpt")     # Postfix's smtp-sink
     sink.dumps(); sink.clear(); sink.stop(); dns.stop()
 
@@ -17,13 +19,20 @@ DESCRIPTION
     each message received dumped into its own file, read back by dumps().
     Both live in scratch directories under t/tmp (caiyou.tmpdir), removed
     when the test passes, and are started and stopped by the test itself.
+    mx_zone() writes the zone lines of test domains each with one MX host
+    and its A record; dns_answers(query) is a ready() that asks unbound
+    one question with t/bin/dns_tool. free_port_all() finds one
+    TCP port free on several loopback addresses, where each sink of a
+    test listens on its own address and the queue dials one port.
 """
 import os
 import socket
 import subprocess
 import time
 
-from caiyou import free_port, tmpdir
+from caiyou import TOP, free_port, tmpdir
+
+DNS_TOOL = os.path.join(TOP, "t", "bin", "dns_tool")
 
 
 def free_udp_port():
@@ -38,6 +47,42 @@ def free_udp_port():
                     return port
                 except OSError:
                     continue
+
+
+def free_port_all(hosts):
+    """A TCP port free on every one of hosts (addresses) right now, chosen by
+    caiyou.free_port on the first: below the ephemeral range, never the same
+    one twice in one test."""
+    for _ in range(1000):
+        port = free_port(hosts[0])
+        try:
+            for h in hosts[1:]:
+                family = socket.AF_INET6 if ":" in h else socket.AF_INET
+                with socket.socket(family, socket.SOCK_STREAM) as s:
+                    s.bind((h, port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no port free on all of %s" % ", ".join(hosts))
+
+
+def mx_zone(hosts, extra=""):
+    """Unbound zone lines giving each NAME.test of hosts ({NAME: address}) the
+    MX mx.NAME.test with that A record, followed by the lines in extra."""
+    zone = ""
+    for name, addr in hosts.items():
+        zone += '  local-zone: "%s.test." static\n' % name
+        zone += '  local-data: "%s.test. 300 IN MX 10 mx.%s.test."\n' % (name, name)
+        zone += '  local-data: "mx.%s.test. 300 IN A %s"\n' % (name, addr)
+    return zone + extra
+
+
+def dns_answers(query):
+    """A ready(port) for Unbound: true once the server there answers query
+    (t/bin/dns_tool's TYPE:NAME, e.g. "mx:ok.test")."""
+    return lambda port: " ok " in subprocess.run(
+        [DNS_TOOL, "-s", "127.0.0.1:%d" % port, query],
+        capture_output=True, text=True, timeout=30).stdout
 
 
 def stop_process(proc):

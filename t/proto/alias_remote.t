@@ -21,41 +21,22 @@ DESCRIPTION
     relay) and nothing more is queued; BODY=BINARYMIME is refused for an
     alias that forwards elsewhere (554 5.6.1, as for any relay).
 """
-import imaplib
 import os
 import re
 import smtplib
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from caiyou import Instance, TAP, TOP, free_port  # noqa: E402
-from peers import SmtpSink, Unbound  # noqa: E402
+from caiyou import Instance, TAP, free_port  # noqa: E402
+from peers import SmtpSink, Unbound, dns_answers, mx_zone  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
+from imap_util import inbox_bodies  # noqa: E402
+from queue_util import queue, wait_for  # noqa: E402
 from smtp_util import Client  # noqa: E402
 
-TOOL = os.path.join(TOP, "t", "bin", "dns_tool")
 t = TAP()
-
-
-def queue(inst):
-    """cyctl queue list as a list of dicts."""
-    out = inst.ctl("queue", "list").splitlines()
-    head = out[0].split("\t")
-    return [dict(zip(head, line.split("\t"))) for line in out[1:]]
-
-
-def wait_for(what, cond, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.2)
-    t.diag("timed out waiting for " + what)
-    return None
 
 
 def delivered(inst, rcpt):
@@ -68,19 +49,6 @@ def sink_for(sink, rcpt):
             if ("X-Rcpt-Args: <%s>" % rcpt) in d.decode(errors="replace")]
 
 
-def imap_bodies(inst, user, password):
-    m = imaplib.IMAP4("127.0.0.1", inst.port("imap"))
-    m.login(user, password)
-    m.select("INBOX")
-    out = []
-    typ, data = m.fetch("1:*", "(BODY.PEEK[])")
-    for item in data:
-        if isinstance(item, tuple):
-            out.append(item[1].decode(errors="replace"))
-    m.logout()
-    return out
-
-
 def send(inst, sender, rcpts, subject):
     s = smtplib.SMTP("127.0.0.1", inst.port("smtp"), timeout=30)
     s.ehlo("client.test")
@@ -91,13 +59,7 @@ def send(inst, sender, rcpts, subject):
     return refused
 
 
-dns = Unbound('  local-zone: "ok.test." static\n'
-              '  local-data: "ok.test. 300 IN MX 10 mx.ok.test."\n'
-              '  local-data: "mx.ok.test. 300 IN A 127.0.0.2"\n',
-              name="alias-dns",
-              ready=lambda port: " ok " in subprocess.run(
-                  [TOOL, "-s", "127.0.0.1:%d" % port, "mx:ok.test"],
-                  capture_output=True, text=True, timeout=30).stdout)
+dns = Unbound(mx_zone({"ok": "127.0.0.2"}), name="alias-dns", ready=dns_answers("mx:ok.test"))
 port = free_port("127.0.0.2")
 sink = SmtpSink("127.0.0.2", port)
 
@@ -117,7 +79,7 @@ inst.start()
 # 1. Local and remote targets of one alias, from an unauthenticated client.
 t.is_(send(inst, "someone@far.test", ["fwd@example.test"], "split"), {},
       "unauthenticated client: RCPT to an alias with a remote target is accepted")
-bodies = imap_bodies(inst, "bob@example.test", "bob-secret")
+bodies = inbox_bodies(inst, "bob@example.test", "bob-secret")
 t.is_(len(bodies), 1, "the local target has the message at once (IMAP)")
 if bodies:
     t.like(bodies[0], r"body of split", "with its body")
@@ -153,7 +115,7 @@ time.sleep(2)
 t.is_(len([e for e in queue(inst) if e["recipient"] == "<shared@ok.test>"]), 1,
       "queued once")
 t.is_(len(sink_for(sink, "shared@ok.test")), 1, "and sent once")
-t.is_(len(imap_bodies(inst, "bob@example.test", "bob-secret")), 2,
+t.is_(len(inbox_bodies(inst, "bob@example.test", "bob-secret")), 2,
       "bob, a local target of twin2, has it too")
 
 # 4. Still no open relay for the client itself.

@@ -26,17 +26,15 @@ DESCRIPTION
 import os
 import re
 import smtplib
-import socket
 import stat
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from caiyou import Instance, TAP, TOP  # noqa: E402
-from peers import SmtpSink, Unbound  # noqa: E402
+from caiyou import Instance, TAP  # noqa: E402
+from peers import SmtpSink, Unbound, free_port_all, dns_answers, mx_zone  # noqa: E402
 
-TOOL = os.path.join(TOP, "t", "bin", "dns_tool")
 PYTHON = "/usr/bin/python3"     # Debian's, where python3-dkim is
 t = TAP()
 
@@ -131,20 +129,6 @@ def message(subject, body="the body\r\n", extra=""):
             % (subject, re.sub(r"\W", "", subject), extra, body))
 
 
-def free_port_all(hosts):
-    while True:
-        with socket.socket() as s:
-            s.bind((hosts[0], 0))
-            port = s.getsockname()[1]
-        try:
-            for h in hosts[1:]:
-                with socket.socket() as s:
-                    s.bind((h, port))
-            return port
-        except OSError:
-            continue
-
-
 r = subprocess.run([PYTHON, "-c", "import dkim, dns.resolver"], capture_output=True)
 if r.returncode != 0:
     print("Bail out! %s cannot import dkim and dns (install python3-dkim): %s"
@@ -200,17 +184,10 @@ r = inst.ctl_result("dkim", "show", "plain.test")
 t.ok(r.returncode == 1 and "has no DKIM key" in r.stderr, "show of a domain without a key: exit 1")
 
 # The DNS: MX of the remote domains, the key's TXT record as keygen printed it.
-zone = ""
-for name in ("ok", "other"):
-    zone += '  local-zone: "%s.test." static\n' % name
-    zone += '  local-data: "%s.test. 300 IN MX 10 mx.%s.test."\n' % (name, name)
-    zone += '  local-data: "mx.%s.test. 300 IN A 127.0.0.2"\n' % name
+zone = mx_zone({"ok": "127.0.0.2", "other": "127.0.0.2"})
 zone += '  local-zone: "example.test." static\n'
 zone += "  local-data: '%s'\n" % record.replace(" IN TXT", " 300 IN TXT")
-dns = Unbound(zone, name="dkim-dns",
-              ready=lambda p: " ok " in subprocess.run(
-                  [TOOL, "-s", "127.0.0.1:%d" % p, "mx:ok.test"],
-                  capture_output=True, text=True, timeout=30).stdout)
+dns = Unbound(zone, name="dkim-dns", ready=dns_answers("mx:ok.test"))
 inst.configure(dns_servers="127.0.0.1:%d" % dns.port)
 inst.add_domain("example.test")
 inst.add_domain("plain.test")

@@ -9,6 +9,7 @@ SYNOPSIS
     M = imaps(inst, user, password)                    # imaplib over implicit TLS
     r = Raw(inst, tls=True); r.greeting(); lines = r.cmd("a1 NOOP")
     utf7("Entwürfe") ; smtp_send(inst, rcpts, msg) ; message(n, token)
+    inbox_bodies(inst, user, password)                 # raw text of each INBOX message
     line, seen = wait_for(r, r"^\* \d+ EXISTS$") ; quiet(r) is None
 
 DESCRIPTION
@@ -67,6 +68,23 @@ def imaps(inst, user=None, password=None, timeout=30):
     if user is not None:
         M.login(user, password)
     return M
+
+
+def inbox_bodies(inst, user, password):
+    """The raw text of every message in user's INBOX, over plain IMAP."""
+    m = imaplib.IMAP4("127.0.0.1", inst.port("imap"))
+    m.login(user, password)
+    typ, count = m.select("INBOX")
+    out = []
+    if typ != "OK" or int(count[0]) == 0:
+        m.logout()
+        return out
+    typ, data = m.fetch("1:*", "(BODY.PEEK[])")
+    for item in data:
+        if isinstance(item, tuple):
+            out.append(item[1].decode(errors="replace"))
+    m.logout()
+    return out
 
 
 def utf7(name):

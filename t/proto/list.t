@@ -26,43 +26,25 @@ DESCRIPTION
     with other recipients in one transaction: 452 for the second; a
     removed member gets nothing more; a deleted list is 550 5.1.1.
 """
-import imaplib
 import os
 import re
 import smtplib
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from caiyou import Instance, TAP, TOP, free_port  # noqa: E402
-from peers import SmtpSink, Unbound  # noqa: E402
+from caiyou import Instance, TAP, free_port  # noqa: E402
+from peers import SmtpSink, Unbound, dns_answers, mx_zone  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
+from imap_util import inbox_bodies  # noqa: E402
 from smtp_util import Client  # noqa: E402
 
-TOOL = os.path.join(TOP, "t", "bin", "dns_tool")
 t = TAP()
 
 
-def imap_messages(inst, user):
-    m = imaplib.IMAP4("127.0.0.1", inst.port("imap"))
-    m.login(user, "pw")
-    typ, count = m.select("INBOX")
-    out = []
-    if typ != "OK" or int(count[0]) == 0:
-        m.logout()
-        return out
-    typ, data = m.fetch("1:*", "(BODY.PEEK[])")
-    for item in data:
-        if isinstance(item, tuple):
-            out.append(item[1].decode(errors="replace"))
-    m.logout()
-    return out
-
-
 def subjects(inst, user):
-    return [re.search(r"^Subject: (.*?)\r?$", x, re.M).group(1) for x in imap_messages(inst, user)]
+    return [re.search(r"^Subject: (.*?)\r?$", x, re.M).group(1) for x in inbox_bodies(inst, user, "pw")]
 
 
 def rcpt(inst, sender, rcpts, subject=None):
@@ -87,13 +69,7 @@ def ctl(inst, *args):
     return r.returncode, r.stdout + r.stderr
 
 
-dns = Unbound('  local-zone: "ok.test." static\n'
-              '  local-data: "ok.test. 300 IN MX 10 mx.ok.test."\n'
-              '  local-data: "mx.ok.test. 300 IN A 127.0.0.2"\n',
-              name="list-dns",
-              ready=lambda port: " ok " in subprocess.run(
-                  [TOOL, "-s", "127.0.0.1:%d" % port, "mx:ok.test"],
-                  capture_output=True, text=True, timeout=30).stdout)
+dns = Unbound(mx_zone({"ok": "127.0.0.2"}), name="list-dns", ready=dns_answers("mx:ok.test"))
 sink = SmtpSink("127.0.0.2", free_port("127.0.0.2"))
 
 # smtpd_sender_login_check off: section 4 logs in as one user and posts
@@ -146,7 +122,7 @@ inst.start()
 r = rcpt(inst, "ann@example.test", ["news@example.test"], "first post")
 t.is_(r[0][0], 250, "a member may post")
 t.is_(r[-1][0], 250, "the post is accepted")
-msgs = imap_messages(inst, "bob@example.test")
+msgs = inbox_bodies(inst, "bob@example.test", "pw")
 t.is_(len(msgs), 1, "bob (through the alias team@) has it")
 if msgs:
     t.like(msgs[0], r"(?m)^List-Id: <news\.example\.test>\r$", "with List-Id (RFC 2919)")

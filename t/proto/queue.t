@@ -27,71 +27,19 @@ DESCRIPTION
 import os
 import re
 import smtplib
-import socket
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from caiyou import Instance, TAP, TOP  # noqa: E402
-from peers import SmtpSink, Unbound  # noqa: E402
+from caiyou import Instance, TAP  # noqa: E402
+from peers import SmtpSink, Unbound, free_port_all, dns_answers, mx_zone  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
+from queue_util import entry, queue, wait_for  # noqa: E402
 from smtp_util import Client, inbox  # noqa: E402
 
-TOOL = os.path.join(TOP, "t", "bin", "dns_tool")
 t = TAP()
 HOSTS = {"ok": "127.0.0.2", "soft": "127.0.0.3", "hard": "127.0.0.4", "down": "127.0.0.5"}
-
-
-def free_port_all(hosts):
-    """A TCP port free on every one of hosts."""
-    while True:
-        with socket.socket() as s:
-            s.bind((hosts[0], 0))
-            port = s.getsockname()[1]
-        try:
-            for h in hosts[1:]:
-                with socket.socket() as s:
-                    s.bind((h, port))
-            return port
-        except OSError:
-            continue
-
-
-def mx_zone():
-    """MX and A records of the test domains."""
-    zone = ""
-    for name, addr in HOSTS.items():
-        zone += '  local-zone: "%s.test." static\n' % name
-        zone += '  local-data: "%s.test. 300 IN MX 10 mx.%s.test."\n' % (name, name)
-        zone += '  local-data: "mx.%s.test. 300 IN A %s"\n' % (name, addr)
-    return zone
-
-
-def queue(inst):
-    """cyctl queue list as a list of dicts."""
-    out = inst.ctl("queue", "list").splitlines()
-    head = out[0].split("\t")
-    return [dict(zip(head, line.split("\t"))) for line in out[1:]]
-
-
-def wait_for(what, cond, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.2)
-    t.diag("timed out waiting for " + what)
-    return None
-
-
-def entry(inst, rcpt):
-    for e in queue(inst):
-        if e["recipient"] == "<%s>" % rcpt:
-            return e
-    return None
 
 
 def submit(inst, rcpts, subject):
@@ -104,10 +52,7 @@ def submit(inst, rcpts, subject):
     return refused
 
 
-dns = Unbound(mx_zone(), name="queue-dns",
-              ready=lambda port: " ok " in subprocess.run(
-                  [TOOL, "-s", "127.0.0.1:%d" % port, "mx:ok.test"],
-                  capture_output=True, text=True, timeout=30).stdout)
+dns = Unbound(mx_zone(HOSTS), name="queue-dns", ready=dns_answers("mx:ok.test"))
 port = free_port_all(list(HOSTS.values()))
 ok_sink = SmtpSink(HOSTS["ok"], port)
 soft_sink = SmtpSink(HOSTS["soft"], port, "-r", "rcpt")

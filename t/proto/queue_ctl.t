@@ -18,71 +18,21 @@ DESCRIPTION
     id not in the queue exits 1, and hold or release where they do not
     apply exit 1 with the reason.
 """
-import email
-import email.policy
 import os
-import poplib
 import re
 import smtplib
-import socket
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from caiyou import Instance, TAP, TOP  # noqa: E402
-from peers import SmtpSink, Unbound  # noqa: E402
+from caiyou import Instance, TAP  # noqa: E402
+from peers import SmtpSink, Unbound, free_port_all, dns_answers, mx_zone  # noqa: E402
 
-TOOL = os.path.join(TOP, "t", "bin", "dns_tool")
+sys.path.insert(0, os.path.dirname(__file__))
+from queue_util import entry, messages, wait_for  # noqa: E402
+
 t = TAP()
 HOSTS = {"ok": "127.0.0.2", "soft": "127.0.0.3"}
-
-
-def free_port_all(hosts):
-    while True:
-        with socket.socket() as s:
-            s.bind((hosts[0], 0))
-            port = s.getsockname()[1]
-        try:
-            for h in hosts[1:]:
-                with socket.socket() as s:
-                    s.bind((h, port))
-            return port
-        except OSError:
-            continue
-
-
-def mx_zone():
-    zone = ""
-    for name, addr in HOSTS.items():
-        zone += '  local-zone: "%s.test." static\n' % name
-        zone += '  local-data: "%s.test. 300 IN MX 10 mx.%s.test."\n' % (name, name)
-        zone += '  local-data: "mx.%s.test. 300 IN A %s"\n' % (name, addr)
-    return zone
-
-
-def queue(inst):
-    out = inst.ctl("queue", "list").splitlines()
-    head = out[0].split("\t")
-    return [dict(zip(head, line.split("\t"))) for line in out[1:]]
-
-
-def entry(inst, rcpt):
-    for e in queue(inst):
-        if e["recipient"] == "<%s>" % rcpt:
-            return e
-    return None
-
-
-def wait_for(what, cond, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.2)
-    t.diag("timed out waiting for " + what)
-    return None
 
 
 def wait_state(inst, rcpt, state, attempts=None):
@@ -90,18 +40,6 @@ def wait_state(inst, rcpt, state, attempts=None):
                     lambda: (entry(inst, rcpt) or {}).get("state") == state
                     and (attempts is None or entry(inst, rcpt)["attempts"] == str(attempts))
                     and entry(inst, rcpt))
-
-
-def messages(inst):
-    p = poplib.POP3("127.0.0.1", inst.port("pop3"), timeout=30)
-    p.user("alice@example.test")
-    p.pass_("alice-secret")
-    out = []
-    for i in range(1, len(p.list()[1]) + 1):
-        raw = b"\r\n".join(p.retr(i)[1]) + b"\r\n"
-        out.append(email.message_from_bytes(raw, policy=email.policy.default))
-    p.quit()
-    return out
 
 
 def submit(inst, to, subject, **dsn):
@@ -114,10 +52,7 @@ def submit(inst, to, subject, **dsn):
     s.quit()
 
 
-dns = Unbound(mx_zone(), name="queue-ctl-dns",
-              ready=lambda port: " ok " in subprocess.run(
-                  [TOOL, "-s", "127.0.0.1:%d" % port, "mx:ok.test"],
-                  capture_output=True, text=True, timeout=30).stdout)
+dns = Unbound(mx_zone(HOSTS), name="queue-ctl-dns", ready=dns_answers("mx:ok.test"))
 port = free_port_all(list(HOSTS.values()))
 ok_sink = SmtpSink(HOSTS["ok"], port)
 soft_sink = SmtpSink(HOSTS["soft"], port, "-r", "rcpt")

@@ -31,81 +31,25 @@ DESCRIPTION
 import email
 import email.policy
 import os
-import poplib
 import re
 import smtplib
-import socket
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from caiyou import Instance, TAP, TOP  # noqa: E402
-from peers import SmtpSink, Unbound  # noqa: E402
+from caiyou import Instance, TAP  # noqa: E402
+from peers import SmtpSink, Unbound, free_port_all, dns_answers, mx_zone  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
+from queue_util import messages, queue, wait_for  # noqa: E402
 from smtp_util import Client  # noqa: E402
 
-TOOL = os.path.join(TOP, "t", "bin", "dns_tool")
 t = TAP()
 HOSTS = {"ok": "127.0.0.2", "nodsn": "127.0.0.3", "hard": "127.0.0.4", "soft": "127.0.0.5"}
-
-
-def free_port_all(hosts):
-    """A TCP port free on every one of hosts."""
-    while True:
-        with socket.socket() as s:
-            s.bind((hosts[0], 0))
-            port = s.getsockname()[1]
-        try:
-            for h in hosts[1:]:
-                with socket.socket() as s:
-                    s.bind((h, port))
-            return port
-        except OSError:
-            continue
-
-
-def mx_zone():
-    zone = ""
-    for name, addr in HOSTS.items():
-        zone += '  local-zone: "%s.test." static\n' % name
-        zone += '  local-data: "%s.test. 300 IN MX 10 mx.%s.test."\n' % (name, name)
-        zone += '  local-data: "mx.%s.test. 300 IN A %s"\n' % (name, addr)
-    zone += '  local-zone: "nx.test." static\n'
-    zone += '  local-zone: "nullmx.test." static\n'
-    zone += '  local-data: "nullmx.test. 300 IN MX 0 ."\n'
-    return zone
-
-
-def queue(inst):
-    out = inst.ctl("queue", "list").splitlines()
-    head = out[0].split("\t")
-    return [dict(zip(head, line.split("\t"))) for line in out[1:]]
-
-
-def wait_for(what, cond, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.2)
-    t.diag("timed out waiting for " + what)
-    return None
-
-
-def messages(inst, user, password):
-    """Every message in the user's INBOX, parsed."""
-    p = poplib.POP3("127.0.0.1", inst.port("pop3"), timeout=30)
-    p.user(user)
-    p.pass_(password)
-    out = []
-    for i in range(1, len(p.list()[1]) + 1):
-        raw = b"\r\n".join(p.retr(i)[1]) + b"\r\n"
-        out.append(email.message_from_bytes(raw, policy=email.policy.default))
-    p.quit()
-    return out
+# nx.test: no such domain; nullmx.test: a null MX (RFC 7505), mail refused
+NX_ZONES = ('  local-zone: "nx.test." static\n'
+            '  local-zone: "nullmx.test." static\n'
+            '  local-data: "nullmx.test. 300 IN MX 0 ."\n')
 
 
 def dsns(inst, user, password, subject_word):
@@ -147,10 +91,7 @@ def ds_fields(msg):
     return None, []
 
 
-dns = Unbound(mx_zone(), name="queue-dsn-dns",
-              ready=lambda port: " ok " in subprocess.run(
-                  [TOOL, "-s", "127.0.0.1:%d" % port, "mx:ok.test"],
-                  capture_output=True, text=True, timeout=30).stdout)
+dns = Unbound(mx_zone(HOSTS, NX_ZONES), name="queue-dsn-dns", ready=dns_answers("mx:ok.test"))
 port = free_port_all(list(HOSTS.values()))
 ok_sink = SmtpSink(HOSTS["ok"], port)
 nodsn_sink = SmtpSink(HOSTS["nodsn"], port, "-N")

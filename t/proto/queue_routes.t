@@ -50,9 +50,11 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from caiyou import Instance, TAP, TOP, tmpdir  # noqa: E402
 import peers  # noqa: E402
-from peers import SmtpSink, Unbound  # noqa: E402
+from peers import SmtpSink, Unbound, mx_zone  # noqa: E402
+from peers import free_port_all as free_port_on  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
+from queue_util import entry  # noqa: E402
 from smtp_util import inbox  # noqa: E402
 
 TOOL = os.path.join(TOP, "t", "bin", "dns_tool")
@@ -66,10 +68,7 @@ def zone(fixed=False):
     z = '  local-zone: "v6.test." static\n'
     z += '  local-data: "v6.test. 300 IN MX 10 mx.v6.test."\n'
     z += '  local-data: "mx.v6.test. 300 IN AAAA ::1"\n'
-    for name, addr in (("blk", PEER), ("allblk", ALLBLK)):
-        z += '  local-zone: "%s.test." static\n' % name
-        z += '  local-data: "%s.test. 300 IN MX 10 mx.%s.test."\n' % (name, name)
-        z += '  local-data: "mx.%s.test. 300 IN A %s"\n' % (name, addr)
+    z += mx_zone({"blk": PEER, "allblk": ALLBLK})
     z += '  local-zone: "twoway.test." static\n'
     z += '  local-data: "twoway.test. 300 IN MX 10 mx.blk.test."\n'
     z += '  local-zone: "src.test." static\n'
@@ -169,19 +168,6 @@ class Postfix:
         self.pid = None
 
 
-def queue(inst):
-    out = inst.ctl("queue", "list").splitlines()
-    head = out[0].split("\t")
-    return [dict(zip(head, line.split("\t"))) for line in out[1:]]
-
-
-def entry(inst, rcpt):
-    for e in queue(inst):
-        if e["recipient"] == "<%s>" % rcpt:
-            return e
-    return None
-
-
 def wait_state(inst, rcpt, state, timeout=40):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -215,21 +201,6 @@ def submit(inst, rcpts, subject, user="alice@example.test", password="alice-secr
     refused = s.sendmail(user, rcpts, msg)
     s.quit()
     return refused
-
-
-def free_port_on(hosts):
-    import socket
-    while True:
-        with socket.socket() as s:
-            s.bind((hosts[0], 0))
-            port = s.getsockname()[1]
-        try:
-            for h in hosts[1:]:
-                with socket.socket() as s:
-                    s.bind((h, port))
-            return port
-        except OSError:
-            continue
 
 
 if os.geteuid() != 0 or shutil.which("postfix") is None:

@@ -25,30 +25,16 @@ DESCRIPTION
 import os
 import poplib
 import re
-import socket
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from caiyou import Instance, TAP, TOP  # noqa: E402
-from peers import Unbound  # noqa: E402
+from caiyou import Instance, TAP, free_port  # noqa: E402
+from peers import Unbound, dns_answers  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from smtp_util import Client, inbox  # noqa: E402
+from smtp_util import Src, inbox  # noqa: E402
 
-TOOL = os.path.join(TOP, "t", "bin", "dns_tool")
 t = TAP()
-
-
-class Src(Client):
-    """A raw SMTP client connecting from a chosen source address."""
-
-    def __init__(self, inst, src, listener="smtp", host=None, port=None):
-        self.inst = inst
-        self.sock = socket.create_connection((host or inst.host, port or inst.port(listener)),
-                                             timeout=30,
-                                             source_address=(src, 0) if src else None)
-        self.buf = b""
 
 
 RECORDS = [
@@ -80,16 +66,8 @@ def zone_lines():
     return z
 
 
-def answers(port):
-    out = subprocess.run([TOOL, "-s", "127.0.0.1:%d" % port, "txt:pass.test"],
-                         capture_output=True, text=True, timeout=30).stdout
-    return " ok " in out
-
-
-dns = Unbound(zone_lines(), name="spf-dns", ready=answers)
-with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s6:
-    s6.bind(("::1", 0))
-    port6 = s6.getsockname()[1]
+dns = Unbound(zone_lines(), name="spf-dns", ready=dns_answers("txt:pass.test"))
+port6 = free_port("::1")
 inst = Instance("spf", auth_fail_delay="0s", auth_require_tls="no",
                 dns_servers="127.0.0.1:%d" % dns.port, dns_timeout="1s", dns_tries="1",
                 smtpd_policy_exempt_networks="127.0.0.200")

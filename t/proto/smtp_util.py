@@ -3,9 +3,10 @@ NAME
     smtp_util.py - a raw SMTP client shared by the SMTP end-to-end tests
 
 SYNOPSIS
-    sys.path.insert(0, os.path.dirname(__file__)); from smtp_util import Client, inbox
+    sys.path.insert(0, os.path.dirname(__file__)); from smtp_util import Client, Src, inbox
 
     c = Client(inst); c.reply(); c.cmd("EHLO client.test"); c.starttls(); c.close()
+    c = Src(inst, "127.0.0.80")          # the same, from that source address
     inbox(inst, "alice@example.test")    # messages in that user's INBOX
 
 DESCRIPTION
@@ -63,6 +64,18 @@ class Client:
             self.sock.close()
         except OSError:
             pass
+
+
+class Src(Client):
+    """A raw SMTP client connecting from source address src (None: any),
+    to listener of inst or to host:port (the policy tests' [::1] listener)."""
+
+    def __init__(self, inst, src, listener="smtp", host=None, port=None):
+        self.inst = inst
+        self.sock = socket.create_connection((host or inst.host, port or inst.port(listener)),
+                                             timeout=30,
+                                             source_address=(src, 0) if src else None)
+        self.buf = b""
 
 
 def inbox(inst, user):
