@@ -23,19 +23,12 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from caiyou import Instance, TAP, TOP, free_port  # noqa: E402
-from peers import SmtpSink, Unbound  # noqa: E402
+from peers import SmtpSink, Unbound, dns_answers, mx_zone  # noqa: E402
 
-TOOL = os.path.join(TOP, "t", "bin", "dns_tool")
 SINK = "127.0.0.2"
 t = TAP()
 
-ZONE = ('  local-zone: "far.test." static\n'
-        '  local-data: "far.test. 300 IN MX 10 mx.far.test."\n'
-        '  local-data: "mx.far.test. 300 IN A %s"\n' % SINK)
-dns = Unbound(ZONE, name="wake-dns",
-              ready=lambda port: " ok " in subprocess.run(
-                  [TOOL, "-s", "127.0.0.1:%d" % port, "mx:far.test"],
-                  capture_output=True, text=True, timeout=30).stdout)
+dns = Unbound(mx_zone({"far": SINK}), name="wake-dns", ready=dns_answers("mx:far.test"))
 port = free_port(SINK)
 sink = SmtpSink(SINK, port)
 
