@@ -39,6 +39,16 @@
  *	capped however many connections the guesser opens, a user on another
  *	address (or another user behind the same carrier NAT, for the pair
  *	limit) is not locked out, and a refused attempt costs no Argon2id.
+ *
+ *	A password that verified is remembered for auth_cache_ttl (0: never)
+ *	in the same shared table, so that a phone that reconnects every few
+ *	minutes, or a whole network's phones after an outage, cost one
+ *	Argon2id computation per user and not one per connection (Dovecot's
+ *	auth cache does the same). The entry is the SHA-256 of the stored
+ *	hash, the address and the password, kept only as anvil's keyed 64-bit
+ *	tag: a changed password (a new stored hash, with a new salt) misses
+ *	it, and a suspended user or domain is refused as before, since the
+ *	states are looked at after the password either way.
  * SECURITY
  *	The login name and password are client-supplied. An unknown user or
  *	one without a password costs one Argon2id computation against a
@@ -52,6 +62,7 @@
 #include "sys_defs.h"
 
 #include <errno.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +186,43 @@ static int auth_check_domain(const char *address, const char *service, const cha
 	return rc;
 }
 
+/* auth_cache_key - "ok:" and SHA-256(stored hash, address, password) into buf; its length, 0 on error */
+static size_t auth_cache_key(unsigned char *buf, size_t size, const char *stored,
+			     const char *address, const char *password)
+{
+	unsigned int n = 0;
+	EVP_MD_CTX *ctx;
+
+	if (size < 3 + EVP_MAX_MD_SIZE || (ctx = EVP_MD_CTX_new()) == NULL)
+		return 0;
+	memcpy(buf, "ok:", 3);
+	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1
+	    || EVP_DigestUpdate(ctx, stored, strlen(stored) + 1) != 1
+	    || EVP_DigestUpdate(ctx, address, strlen(address) + 1) != 1
+	    || EVP_DigestUpdate(ctx, password, strlen(password)) != 1
+	    || EVP_DigestFinal_ex(ctx, buf + 3, &n) != 1)
+		n = 0;
+	EVP_MD_CTX_free(ctx);
+	return n > 0 ? 3 + n : 0;
+}
+
+/* auth_verify - passwd_verify() through the cache of passwords verified lately */
+static int auth_verify(const char *password, const char *stored, const char *address,
+		       char **error_r)
+{
+	unsigned ttl = conf_time("auth_cache_ttl");
+	unsigned char key[3 + EVP_MAX_MD_SIZE];
+	size_t len = ttl > 0 ? auth_cache_key(key, sizeof(key), stored, address, password) : 0;
+	int rc;
+
+	if (len > 0 && anvil_count(key, len, ttl) > 0)
+		return PASSWD_MATCH;
+	rc = passwd_verify(password, stored, error_r);
+	if (rc == PASSWD_MATCH && len > 0)
+		anvil_add(key, len, ttl);
+	return rc;
+}
+
 /* auth_check_user - verify the password of a user that exists, then its state */
 static int auth_check_user(const struct dir_user *u, const char *address, const char *password,
 			   const char *service, const char *user, const char *client_addr)
@@ -187,7 +235,7 @@ static int auth_check_user(const struct dir_user *u, const char *address, const 
 		return auth_fail(AUTH_FAILED, false, service, user, client_addr,
 				 "user has no password");
 	}
-	switch (passwd_verify(password, u->password, &error)) {
+	switch (auth_verify(password, u->password, address, &error)) {
 	case PASSWD_MATCH:
 		break;
 	case PASSWD_MISMATCH:

@@ -58,6 +58,7 @@ const struct conf_key conf_keys[] = {
 	{ "auth_require_tls", CONF_BOOL, "yes", "accept passwords only over TLS" },
 	{ "auth_max_failures", CONF_INT, "3", "failed authentications before the connection is closed" },
 	{ "auth_fail_window", CONF_TIME, "15m", "window in which failed authentications are counted" },
+	{ "auth_cache_ttl", CONF_TIME, "5m", "a password that verified is accepted again without its Argon2id computation for this long (0: every login computes it)" },
 	{ "auth_pair_limit", CONF_INT, "10",
 	  "failures of one login name from one client address in a window before its logins are refused until the window ends (0: no limit)" },
 	{ "auth_client_limit", CONF_INT, "200",
