@@ -157,7 +157,7 @@
 #define SERVER_SPOOL_CHECK_WAIT	10000	/* ms a spool check may take before the spool counts as wedged */
 #define SERVER_SPOOL_STUCK	10000	/* ms a worker may stay inside Berkeley DB, likewise */
 #define SERVER_WATCH_SLOTS	8192	/* workers watched (spool_watch_set); more go unwatched */
-#define SERVER_ANVIL_SLOTS	65536	/* failure counters shared by the workers (anvil.c): 1 MiB */
+#define SERVER_ANVIL_SLOTS	65536	/* counters shared by the workers (anvil.c: failures, rate limits, the auth cache): 1.5 MiB */
 #define SERVER_QUICK_DEATH	2000	/* ms: a worker dead this soon without serving failed */
 #define SERVER_QUICK_LIMIT	3	/* quick deaths in a row before the master pauses */
 #define SERVER_MAX_BACKOFF	60000	/* ms: longest pause */
