@@ -152,6 +152,7 @@ void idlemsg_reader_init(struct idlemsg_reader *r)
 {
 	r->len = 0;
 	r->fd = -1;
+	r->fd_end = 0;
 }
 
 /* idlemsg_reader_reset - forget what was buffered; close a descriptor nobody took */
@@ -201,6 +202,7 @@ int idlemsg_fill(int sock, struct idlemsg_reader *r, char **error_r)
 	} cbuf;
 	struct iovec iov;
 	struct msghdr mh;
+	bool had_fd;
 	ssize_t n;
 
 	if (r->len >= sizeof(r->buf)) {
@@ -223,6 +225,7 @@ int idlemsg_fill(int sock, struct idlemsg_reader *r, char **error_r)
 		*error_r = xasprintf("receive: %s", strerror(errno));
 		return -1;
 	}
+	had_fd = r->fd >= 0;
 	if (idlemsg_take_fds(r, &mh, error_r) < 0)
 		return -1;
 	if (n == 0) {
@@ -230,6 +233,14 @@ int idlemsg_fill(int sock, struct idlemsg_reader *r, char **error_r)
 		return -1;
 	}
 	r->len += (size_t)n;
+	/*
+	 * On a stream socket the kernel ends a read at the end of the data
+	 * sent with a descriptor, but may have begun it with earlier messages
+	 * (a WATCH just before a PARK): the descriptor belongs to the message
+	 * holding the last octet of this read, not to the first one.
+	 */
+	if (!had_fd && r->fd >= 0)
+		r->fd_end = r->len;
 	return 1;
 }
 
@@ -238,6 +249,7 @@ int idlemsg_next(struct idlemsg_reader *r, struct idlemsg *m, char **error_r)
 {
 	uint32_t blen;
 	unsigned type;
+	bool owns_fd;
 
 	if (r->len < IDLEMSG_HDR)
 		return 0;
@@ -261,15 +273,16 @@ int idlemsg_next(struct idlemsg_reader *r, struct idlemsg *m, char **error_r)
 	m->body = r->buf + IDLEMSG_HDR;
 	m->len = blen;
 	m->fd = -1;
+	owns_fd = r->fd >= 0 && r->fd_end <= IDLEMSG_HDR + blen;	/* see idlemsg_fill() */
 	if (type == IDLEMSG_PARK || type == IDLEMSG_UNPARK) {
-		if (r->fd < 0) {
+		if (!owns_fd) {
 			*error_r = xasprintf("%s without a descriptor",
 					     type == IDLEMSG_PARK ? "PARK" : "UNPARK");
 			return -1;
 		}
 		m->fd = r->fd;
 		r->fd = -1;
-	} else if (r->fd >= 0) {
+	} else if (owns_fd) {
 		*error_r = xasprintf("a descriptor with a message of type %u", type);
 		return -1;
 	}
@@ -283,6 +296,7 @@ void idlemsg_consume(struct idlemsg_reader *r, const struct idlemsg *m)
 
 	memmove(r->buf, r->buf + used, r->len - used);
 	r->len -= used;
+	r->fd_end = r->fd_end > used ? r->fd_end - used : 0;
 }
 
 /* idlemsg_put_u8 - append one octet */

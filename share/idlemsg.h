@@ -109,7 +109,8 @@ struct idlemsg_park {
 struct idlemsg_reader {
 	unsigned char buf[IDLEMSG_IN_MAX];
 	size_t len;
-	int fd;			/* descriptor received with the message, or -1 */
+	int fd;			/* descriptor received, not yet taken, or -1 */
+	size_t fd_end;		/* buf offset just past the octets that came with fd */
 };
 
 struct idlemsg {

@@ -14,11 +14,20 @@
  *	IDLEMSG_F_NOTIFY carries mailbox ids, the NOTIFY state and the count
  *	of events read; without them, with an empty state, or with ids not
  *	whole u32s it is refused.
+ *
+ *	Framing over a real stream socket: a WATCH and a PARK with its
+ *	descriptor sent back to back and read in one go give the descriptor to
+ *	the PARK, not to the WATCH (the kernel ends the read after the data
+ *	that came with the descriptor); a descriptor sent with a WATCH is
+ *	refused.
  */
 #include "sys_defs.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "idlemsg.h"
 #include "strbuf.h"
@@ -74,6 +83,43 @@ static int test_watch(bool notify, size_t nids, size_t cut, uint32_t *mboxid_r, 
 	free(err);
 	strbuf_free(&b);
 	return rc;
+}
+
+/* test_framing - WATCH then PARK+fd in one read: which message gets the fd? */
+static void test_framing(bool fd_with_watch)
+{
+	struct idlemsg_reader r;
+	struct idlemsg m;
+	char *err = NULL;
+	int sv[2], devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	unsigned char body[8] = { 0 };
+
+	test_assert(devnull >= 0 && socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	test_assert(idlemsg_send(sv[0], IDLEMSG_WATCH, body, sizeof(body),
+				 fd_with_watch ? devnull : -1, &err) == 0);
+	test_assert(idlemsg_send(sv[0], IDLEMSG_PARK, body, sizeof(body),
+				 fd_with_watch ? -1 : devnull, &err) == 0);
+	idlemsg_reader_init(&r);
+	test_assert(idlemsg_fill(sv[1], &r, &err) == 1);
+	if (!fd_with_watch && r.len < 2 * (IDLEMSG_HDR + sizeof(body)))
+		test_assert(idlemsg_fill(sv[1], &r, &err) == 1);
+	if (fd_with_watch) {
+		test_assert(idlemsg_next(&r, &m, &err) == -1);	/* a descriptor with a WATCH */
+		test_assert(err != NULL && strstr(err, "descriptor") != NULL);
+	} else {
+		test_assert(r.len == 2 * (IDLEMSG_HDR + sizeof(body)));	/* both in one read */
+		test_assert(idlemsg_next(&r, &m, &err) == 1 && m.type == IDLEMSG_WATCH && m.fd < 0);
+		idlemsg_consume(&r, &m);
+		test_assert(idlemsg_next(&r, &m, &err) == 1 && m.type == IDLEMSG_PARK && m.fd >= 0);
+		if (m.fd >= 0)
+			close(m.fd);
+		idlemsg_consume(&r, &m);
+	}
+	free(err);
+	idlemsg_reader_reset(&r);
+	close(sv[0]);
+	close(sv[1]);
+	close(devnull);
 }
 
 int main(void)
@@ -248,5 +294,13 @@ int main(void)
 	}
 	test_end();
 	strbuf_free(&test_buf);
+	test_begin("a WATCH and a PARK with its descriptor read at once");
+	test_framing(false);
+	test_end();
+
+	test_begin("a descriptor sent with a WATCH is refused");
+	test_framing(true);
+	test_end();
+
 	return test_done();
 }
