@@ -28,7 +28,7 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from imap_util import Instance, TAP, Raw, smtp_send, message  # noqa: E402
+from imap_util import Instance, TAP, Raw, hub_pss_kb, smtp_send, message  # noqa: E402
 
 USER, PW = "alice@example.test", "alice-secret"
 t = TAP()
@@ -228,36 +228,13 @@ t.ok(any("MODSEQ" in x for x in lines), "CONDSTORE still enabled: FETCH FLAGS ca
 
 
 # Memory per parked connection: PSS of the hub before and after parking N.
-def pss_kb(pid):
-    """PSS of the hub master (pid) and its hubs, in KiB."""
-    pids = [pid]
-    for name in os.listdir("/proc"):
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        if name.isdigit() and int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
-            pids.append(int(name))
-    total = 0
-    for p in pids:
-        try:
-            with open("/proc/%d/smaps_rollup" % p) as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
-
-
 N = int(os.environ.get("IMAP_IDLE_PARK_N", "200"))  # 1000 for the figure in the report
 hp = hub_pid()
 inst.stop()
 inst.configure(imapd_process_limit="8", imapd_min_spare="4", imapd_max_spare="8")
 inst.start()
 hp = hub_pid()
-before = pss_kb(hp)
+before = hub_pss_kb(hp)
 conns = []
 for i in range(N):
     r = session()
@@ -269,7 +246,7 @@ while time.time() < deadline and len(re.findall(r"park: user=", inst.log())) < N
     time.sleep(0.2)
 nparked = len(re.findall(r"park: user=", inst.log()))
 t.ok(nparked >= N, "%d sessions parked in the hub (%d)" % (N, nparked))
-after = pss_kb(hp)
+after = hub_pss_kb(hp)
 t.diag("hub PSS %d KiB before, %d KiB with %d parked: %.0f bytes per parked connection"
        % (before, after, N, (after - before) * 1024.0 / N))
 for r in conns:

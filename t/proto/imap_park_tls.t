@@ -31,7 +31,7 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from imap_util import Instance, TAP, Raw, smtp_send, message  # noqa: E402
+from imap_util import Instance, TAP, Raw, hub_pss_kb, smtp_send, message  # noqa: E402
 
 USER, PW = "alice@example.test", "alice-secret"
 t = TAP()
@@ -258,27 +258,6 @@ s.close()
 
 
 # --- Memory per parked TLS connection --------------------------------------------
-def pss_kb(pid):
-    """PSS of the hub master (pid) and its hubs, in KiB."""
-    pids = [pid]
-    for name in os.listdir("/proc"):
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        if name.isdigit() and int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
-            pids.append(int(name))
-    total = 0
-    for p in pids:
-        try:
-            with open("/proc/%d/smaps_rollup" % p) as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
 
 
 N = int(os.environ.get("IMAP_PARK_TLS_N", "50"))  # 1000 for the figure in the report
@@ -305,7 +284,7 @@ base = parks()
 park_one()
 wait_parks(base + 1)
 base = parks()
-before = pss_kb(hp)
+before = hub_pss_kb(hp)
 N1 = N // 5   # the slope from N1 to N: heap that OpenSSL's set-up freed is reused first
 
 
@@ -319,9 +298,9 @@ def park_until(n):
 
 
 park_until(N1)
-mid = pss_kb(hp)
+mid = hub_pss_kb(hp)
 t.ok(park_until(N), "%d TLS sessions parked in the hub (%d)" % (N, parks() - base))
-after = pss_kb(hp)
+after = hub_pss_kb(hp)
 t.diag("hub PSS %d KiB before, %d KiB with %d parked TLS (%.0f bytes each), %d KiB with %d: "
        "%.0f bytes per parked TLS connection from %d to %d"
        % (before, mid, N1, (mid - before) * 1024.0 / max(N1, 1), after, N,

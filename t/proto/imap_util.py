@@ -228,3 +228,26 @@ def quiet(r, secs=1.5):
         return r.line()
     except OSError:
         return None
+
+
+def hub_pss_kb(pid):
+    """PSS of the hub master (pid) and its hubs, in KiB."""
+    pids = [pid]
+    for name in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if name.isdigit() and int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
+            pids.append(int(name))
+    total = 0
+    for p in pids:
+        try:
+            with open("/proc/%d/smaps_rollup" % p) as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
