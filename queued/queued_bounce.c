@@ -25,6 +25,11 @@
  *	deferred entries of one message, once, when queue_delay_warning has
  *	passed since they were queued and NOTIFY allows it (DELAY given, or
  *	no NOTIFY at all).
+ * SECURITY
+ *	A DSN quotes the original message's headers or all of it (RET) and a
+ *	remote server's reply as the spool kept it (cut to
+ *	SPOOL_QUEUE_REPLY_MAX); it is never sent for a null sender, and a
+ *	double bounce never bounces, so no DSN can loop.
  * STANDARDS
  *	RFC 3461 6.2 (when a DSN is issued), RFC 3464.
  */

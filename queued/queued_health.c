@@ -48,6 +48,13 @@
  *	queued_health_read_blocks() (each runner, before each round) takes the
  *	other runners' marks from it, so that a block one runner met is
  *	respected by all from their next round on.
+ * SECURITY
+ *	What the DNS answers is parsed by share/dns.c with its limits; the
+ *	state file in run_dir is written by the runners (service user) and
+ *	replaced by rename, never followed as a path from its contents.
+ * STANDARDS
+ *	RFC 5782 (DNS blacklists: reversed-octet queries, 127.0.0.x answers);
+ *	FCrDNS as in RFC 8601 2.7.3 (PTR name resolving back to the address).
  */
 #include "sys_defs.h"
 

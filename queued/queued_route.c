@@ -62,6 +62,10 @@
  *	source addresses QUEUED_SOURCE_MAX.
  * DIAGNOSTICS
  *	queued_route_load() fails with the file, the line and what is wrong.
+ * STANDARDS
+ *	RFC 5321 5.1 (locating the target host); RFC 3463 and RFC 7372
+ *	(enhanced status codes, X.7.25 and friends, read by the "blocked"
+ *	classifier); RFC 4954 (AUTH to a relay).
  */
 #include "sys_defs.h"
 

@@ -25,6 +25,12 @@
  *	a connection to it is open; "m" for a message claim, one slot per
  *	bucket of message ids, held while a runner delivers that message's
  *	groups of a round.
+ * SECURITY
+ *	Slot files live in run_dir/queued.slots, made by the runners (service
+ *	user); their names are hashes of the destination, never a name a
+ *	remote party chose, so no path is built from network input.
+ * STANDARDS
+ *	None: a local mechanism (non-blocking flock(2) on slot files).
  */
 #include "sys_defs.h"
 
