@@ -91,13 +91,19 @@ void pop3_set_state(POP3_SESSION *s, enum pop3_state state)
 	s->state = state;
 }
 
-/* pop3_session_release - end of session: unlock the mailbox, free everything */
-void pop3_session_release(POP3_SESSION *s)
+/* pop3_unlock - give the INBOX back to the next session, if this one holds it */
+static void pop3_unlock(POP3_SESSION *s)
 {
 	if (s->locked) {
 		spool_unlock_mailbox(s->user, POP3_INBOX);
 		s->locked = false;
 	}
+}
+
+/* pop3_session_release - end of session: unlock the mailbox, free everything */
+void pop3_session_release(POP3_SESSION *s)
+{
+	pop3_unlock(s);
 	free(s->msgs);
 	s->msgs = NULL;
 	s->nmsgs = 0;
@@ -609,7 +615,11 @@ static void pop3_mark_seen(POP3_SESSION *s)
 	free(uids);
 }
 
-/* pop3_update - QUIT in TRANSACTION: remove the marked messages in one go */
+/*
+ * pop3_update - QUIT in TRANSACTION: remove the marked messages in one go.
+ * The lock goes before the answer: a client that reconnects as soon as it
+ * has read "+OK" must find the mailbox free.
+ */
 static void pop3_update(POP3_SESSION *s)
 {
 	uint32_t *uids = xcalloc(s->ndeleted ? s->ndeleted : 1, sizeof(*uids));
@@ -624,9 +634,11 @@ static void pop3_update(POP3_SESSION *s)
 	if (n > 0 && spool_expunge(s->user, POP3_INBOX, uids, n, &err) < 0) {
 		msg_warn("user %s: expunge %zu messages: %s", s->user, n, err);
 		free(err);
+		pop3_unlock(s);
 		pop3_reply(s, "-ERR [SYS/TEMP] some deleted messages not removed, try again later");
 	} else {
 		s->expunged = (unsigned)n;
+		pop3_unlock(s);
 		pop3_reply(s, "+OK %zu messages deleted, goodbye", n);
 	}
 	free(uids);

@@ -6,7 +6,9 @@ NAME
 DESCRIPTION
     While a session holds a user's INBOX, a second login is refused with
     "-ERR [IN-USE]" and closed, other users log in normally, and the lock
-    goes away with the first session's QUIT. A worker killed with SIGKILL
+    goes away with the first session's QUIT, before its "+OK": a client
+    that reconnects the moment it has read the answer (a phone polling
+    again) is let in every time. A worker killed with SIGKILL
     in the middle of a session (after DELE) deletes nothing, and its lock
     does not keep the next session out.
 """
@@ -18,7 +20,7 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pop3_util import Instance, TAP, message, pop3s, smtp_send, worker_pid  # noqa: E402
+from pop3_util import Instance, Raw, TAP, message, pop3s, smtp_send, worker_pid  # noqa: E402
 
 ALICE = ("alice@example.test", "alice-pw")
 BOB = ("bob@example.test", "bob-pw")
@@ -58,6 +60,27 @@ first.quit()
 third = pop3s(inst, *ALICE)
 t.is_(third.stat()[0], 2, "after QUIT the lock is gone and the deletion applied")
 third.quit()
+
+# Reconnect at once after each QUIT: the next session has already said
+# USER and sends PASS the moment the previous one has read its "+OK".
+busy = []
+prev = Raw(inst, tls=True)
+prev.line()
+prev.cmd("USER " + ALICE[0])
+prev.cmd("PASS " + ALICE[1])
+for i in range(100):
+    nxt = Raw(inst, tls=True)
+    nxt.line()
+    nxt.cmd("USER " + ALICE[0])
+    prev.cmd("QUIT")
+    answer = nxt.cmd("PASS " + ALICE[1])
+    if not (answer or "").startswith("+OK"):
+        busy.append("%d: %s" % (i, answer))
+    prev.sock.close()
+    prev = nxt
+prev.cmd("QUIT")
+prev.sock.close()
+t.is_(busy, [], "100 sessions each logging in right after the previous QUIT: none refused")
 
 # Kill the worker of a session that has marked a message.
 victim = pop3s(inst, *ALICE)
