@@ -63,8 +63,9 @@
  *	the SMTP server's policy (mta/smtpd_policy.c): "blackhole" and
  *	"reject:" followed by a user's address. An entry is printable ASCII
  *	without spaces, at most 320 bytes; what it means (an address, a
- *	domain, a client address) is the caller's business. The LDAP back
- *	end keeps no lists: lookups find nothing, changes are refused.
+ *	domain, a client address) is the caller's business. Both back ends
+ *	keep them in the instance's own dir_policy.db (the LDAP back end
+ *	opens that database alone), so they work the same with either.
  *
  *	dir_alias_add() refuses an alias whose expansion would come back to
  *	itself, and local targets that do not exist; dir_resolve() still

@@ -41,6 +41,11 @@
  *		refuses, is a directory error (a temporary failure to the
  *		sender, the reason in the log), never a partial delivery.
  *
+ *	The SMTP policy lists (blackhole, per-user reject) are not in LDAP:
+ *	they stay in the instance's own dir_policy.db in the spool, opened
+ *	alone through dir_bdb.c (dir_bdb_policy_open), so cyctl blackhole
+ *	and cyctl reject change them here as with the embedded directory.
+ *
  *	Every search is a subtree search under ldap_base, with a filter whose
  *	looked-up value is escaped as RFC 4515 requires (* ( ) \ NUL, and
  *	control characters), so an address can never change the filter's
@@ -216,13 +221,14 @@ static int dir_ldap_open(char **error_r)
 	if (dir_ldap_init(&ld, error_r) < 0)
 		return -1;
 	ldap_unbind_ext(ld, NULL, NULL);
-	return 0;
+	return dir_bdb_policy_open(error_r);	/* the policy lists stay local */
 }
 
 /* dir_ldap_close - drop the connection */
 static void dir_ldap_close(void)
 {
 	dir_ldap_drop();
+	dir_bdb_policy_close();
 }
 
 /* dir_ldap_search - one subtree search under ldap_base, reconnecting once if the server went away */
@@ -646,4 +652,8 @@ const struct dir_backend_ops dir_ldap_ops = {
 	.user_list = dir_ldap_user_list,
 	.user_count = dir_ldap_user_count,
 	.alias_list = dir_ldap_alias_list,
+	.policy_lookup = dir_bdb_policy_lookup,
+	.policy_list = dir_bdb_policy_list,
+	.policy_add = dir_bdb_policy_add,
+	.policy_remove = dir_bdb_policy_remove,
 };
