@@ -48,7 +48,8 @@ struct dir_backend_ops {
 	int (*alias_add)(const char *address, char *const *targets, char **error_r);
 	int (*alias_remove)(const char *address, char **error_r);
 
-	/* Mailing lists; NULL where the back end has none (LDAP). A list is
+	/* Mailing lists. list_put is NULL in a read-only back end (LDAP:
+	 * lists are cyMailingList entries made with LDAP tools). A list is
 	 * removed with alias_remove, and alias_lookup expands it. */
 	int (*list_lookup)(const char *address, struct dir_list *l, char **error_r);
 	int (*list_put)(const struct dir_list *l, bool create, char **error_r);
