@@ -63,8 +63,14 @@
  *	the SMTP server's policy (mta/smtpd_policy.c): "blackhole" and
  *	"reject:" followed by a user's address. An entry is printable ASCII
  *	without spaces, at most 320 bytes; what it means (an address, a
- *	domain, a client address) is the caller's business. The LDAP back
- *	end keeps no lists: lookups find nothing, changes are refused.
+ *	domain, a client address) is the caller's business. Both back ends
+ *	keep them in the instance's own dir_policy.db (the LDAP back end
+ *	opens that database alone), so they work the same with either.
+ *
+ *	Mailing lists (dir_list_*): in the embedded directory they are made
+ *	and changed here (cyctl list); in LDAP they are cyMailingList entries
+ *	made with LDAP tools, looked up here the same way, and changes here
+ *	are refused as for every LDAP entry.
  *
  *	dir_alias_add() refuses an alias whose expansion would come back to
  *	itself, and local targets that do not exist; dir_resolve() still
@@ -1229,7 +1235,7 @@ int dir_list_lookup(const char *address, struct dir_list *l, char **error_r)
 
 	memset(l, 0, sizeof(*l));
 	if (dir_need()->list_lookup == NULL)
-		return 0;	/* lists live in the embedded directory only */
+		return 0;	/* a back end without lists */
 	if ((norm = dir_normalize_address(address, error_r)) == NULL)
 		return -1;
 	rc = dir_ops->list_lookup(norm, l, error_r);
@@ -1291,8 +1297,12 @@ bool dir_list_may_post(const struct dir_list *l, const char *sender)
 /* dir_list_writable - lists need a back end that keeps them */
 static int dir_list_writable(char **error_r)
 {
-	if (!dir_writable())
-		return dir_read_only(error_r);
+	if (!dir_writable()) {
+		*error_r = xasprintf("the %s directory is read-only here: mailing lists are "
+				     "cyMailingList entries, managed with LDAP tools (ldapadd, "
+				     "ldapmodify)", dir_ops->name);
+		return -1;
+	}
 	if (dir_ops->list_put == NULL) {
 		*error_r = xasprintf("the %s directory keeps no mailing lists: use an alias "
 				     "(or a dynamic alias) there", dir_ops->name);

@@ -55,7 +55,8 @@ enum dir_resolve_status {
 };
 
 /*
- * A mailing list (embedded directory only): an address in one of our
+ * A mailing list (embedded directory: cyctl list; LDAP: a cyMailingList
+ * entry, read-only here): an address in one of our
  * domains with members (local or remote addresses, aliases, other lists:
  * it expands like an alias, so dir_resolve() covers it), an owner (a
  * local user: may always post; what the list sends goes out with the

@@ -48,13 +48,15 @@ struct dir_backend_ops {
 	int (*alias_add)(const char *address, char *const *targets, char **error_r);
 	int (*alias_remove)(const char *address, char **error_r);
 
-	/* Mailing lists; NULL where the back end has none (LDAP). A list is
+	/* Mailing lists. list_put is NULL in a read-only back end (LDAP:
+	 * lists are cyMailingList entries made with LDAP tools). A list is
 	 * removed with alias_remove, and alias_lookup expands it. */
 	int (*list_lookup)(const char *address, struct dir_list *l, char **error_r);
 	int (*list_put)(const struct dir_list *l, bool create, char **error_r);
 
 	/* SMTP policy lists (blackhole, per-user reject); NULL: the back end
-	 * keeps none (every lookup finds nothing, changes are refused). */
+	 * keeps none (every lookup finds nothing, changes are refused). Both
+	 * back ends keep them in the spool's dir_policy.db (dir_bdb.c). */
 	int (*policy_lookup)(const char *list, const char *entry, char **error_r);
 	int (*policy_list)(const char *list, char ***entries_r, char **error_r);
 	int (*policy_add)(const char *list, const char *entry, char **error_r);
@@ -68,6 +70,14 @@ extern const struct dir_backend_ops dir_ldap_ops;
 char **dir_strings_new(void);
 void dir_strings_add(char ***listp, size_t *np, const char *s);
 const char *dir_address_domain(const char *address);
+
+/* dir_bdb.c: dir_policy.db alone, for the LDAP back end's policy lists. */
+int dir_bdb_policy_open(char **error_r);
+void dir_bdb_policy_close(void);
+int dir_bdb_policy_lookup(const char *list, const char *entry, char **error_r);
+int dir_bdb_policy_list(const char *list, char ***entries_r, char **error_r);
+int dir_bdb_policy_add(const char *list, const char *entry, char **error_r);
+int dir_bdb_policy_remove(const char *list, const char *entry, char **error_r);
 
 /* dir_ldap.c, exported for its unit test: RFC 4515 value escaping. */
 char *dir_ldap_filter_escape(const char *value);

@@ -21,7 +21,10 @@
  *	dir_policy.db holds the SMTP policy lists (mta/smtpd_policy.c): the
  *	system blackhole list ("blackhole") and each user's reject list
  *	("reject:" and the user's address), one key per entry, so that a
- *	check is a single get and a listing a range scan.
+ *	check is a single get and a listing a range scan. It is the
+ *	instance's own with either back end: with directory_backend = ldap,
+ *	dir_ldap.c opens it alone (dir_bdb_policy_open) and uses the
+ *	dir_bdb_policy_* functions, so the lists work the same there.
  *
  *	Keys put the domain first so that one domain's users or aliases are
  *	neighbours: dir_user_list() is a range scan, while a lookup (the one
@@ -420,7 +423,7 @@ static int dir_bdb_run(const char *what, bool write, dir_bdb_body body, void *ct
 	DB_TXN *txn = NULL;
 	int rc = 0;
 
-	if (env == NULL || dir_bdb_domains == NULL)
+	if (env == NULL || (dir_bdb_domains == NULL && dir_bdb_policy == NULL))
 		msg_panic("dir_bdb: %s with the directory closed", what);
 	spool_watch_enter();	/* a wedged spool shows (spool_gate.c) */
 	for (int attempt = 0; attempt < DIR_BDB_RETRIES; attempt++) {
@@ -1090,6 +1093,41 @@ static int dir_bdb_alias_remove(const char *address, char **error_r)
 
 /* ---------- policy lists ---------- */
 
+/*
+ * The policy lists are local to the instance whichever back end holds the
+ * users: the LDAP back end (dir_ldap.c) opens dir_policy.db alone through
+ * dir_bdb_policy_open() and points its policy operations at these.
+ */
+
+/* dir_bdb_policy_open - open dir_policy.db alone, when the spool is open (LDAP back end) */
+int dir_bdb_policy_open(char **error_r)
+{
+	DB_ENV *env = spool_dbenv();
+
+	if (env == NULL || dir_bdb_policy != NULL)
+		return 0;	/* no spool (a lookup tool): the lists say so when used */
+	return dir_bdb_open_db(env, "dir_policy.db", &dir_bdb_policy, error_r);
+}
+
+/* dir_bdb_policy_close - close what dir_bdb_policy_open() opened */
+void dir_bdb_policy_close(void)
+{
+	if (dir_bdb_policy != NULL) {
+		dir_bdb_policy->close(dir_bdb_policy, 0);
+		dir_bdb_policy = NULL;
+	}
+}
+
+/* dir_bdb_policy_need - the error of policy lists used without the spool */
+static int dir_bdb_policy_need(char **error_r)
+{
+	if (dir_bdb_policy != NULL)
+		return 0;
+	*error_r = xasprintf("the SMTP policy lists live in the spool's dir_policy.db: "
+			     "open the spool before the directory");
+	return -1;
+}
+
 struct dir_policy_ctx {
 	const char *list, *entry;
 	int found;
@@ -1124,10 +1162,13 @@ static int dir_policy_lookup_body(DB_TXN *txn, void *ctx, char **error_r)
 	return rc == DB_NOTFOUND ? 0 : rc;
 }
 
-static int dir_bdb_policy_lookup(const char *list, const char *entry, char **error_r)
+/* dir_bdb_policy_lookup - a policy list operation on dir_policy.db */
+int dir_bdb_policy_lookup(const char *list, const char *entry, char **error_r)
 {
 	struct dir_policy_ctx c = { .list = list, .entry = entry };
 
+	if (dir_bdb_policy_need(error_r) < 0)
+		return -1;
 	if (dir_bdb_read("policy lookup", dir_policy_lookup_body, &c, error_r) < 0)
 		return -1;
 	return c.found;
@@ -1162,10 +1203,13 @@ static int dir_policy_list_body(DB_TXN *txn, void *ctx, char **error_r)
 	return 0;
 }
 
-static int dir_bdb_policy_list(const char *list, char ***entries_r, char **error_r)
+/* dir_bdb_policy_list - a policy list operation on dir_policy.db */
+int dir_bdb_policy_list(const char *list, char ***entries_r, char **error_r)
 {
 	struct dir_policy_ctx c = { .list = list };
 
+	if (dir_bdb_policy_need(error_r) < 0)
+		return -1;
 	if (dir_bdb_read("policy list", dir_policy_list_body, &c, error_r) < 0) {
 		dir_strings_free(&c.entries);
 		return -1;
@@ -1205,17 +1249,23 @@ static int dir_policy_remove_body(DB_TXN *txn, void *ctx, char **error_r)
 	return rc == DB_NOTFOUND ? 0 : rc;
 }
 
-static int dir_bdb_policy_add(const char *list, const char *entry, char **error_r)
+/* dir_bdb_policy_add - a policy list operation on dir_policy.db */
+int dir_bdb_policy_add(const char *list, const char *entry, char **error_r)
 {
 	struct dir_policy_ctx c = { .list = list, .entry = entry };
 
+	if (dir_bdb_policy_need(error_r) < 0)
+		return -1;
 	return dir_bdb_txn("policy add", dir_policy_add_body, &c, error_r);
 }
 
-static int dir_bdb_policy_remove(const char *list, const char *entry, char **error_r)
+/* dir_bdb_policy_remove - a policy list operation on dir_policy.db */
+int dir_bdb_policy_remove(const char *list, const char *entry, char **error_r)
 {
 	struct dir_policy_ctx c = { .list = list, .entry = entry };
 
+	if (dir_bdb_policy_need(error_r) < 0)
+		return -1;
 	if (dir_bdb_txn("policy remove", dir_policy_remove_body, &c, error_r) < 0)
 		return -1;
 	return c.found;

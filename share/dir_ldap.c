@@ -40,6 +40,28 @@
  *		DIR_RESOLVE_MAX_TARGETS members, or a filter the server
  *		refuses, is a directory error (a temporary failure to the
  *		sender, the reason in the log), never a partial delivery.
+ *	mailing lists
+ *		objectClass cyMailingList: "mail" the list's address,
+ *		"cyListOwner" the owner (bounces go to owner+list-NAME@),
+ *		"cyListMember" the members (any addresses; expanded like an
+ *		alias's targets, so a cycle through aliases or lists is cut by
+ *		dir_resolve), "cyListPolicy" anyone, members (when absent),
+ *		owner or senders (another value counts as owner, logged), and
+ *		"cyListSender" the posters of the senders policy. A missing or
+ *		malformed owner, or more than DIR_LIST_SENDERS_MAX senders, is
+ *		a directory error; members past DIR_RESOLVE_MAX_TARGETS are
+ *		refused by dir_resolve (DIR_TOO_MANY) as in the embedded one.
+ *		The mta treats such a list as it treats one of the embedded
+ *		directory (mta/smtpd_check.c).
+ *
+ *	One address names one entry: aliases, dynamic aliases and lists are
+ *	looked up by one search, so an alias and a list of the same address
+ *	is a directory error, like two aliases.
+ *
+ *	The SMTP policy lists (blackhole, per-user reject) are not in LDAP:
+ *	they stay in the instance's own dir_policy.db in the spool, opened
+ *	alone through dir_bdb.c (dir_bdb_policy_open), so cyctl blackhole
+ *	and cyctl reject change them here as with the embedded directory.
  *
  *	Every search is a subtree search under ldap_base, with a filter whose
  *	looked-up value is escaped as RFC 4515 requires (* ( ) \ NUL, and
@@ -60,8 +82,10 @@
  *	that the failure is temporary, so callers answer 4xx, never "no such
  *	user".
  *
- *	This back end is read-only: the directory is managed with the
- *	operator's LDAP tools. dir.c answers changes with an error saying so.
+ *	This back end is read-only: the directory, mailing lists included, is
+ *	managed with the operator's LDAP tools. dir.c answers changes with an
+ *	error saying so (cyctl list members and cyctl list policy still show
+ *	a list).
  * SECURITY
  *	The bind password comes from caiyou.conf, which must be readable by
  *	the service user only. Values from the directory are checked like any
@@ -216,13 +240,14 @@ static int dir_ldap_open(char **error_r)
 	if (dir_ldap_init(&ld, error_r) < 0)
 		return -1;
 	ldap_unbind_ext(ld, NULL, NULL);
-	return 0;
+	return dir_bdb_policy_open(error_r);	/* the policy lists stay local */
 }
 
 /* dir_ldap_close - drop the connection */
 static void dir_ldap_close(void)
 {
 	dir_ldap_drop();
+	dir_bdb_policy_close();
 }
 
 /* dir_ldap_search - one subtree search under ldap_base, reconnecting once if the server went away */
@@ -500,37 +525,137 @@ static int dir_ldap_dynamic_members(const char *address, const char *userfilter,
 	return 1;
 }
 
-/* dir_ldap_alias_lookup - a cyAlias entry's targets, or a cyDynamicAlias's members, normalised */
+/* The one search for an address's alias, dynamic alias or list entry. */
+#define DIR_LDAP_ADDRESS_FILTER \
+	"(|(&(|(objectClass=cyAlias)(objectClass=cyDynamicAlias))(cyAliasAddress=%1$s))" \
+	"(&(objectClass=cyMailingList)(mail=%1$s)))"
+
+/* dir_ldap_is_list - does the entry have the cyMailingList class? */
+static bool dir_ldap_is_list(LDAPMessage *e)
+{
+	char **classes = dir_ldap_values(e, "objectClass");
+	bool is = false;
+
+	for (char **c = classes; *c != NULL && !is; c++)
+		is = strcasecmp(*c, "cyMailingList") == 0;
+	dir_strings_free(&classes);
+	return is;
+}
+
+/* dir_ldap_addresses - the normalised values of attr, at most max (more: -1) */
+static int dir_ldap_addresses(LDAPMessage *e, const char *attr, const char *what,
+			      const char *address, size_t max, char ***list_r, char **error_r)
+{
+	char **raw = dir_ldap_values(e, attr), *norm, *why;
+	size_t n = 0;
+
+	*list_r = dir_strings_new();
+	for (char **t = raw; *t != NULL; t++) {
+		if ((norm = dir_normalize_address(*t, &why)) == NULL) {
+			msg_warn("LDAP %s %s: %s left out: %s", what, address, attr, why);
+			free(why);
+			continue;
+		}
+		if (n >= max) {
+			*error_r = xasprintf("LDAP %s %s: more than %zu %s values", what, address,
+					     max, attr);
+			free(norm);
+			dir_strings_free(&raw);
+			dir_strings_free(list_r);
+			return -1;
+		}
+		dir_strings_add(list_r, &n, norm);
+		free(norm);
+	}
+	dir_strings_free(&raw);
+	return 0;
+}
+
+/* dir_ldap_alias_lookup - a cyAlias's targets, a cyDynamicAlias's or a cyMailingList's members */
 static int dir_ldap_alias_lookup(const char *address, char ***targets_r, char **error_r)
 {
-	char *attrs[] = { "cyAliasTarget", "cyAliasFilter", NULL };
+	char *attrs[] = { "objectClass", "cyAliasTarget", "cyAliasFilter", "cyListMember", NULL };
 	LDAPMessage *res, *e;
-	char **raw, *norm, *why, *userfilter;
-	size_t n = 0;
+	char *userfilter;
 	int rc;
 
 	*targets_r = NULL;
-	if ((rc = dir_ldap_one("(&(|(objectClass=cyAlias)(objectClass=cyDynamicAlias))"
-			       "(cyAliasAddress=%s))", address, attrs, &res, &e, error_r)) <= 0)
+	if ((rc = dir_ldap_one(DIR_LDAP_ADDRESS_FILTER, address, attrs, &res, &e, error_r)) <= 0)
 		return rc;
-	if ((userfilter = dir_ldap_value(e, "cyAliasFilter")) != NULL) {
+	if (!dir_ldap_is_list(e) && (userfilter = dir_ldap_value(e, "cyAliasFilter")) != NULL) {
 		ldap_msgfree(res);
 		rc = dir_ldap_dynamic_members(address, userfilter, targets_r, error_r);
 		free(userfilter);
 		return rc;
 	}
-	raw = dir_ldap_values(e, "cyAliasTarget");
-	*targets_r = dir_strings_new();
-	for (char **t = raw; *t != NULL; t++) {
-		if ((norm = dir_normalize_address(*t, &why)) == NULL) {
-			msg_warn("LDAP alias %s: target left out: %s", address, why);
-			free(why);
-			continue;
-		}
-		dir_strings_add(targets_r, &n, norm);
-		free(norm);
+	/* A list expands like an alias: its members are its targets. */
+	if (dir_ldap_is_list(e))
+		rc = dir_ldap_addresses(e, "cyListMember", "list", address, SIZE_MAX, targets_r,
+					error_r);
+	else
+		rc = dir_ldap_addresses(e, "cyAliasTarget", "alias", address, SIZE_MAX, targets_r,
+					error_r);
+	ldap_msgfree(res);
+	return rc < 0 ? -1 : 1;
+}
+
+/* dir_ldap_list_policy - cyListPolicy: absent is members; an unknown value is owner */
+static enum dir_list_policy dir_ldap_list_policy(LDAPMessage *e, const char *address)
+{
+	char *v = dir_ldap_value(e, "cyListPolicy");
+	enum dir_list_policy policy = DIR_LIST_MEMBERS;
+
+	if (v == NULL)
+		return policy;
+	for (char *p = v; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	if (dir_list_policy_parse(v, &policy) < 0) {
+		msg_warn("LDAP list %s: cyListPolicy \"%.40s\" unknown: treated as owner "
+			 "(anyone, members, owner, senders)", address, v);
+		policy = DIR_LIST_OWNER;	/* a typo never opens a closed list */
 	}
-	dir_strings_free(&raw);
+	free(v);
+	return policy;
+}
+
+/* dir_ldap_list_lookup - a cyMailingList entry: 1 a list, 0 none (or an alias), -1 */
+static int dir_ldap_list_lookup(const char *address, struct dir_list *l, char **error_r)
+{
+	char *attrs[] = { "objectClass", "cyListOwner", "cyListMember", "cyListPolicy",
+			  "cyListSender", NULL };
+	LDAPMessage *res, *e;
+	char *owner, *why;
+	int rc;
+
+	memset(l, 0, sizeof(*l));
+	if ((rc = dir_ldap_one(DIR_LDAP_ADDRESS_FILTER, address, attrs, &res, &e, error_r)) <= 0)
+		return rc;
+	if (!dir_ldap_is_list(e)) {
+		ldap_msgfree(res);
+		return 0;
+	}
+	owner = dir_ldap_value(e, "cyListOwner");
+	if (owner == NULL || (l->owner = dir_normalize_address(owner, &why)) == NULL) {
+		*error_r = owner == NULL ? xasprintf("LDAP list %s: no cyListOwner", address)
+			: xasprintf("LDAP list %s: cyListOwner: %s", address, why);
+		if (owner != NULL)
+			free(why);
+		free(owner);
+		ldap_msgfree(res);
+		return -1;
+	}
+	free(owner);
+	l->address = xstrdup(address);
+	l->policy = dir_ldap_list_policy(e, address);
+	if (dir_ldap_addresses(e, "cyListMember", "list", address, SIZE_MAX, &l->members,
+			       error_r) < 0
+	    || dir_ldap_addresses(e, "cyListSender", "list", address, DIR_LIST_SENDERS_MAX,
+				  &l->senders, error_r) < 0) {
+		ldap_msgfree(res);
+		dir_list_free(l);
+		return -1;
+	}
 	ldap_msgfree(res);
 	return 1;
 }
@@ -603,22 +728,25 @@ static int dir_ldap_user_list(const char *domain, char ***addresses_r, char **er
 	return dir_ldap_in_domain("inetOrgPerson", "mail", domain, addresses_r, &n, error_r);
 }
 
-/* dir_ldap_alias_list - the cyAlias and then the cyDynamicAlias addresses of a domain */
+/* dir_ldap_alias_list - the cyAlias, cyDynamicAlias and then cyMailingList addresses of a domain */
 static int dir_ldap_alias_list(const char *domain, char ***addresses_r, char **error_r)
 {
-	char **dynamic;
-	size_t n, nd;
+	static const char *const more[][2] = { { "cyDynamicAlias", "cyAliasAddress" },
+					       { "cyMailingList", "mail" } };
+	char **extra;
+	size_t n, nx;
 
 	if (dir_ldap_in_domain("cyAlias", "cyAliasAddress", domain, addresses_r, &n, error_r) < 0)
 		return -1;
-	if (dir_ldap_in_domain("cyDynamicAlias", "cyAliasAddress", domain, &dynamic, &nd,
-			       error_r) < 0) {
-		dir_strings_free(addresses_r);
-		return -1;
+	for (size_t k = 0; k < CY_ARRAY_SIZE(more); k++) {
+		if (dir_ldap_in_domain(more[k][0], more[k][1], domain, &extra, &nx, error_r) < 0) {
+			dir_strings_free(addresses_r);
+			return -1;
+		}
+		for (size_t i = 0; i < nx; i++)
+			dir_strings_add(addresses_r, &n, extra[i]);
+		dir_strings_free(&extra);
 	}
-	for (size_t i = 0; i < nd; i++)
-		dir_strings_add(addresses_r, &n, dynamic[i]);
-	dir_strings_free(&dynamic);
 	return 0;
 }
 
@@ -646,4 +774,9 @@ const struct dir_backend_ops dir_ldap_ops = {
 	.user_list = dir_ldap_user_list,
 	.user_count = dir_ldap_user_count,
 	.alias_list = dir_ldap_alias_list,
+	.list_lookup = dir_ldap_list_lookup,
+	.policy_lookup = dir_bdb_policy_lookup,
+	.policy_list = dir_bdb_policy_list,
+	.policy_add = dir_bdb_policy_add,
+	.policy_remove = dir_bdb_policy_remove,
 };

@@ -9,7 +9,7 @@
  *	cyctl list members LIST
  *	cyctl list policy LIST [anyone|members|owner | senders SENDER...]
  * DESCRIPTION
- *	Mailing lists of the embedded directory (dir.h). A list is an
+ *	Mailing lists of the directory (dir.h). A list is an
  *	address in one of our domains; its members are local users, aliases,
  *	other lists or remote addresses (checked like an alias's targets:
  *	local ones must exist, none may lead back to the list); its owner is
@@ -22,6 +22,11 @@
  *	member a line; "policy" without a policy prints the policy (and the
  *	senders, one a line). The operator is the one subscribing people:
  *	there is no subscription by mail.
+ *
+ *	With the LDAP directory, lists are cyMailingList entries made with
+ *	LDAP tools (cyctl(8) has an example): "members" and "policy LIST"
+ *	show them; the commands that change a list fail with the directory's
+ *	read-only error, as user and alias changes do there.
  */
 #include "sys_defs.h"
 

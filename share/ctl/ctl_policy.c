@@ -6,7 +6,8 @@
  *	cyctl reject add|del USER SENDER	cyctl reject list USER
  * DESCRIPTION
  *	The SMTP server's policy lists (mta/smtpd_policy.c), kept in the
- *	directory (dir_policy_*; the embedded one: dir_policy.db).
+ *	directory (dir_policy_*): the instance's own dir_policy.db in the
+ *	spool, with the embedded and the LDAP directory alike.
  *
  *	The blackhole list: mail from a listed sender or client is accepted
  *	with 250 and thrown away. An ENTRY is a sender address
