@@ -585,17 +585,26 @@ static int dir_bdb_domain_lookup(const char *name, struct dir_domain *d, char **
 	return l.found;
 }
 
+/* dir_bdb_get_addr - dir_bdb_get() by an address's key (val.data: caller frees) */
+static int dir_bdb_get_addr(DB *db, DB_TXN *txn, const char *address, DBT *val,
+			    u_int32_t flags)
+{
+	STRBUF *key = strbuf_alloc(128, STRBUF_UNLIMITED);
+	int rc;
+
+	dir_bdb_key(key, address);
+	rc = dir_bdb_get(db, txn, key->data, key->len, val, flags);
+	strbuf_free(&key);
+	return rc;
+}
+
 /* dir_user_get - read a USER record in txn: 1, 0, DIR_BDB_REFUSED or a DB error */
 static int dir_user_get(DB_TXN *txn, const char *address, struct dir_user *u, u_int32_t flags,
 			char **error_r)
 {
-	STRBUF *key = strbuf_alloc(128, STRBUF_UNLIMITED);
 	DBT val;
-	int rc;
+	int rc = dir_bdb_get_addr(dir_bdb_users, txn, address, &val, flags);
 
-	dir_bdb_key(key, address);
-	rc = dir_bdb_get(dir_bdb_users, txn, key->data, key->len, &val, flags);
-	strbuf_free(&key);
 	if (rc == DB_NOTFOUND)
 		return 0;
 	if (rc != 0)
@@ -630,13 +639,9 @@ static int dir_bdb_user_lookup(const char *address, struct dir_user *u, char **e
 static int dir_alias_get(DB_TXN *txn, const char *address, char ***targets_r, u_int32_t flags,
 			 char **error_r)
 {
-	STRBUF *key = strbuf_alloc(128, STRBUF_UNLIMITED);
 	DBT val;
-	int rc;
+	int rc = dir_bdb_get_addr(dir_bdb_aliases, txn, address, &val, flags);
 
-	dir_bdb_key(key, address);
-	rc = dir_bdb_get(dir_bdb_aliases, txn, key->data, key->len, &val, flags);
-	strbuf_free(&key);
 	if (rc == DB_NOTFOUND)
 		return 0;
 	if (rc != 0)
@@ -1284,13 +1289,9 @@ struct dir_list_change {
 static int dir_list_get(DB_TXN *txn, const char *address, struct dir_list *l, u_int32_t flags,
 			char **error_r)
 {
-	STRBUF *key = strbuf_alloc(128, STRBUF_UNLIMITED);
 	DBT val;
-	int rc;
+	int rc = dir_bdb_get_addr(dir_bdb_aliases, txn, address, &val, flags);
 
-	dir_bdb_key(key, address);
-	rc = dir_bdb_get(dir_bdb_aliases, txn, key->data, key->len, &val, flags);
-	strbuf_free(&key);
 	if (rc == DB_NOTFOUND)
 		return 0;
 	if (rc != 0)
