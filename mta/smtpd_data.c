@@ -362,10 +362,12 @@ static void smtpd_data_deliver(SMTPD_SESSION *sess, struct smtpd_data *d, const 
 	 * null sender.
 	 */
 	if (sess->sender != NULL && sess->sender[0] != '\0') {
+		bool sender_ok = smtpd_data_queue_addr(sess->sender);
+
 		for (size_t i = 0; i < sess->nsuccess; i++) {
-			if (!smtpd_data_queue_addr(sess->sender) || !smtpd_data_queue_addr(sess->success[i])) {
-				msg_info("%s: no delivered DSN for <%s>: an address the queue cannot hold",
-					 qid, sess->success[i]);
+			if (!sender_ok || !smtpd_data_queue_addr(sess->success[i])) {
+				msg_info("%s: no delivered DSN for <%s>: an address a queue entry "
+					 "cannot hold", qid, sess->success[i]);
 				continue;
 			}
 			notices[env.ndelivered].addr = sess->success[i];
