@@ -146,7 +146,7 @@
  *	spool_queue_dsn_due() finds it until the DSN is stored: the DSN
  *	message is stored by spool_queue_submit() with the entries it
  *	reports in env->notified, in the same transaction that marks them
- *	SPOOL_QUEUE_F_DSN_DONE (and, for failed ones, releases the body).
+ *	SPOOL_QUEUE_F_DSN_DONE (and, for final ones, releases the body).
  *	So a crash between the result and the DSN leaves the entry owing it
  *	(found again), and a DSN is never stored twice (a second submit
  *	naming an entry already done fails with EALREADY, nothing stored).
