@@ -126,7 +126,7 @@ typedef struct smtpd_session {
 	char *rcpt_orcpt;		/* the RCPT being checked: "type;xtext", NULL none */
 	unsigned *remote_notify;	/* parallel to remotes */
 	char **remote_orcpt;		/* parallel to remotes, NULL entries when none */
-	char **success;			/* local recipients with NOTIFY=SUCCESS: "delivered" DSN */
+	char **success;			/* local recipients with NOTIFY=SUCCESS: "delivered" notices */
 	char **success_orcpt;		/* parallel to success, NULL entries when none */
 	size_t nsuccess;
 	struct smtpd_policy *policy;	/* smtpd_policy*.c's state, NULL until used */
@@ -174,7 +174,6 @@ void smtpd_check_rcpt_addr(SMTPD_SESSION *sess, const char *addr);
 void smtpd_check_list_headers(SMTPD_SESSION *sess, STRBUF *hdr);
 int smtpd_check_rcpt_params(SMTPD_SESSION *sess, const char *params);
 void smtpd_wake_queued(void);
-void smtpd_dsn_delivered(SMTPD_SESSION *sess, uint64_t msgid);
 
 /* smtpd_data.c */
 void smtpd_data(SMTPD_SESSION *sess);

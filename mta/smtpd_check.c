@@ -23,9 +23,12 @@
  *	RCPT takes NOTIFY=NEVER or a list of SUCCESS, FAILURE, DELAY, and
  *	ORCPT=addr-type;xtext (RFC 3461). A bad or repeated DSN parameter is
  *	501 5.5.4. The DSN parameters of remote recipients are stored with
- *	their queue entries (spool_queue_submit()); smtpd_wake_queued() tells
- *	queued there is new mail; smtpd_dsn_delivered() sends the "delivered"
- *	DSN of local recipients that asked with NOTIFY=SUCCESS.
+ *	their queue entries (spool_queue_submit()); a local recipient that
+ *	asked with NOTIFY=SUCCESS is kept (sess->success, the address as
+ *	given and its ORCPT, once per RCPT however many mailboxes an alias or
+ *	list expands to) for smtpd_data.c, which stores its "delivered"
+ *	notice in the message's transaction for queued to send;
+ *	smtpd_wake_queued() tells queued there is new mail or a notice.
  *
  *	UTF-8 is taken in dot-atom local parts and in domains (U-labels), as
  *	well-formed sequences only; whether the transaction may use it
@@ -97,7 +100,6 @@
 #include "charset.h"
 #include "conf.h"
 #include "dir.h"
-#include "dsn.h"
 #include "msg.h"
 #include "server.h"
 #include "spool.h"
@@ -490,39 +492,6 @@ int smtpd_check_rcpt_params(SMTPD_SESSION *sess, const char *params)
 		}
 	}
 	return 0;
-}
-
-/*
- * smtpd_dsn_delivered - after a commit: the "delivered" DSN (share/dsn.c) of
- * the local recipients that asked with NOTIFY=SUCCESS. Stored after the
- * message, not with it: a crash in between loses this notice, never mail.
- */
-void smtpd_dsn_delivered(SMTPD_SESSION *sess, uint64_t msgid)
-{
-	struct spool_queue_entry *e;
-	time_t now = time(NULL);
-	bool queued = false;
-
-	if (sess->nsuccess == 0 || sess->sender == NULL || sess->sender[0] == '\0')
-		return;
-	e = xcalloc(sess->nsuccess, sizeof(*e));
-	for (size_t i = 0; i < sess->nsuccess; i++) {
-		e[i].msgid = msgid;
-		e[i].state = SPOOL_QUEUE_DELIVERED;
-		e[i].created = e[i].last_try = now;
-		e[i].sender = sess->sender;
-		e[i].rcpt = sess->success[i];
-		e[i].reply = (char *)"250 2.0.0 delivered to the mailbox";
-		e[i].envid = sess->dsn_envid ? sess->dsn_envid : (char *)"";
-		e[i].orcpt = sess->success_orcpt[i] ? sess->success_orcpt[i] : (char *)"";
-		e[i].ret = sess->dsn_ret;
-		e[i].notify = SPOOL_DSN_NOTIFY_SUCCESS;
-	}
-	if (dsn_send(e, sess->nsuccess, DSN_REPORT, sess->sender, false, &queued) != 0)
-		msg_warn("%s: no delivered DSN to <%s>", sess->id, sess->sender);
-	else if (queued)
-		smtpd_wake_queued();
-	free(e);
 }
 
 /* smtpd_wake_queued - SIGUSR1 to queued (run_dir/queued.pid): new mail goes out at once */

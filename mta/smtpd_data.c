@@ -38,8 +38,10 @@
  *	  - a header over header_size_limit	552 5.3.4
  *	  - max_hops or more Received headers	554 5.4.6 (a mail loop)
  *	Once a message is refused, nothing more of it is stored. Otherwise
- *	spool_queue_deliver() commits it for every target mailbox, and queues
- *	it for every remote recipient, in one transaction, and only then is it answered 250 (SPOOL_OVER_QUOTA:
+ *	spool_queue_submit() commits it for every target mailbox, queues it
+ *	for every remote recipient, and writes the "delivered" notice of every
+ *	local recipient that asked with NOTIFY=SUCCESS (queued sends the DSN),
+ *	in one transaction, and only then is it answered 250 (SPOOL_OVER_QUOTA:
  *	552 5.2.2; a spool error: 451 4.3.0). An EOF or timeout inside DATA
  *	stores nothing. One summary line is logged per accepted message.
  *
@@ -309,11 +311,29 @@ static void smtpd_data_log_accepted(SMTPD_SESSION *sess, const char *qid, uint64
 	strbuf_free(&to);
 }
 
+/*
+ * smtpd_data_queue_addr - can a queue entry hold this address (spool.h: 1 to
+ * SPOOL_QUEUE_ADDR_MAX bytes, no space or control)? A quoted local part may
+ * have spaces; its notice is left out rather than the message refused.
+ */
+static bool smtpd_data_queue_addr(const char *addr)
+{
+	size_t len = strlen(addr);
+
+	if (len == 0 || len > SPOOL_QUEUE_ADDR_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)addr[i] < 0x21 || addr[i] == 0x7f)
+			return false;
+	return true;
+}
+
 /* smtpd_data_deliver - commit the message to every target mailbox and the queue, then answer */
 static void smtpd_data_deliver(SMTPD_SESSION *sess, struct smtpd_data *d, const char *qid)
 {
 	struct spool_rcpt *rcpts = xcalloc(sess->ntarget, sizeof(*rcpts));
 	struct spool_queue_rcpt *remote = xcalloc(sess->nremote + 1, sizeof(*remote));
+	struct spool_queue_rcpt *notices = xcalloc(sess->nsuccess + 1, sizeof(*notices));
 	struct spool_queue_env env;
 	uint64_t msgid = 0;
 	char *error = NULL;
@@ -335,17 +355,39 @@ static void smtpd_data_deliver(SMTPD_SESSION *sess, struct smtpd_data *d, const 
 	env.ret = sess->dsn_ret;
 	env.remote = remote;
 	env.nremote = sess->nremote;
+	/*
+	 * The "delivered" DSNs of local recipients that asked (NOTIFY=SUCCESS):
+	 * queue entries committed with the message, owed to the sender who
+	 * asked (not a list's bounce address), sent by queued. Never for the
+	 * null sender.
+	 */
+	if (sess->sender != NULL && sess->sender[0] != '\0') {
+		bool sender_ok = smtpd_data_queue_addr(sess->sender);
+
+		for (size_t i = 0; i < sess->nsuccess; i++) {
+			if (!sender_ok || !smtpd_data_queue_addr(sess->success[i])) {
+				msg_info("%s: no delivered DSN for <%s>: an address a queue entry "
+					 "cannot hold", qid, sess->success[i]);
+				continue;
+			}
+			notices[env.ndelivered].addr = sess->success[i];
+			notices[env.ndelivered].notify = SPOOL_DSN_NOTIFY_SUCCESS;
+			notices[env.ndelivered++].orcpt = sess->success_orcpt[i];
+		}
+		env.delivered = notices;
+		env.success_to = sess->sender;
+	}
 	rc = spool_queue_submit(d->msg, rcpts, sess->ntarget, &env, time(NULL), &msgid, &error);
 	free(rcpts);
 	free(remote);
-	if (rc == SPOOL_OK && sess->nremote > 0)
+	free(notices);
+	if (rc == SPOOL_OK && (sess->nremote > 0 || env.ndelivered > 0))
 		smtpd_wake_queued();
 	switch (rc) {
 	case SPOOL_OK:
 		sess->messages++;
 		smtpd_data_log_accepted(sess, qid, msgid, d->bytes);
 		smtpd_reply(sess, "250 2.0.0 Ok: queued as %s", qid);
-		smtpd_dsn_delivered(sess, msgid);
 		break;
 	case SPOOL_OVER_QUOTA:
 		msg_info("%s: refused: %s", qid, error ? error : "over quota");

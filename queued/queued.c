@@ -112,7 +112,7 @@
  *
  *	Each round (runner 0's) first purges final entries past
  *	queue_purge_after and stores the DSNs owed (queued_bounce.c, share/dsn.c: bounces,
- *	"relayed" success notices, double bounces; delay warnings after
+ *	"relayed" and "delivered" success notices, double bounces; delay warnings after
  *	queue_delay_warning), and again after its deliveries. DSN parameters
  *	(RET, ENVID, NOTIFY, ORCPT) go on to a next hop that offers DSN.
  *

@@ -9,9 +9,13 @@
  * DESCRIPTION
  *	queued_bounce_run() takes the final queue entries that owe a DSN
  *	(spool_queue_dsn_due(): failed ones, NOTIFY=SUCCESS ones relayed to
- *	a server without DSN, failed bounces), groups them by message, and
- *	stores one DSN per message for all of them (share/dsn.c) to the
- *	envelope sender, marking them in the same transaction.
+ *	a server without DSN, the "delivered" notices of local deliveries
+ *	with NOTIFY=SUCCESS that mta stored with the message, failed
+ *	bounces), groups them by message, and stores one DSN per message for
+ *	all of them (share/dsn.c) to the envelope sender, marking them in the
+ *	same transaction: each DSN is stored once, however often the pass
+ *	runs or whichever runner runs it (a second store is refused,
+ *	EALREADY).
  *
  *	A failed bounce (SPOOL_QUEUE_F_BOUNCE) owes a double bounce to
  *	queue_postmaster (default postmaster@hostname), which carries the
@@ -19,7 +23,9 @@
  *	(SPOOL_QUEUE_F_DOUBLE). A sender that is a local address with no
  *	mailbox gets the double bounce instead; when the postmaster cannot
  *	take it either, the notification is dropped (logged; the entries are
- *	removed).
+ *	removed). A report of deliveries only ("delivered", "relayed") to a
+ *	local sender with no mailbox is dropped the same way: the postmaster
+ *	is not told of mail that arrived.
  *
  *	queued_bounce_delay() sends the delay warning (Action: delayed) of
  *	deferred entries of one message, once, when queue_delay_warning has
@@ -79,6 +85,15 @@ static void queued_bounce_drop(const struct spool_queue_entry *e, size_t n, cons
 	}
 }
 
+/* queued_bounce_success_only - does this report tell of deliveries only ("delivered", "relayed")? */
+static bool queued_bounce_success_only(const struct spool_queue_entry *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (e[i].state != SPOOL_QUEUE_DELIVERED)
+			return false;
+	return true;
+}
+
 /* queued_bounce_one - the DSN of one message's entries, with the postmaster as fall-back */
 static void queued_bounce_one(const struct spool_queue_entry *e, size_t n, enum dsn_kind k)
 {
@@ -87,11 +102,17 @@ static void queued_bounce_one(const struct spool_queue_entry *e, size_t n, enum 
 
 	if (e[0].flags & SPOOL_QUEUE_F_BOUNCE)
 		k = DSN_DOUBLE;	/* a bounce of ours failed */
-	rc = dsn_send(e, n, k, k == DSN_DOUBLE ? pm : e[0].sender, true, &queued_bounce_queued);
+	rc = dsn_send(e, n, k, k == DSN_DOUBLE ? pm : e[0].sender, &queued_bounce_queued);
+	if (rc == 1 && k == DSN_REPORT && queued_bounce_success_only(e, n)) {
+		/* the postmaster need not hear that mail was delivered */
+		queued_bounce_drop(e, n, "the sender has no mailbox");
+		free(pm);
+		return;
+	}
 	if (rc == 1 && k == DSN_REPORT) {
 		msg_info("q%llu: sender <%s> has no mailbox: double bounce to <%s>",
 			 (unsigned long long)e[0].qid, e[0].sender, pm);
-		rc = dsn_send(e, n, DSN_DOUBLE, pm, true, &queued_bounce_queued);
+		rc = dsn_send(e, n, DSN_DOUBLE, pm, &queued_bounce_queued);
 	}
 	if (rc == 1 && k != DSN_DELAY)
 		queued_bounce_drop(e, n, "the postmaster has no mailbox");

@@ -5,7 +5,7 @@
  *	#include "dsn.h"
  *
  *	m = dsn_build(entries, n, kind, to, &error);
- *	rc = dsn_send(entries, n, kind, to, mark, &queued);
+ *	rc = dsn_send(entries, n, kind, to, &queued);
  * DESCRIPTION
  *	dsn_build() makes the DSN that reports the queue entries e[0..n),
  *	all of one message: a multipart/report; report-type=delivery-status
@@ -27,12 +27,12 @@
  *	one address: into the mailboxes it resolves to when it is local
  *	(bounces are not refused for quota), through the queue (flag
  *	SPOOL_QUEUE_F_BOUNCE, or _DOUBLE for a double bounce) when it is
- *	remote. With mark, the entries it reports are marked in the same
- *	transaction (spool.h, STATES): a crash between a result and its DSN
- *	loses nothing and doubles nothing. queued (queued_bounce.c) sends
- *	bounces, delay warnings, "relayed" notices and double bounces; mta
- *	the "delivered" notice of a local delivery with NOTIFY=SUCCESS
- *	(entries made up for the occasion, mark false).
+ *	remote. The entries it reports are marked in the same transaction
+ *	(spool.h, STATES): a crash between a result and its DSN loses nothing
+ *	and doubles nothing. queued (queued_bounce.c) sends them all:
+ *	bounces, delay warnings, "relayed" notices, the "delivered" notices
+ *	of local deliveries with NOTIFY=SUCCESS (entries that mta stored in
+ *	the message's own transaction) and double bounces.
  * STANDARDS
  *	RFC 3461 (SMTP DSN extension), RFC 6522 (multipart/report), RFC 3464
  *	(delivery status notifications), RFC 3463 (status codes), RFC 2047
@@ -374,11 +374,11 @@ SPOOL_MSG *dsn_build(const struct spool_queue_entry *e, size_t n,
  * dsn_send - store the DSN for e[0..n) to one address: 0 done,
  * 1 the address has no mailbox here (the caller chooses another), -1 a
  * temporary failure (the entries still owe it: tried again next round).
- * mark: e[] are queue entries, marked in the DSN's transaction.
+ * e[] are queue entries, marked in the DSN's transaction.
  * *queued_r: the DSN went into the queue (a remote address).
  */
 int dsn_send(const struct spool_queue_entry *e, size_t n, enum dsn_kind k, const char *to,
-	     bool mark, bool *queued_r)
+	     bool *queued_r)
 {
 	enum dir_resolve_status status = DIR_NO_SUCH_USER;
 	struct spool_queue_rcpt remote;
@@ -420,7 +420,7 @@ int dsn_send(const struct spool_queue_entry *e, size_t n, enum dsn_kind k, const
 	for (size_t i = 0; i < n; i++)
 		qids[i] = e[i].qid;
 	env.notified = qids;
-	env.nnotified = mark ? n : 0;
+	env.nnotified = n;
 	env.purge_at = conf_time("queue_purge_after") > 0
 		       ? time(NULL) + conf_time("queue_purge_after") : 0;
 	if ((m = dsn_build(e, n, k, to, &error)) == NULL) {

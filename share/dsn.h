@@ -17,7 +17,7 @@ enum dsn_kind {
 SPOOL_MSG *dsn_build(const struct spool_queue_entry *e, size_t n, enum dsn_kind k, const char *to,
 		     char **error_r);
 int dsn_send(const struct spool_queue_entry *e, size_t n, enum dsn_kind k, const char *to,
-	     bool mark, bool *queued_r);
+	     bool *queued_r);
 const char *dsn_action(const struct spool_queue_entry *e, enum dsn_kind k);
 
 #endif

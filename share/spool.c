@@ -1814,8 +1814,9 @@ struct spool_deliver_ctx {
 	uint64_t msgid;
 	unsigned char *chunk;	/* 2 + SPOOL_CHUNK bytes */
 	const struct spool_queue_env *env;	/* remote recipients and DSN parameters */
-	size_t nq;
-	uint64_t *qids;		/* their queue ids, taken before the transaction */
+	size_t nq;		/* remote recipients */
+	size_t nd;		/* local "delivered" notices */
+	uint64_t *qids;		/* their queue ids (nq, then nd), taken before the transaction */
 };
 
 static int spool_queue_put_new(DB_TXN *txn, struct spool_deliver_ctx *c, char **error_r);
@@ -1854,7 +1855,7 @@ static int spool_deliver_body(DB_TXN *txn, struct spool_deliver_ctx *c, char **e
 		if (spool_test_hook != NULL)
 			spool_test_hook("deliver-chunk");
 	}
-	r.refcount = (uint32_t)(c->nt + c->nq);	/* each queue entry holds one */
+	r.refcount = (uint32_t)(c->nt + c->nq + c->nd);	/* each queue entry holds one */
 	r.size = c->m->size;
 	r.hdr_size = c->m->hdr_size ? c->m->hdr_size : c->m->size;
 	r.received = (int64_t)time(NULL);
@@ -2036,7 +2037,7 @@ static int spool_deliver_run(struct spool_deliver_ctx *c, struct spool_rcpt *rcp
 		spool_targets_free(c->t, c->nt);
 		return SPOOL_ERROR;
 	}
-	for (i = 0; i < c->nq; i++) {
+	for (i = 0; i < c->nq + c->nd; i++) {
 		if (spool_seq_next(spool_qid_seq, &c->qids[i], error_r) < 0) {
 			spool_targets_free(c->t, c->nt);
 			return SPOOL_ERROR;
@@ -4009,6 +4010,7 @@ void spool_unlock_mailbox(const char *user, const char *name)
 #define REC_QUEUE_HDR	39	/* version 1: type, version, state, attempts, msgid, created, next, last */
 #define REC_QUEUE_HDR2	50	/* version 2: and wake, notify, ret, flags */
 #define REC_QUEUE_V2	2
+#define SPOOL_QUEUE_LOCAL_REPLY	"250 2.0.0 delivered to the mailbox"	/* a local notice's reply */
 #define REC_QUEUE_MAX	(REC_QUEUE_HDR2 + 5 * 2 + 2 * SPOOL_QUEUE_ADDR_MAX + SPOOL_QUEUE_REPLY_MAX \
 			 + SPOOL_DSN_ENVID_MAX + SPOOL_DSN_ORCPT_MAX)
 
@@ -4204,10 +4206,11 @@ bool spool_queue_dsn_owed(const struct spool_queue_entry *e)
 			return false;
 		return e->notify == 0 || (e->notify & SPOOL_DSN_NOTIFY_FAILURE);
 	}
-	/* RFC 3461 6.2.6.2: a next hop with DSN took NOTIFY over; one without gets "relayed" */
+	/* RFC 3461 6.2.6.2: a next hop with DSN took NOTIFY over; one without gets
+	 * "relayed"; a local mailbox "delivered" (6.2.6.1) */
 	if (e->state == SPOOL_QUEUE_DELIVERED)
 		return e->sender[0] != '\0' && (e->notify & SPOOL_DSN_NOTIFY_SUCCESS)
-		       && (e->flags & SPOOL_QUEUE_F_RELAYED)
+		       && (e->flags & (SPOOL_QUEUE_F_RELAYED | SPOOL_QUEUE_F_LOCAL))
 		       && !(e->flags & (SPOOL_QUEUE_F_BOUNCE | SPOOL_QUEUE_F_DOUBLE));
 	return false;
 }
@@ -4305,7 +4308,30 @@ static int spool_queue_mark_notified(DB_TXN *txn, const struct spool_queue_env *
 	return 0;
 }
 
-/* spool_queue_put_new - in spool_deliver_txn(): one pending entry per remote recipient */
+/* spool_queue_put_notice - one local recipient's "delivered" notice, owing its DSN now */
+static int spool_queue_put_notice(DB_TXN *txn, struct spool_deliver_ctx *c, uint64_t qid,
+				  const struct spool_queue_rcpt *r, time_t now, char **error_r)
+{
+	struct spool_queue_entry e;
+
+	memset(&e, 0, sizeof(e));
+	e.qid = qid;
+	e.msgid = c->msgid;
+	e.state = SPOOL_QUEUE_DELIVERED;
+	e.created = e.last_try = now;
+	e.wake = now;		/* spool_queue_dsn_due() finds it from the commit on */
+	e.sender = (char *)(c->env->success_to ? c->env->success_to : c->env->sender);
+	e.rcpt = (char *)r->addr;
+	e.reply = (char *)SPOOL_QUEUE_LOCAL_REPLY;
+	e.envid = (char *)c->env->envid;
+	e.ret = c->env->ret;
+	e.notify = r->notify;
+	e.orcpt = (char *)r->orcpt;
+	e.flags = SPOOL_QUEUE_F_LOCAL;
+	return spool_queue_put(txn, &e, DB_NOOVERWRITE, error_r);
+}
+
+/* spool_queue_put_new - in spool_deliver_txn(): remote recipients' and local notices' entries */
 static int spool_queue_put_new(DB_TXN *txn, struct spool_deliver_ctx *c, char **error_r)
 {
 	struct spool_queue_entry e;
@@ -4331,6 +4357,10 @@ static int spool_queue_put_new(DB_TXN *txn, struct spool_deliver_ctx *c, char **
 		if ((ret = spool_queue_put(txn, &e, DB_NOOVERWRITE, error_r)) != 0)
 			return ret;
 	}
+	for (size_t i = 0; i < c->nd; i++)
+		if ((ret = spool_queue_put_notice(txn, c, c->qids[c->nq + i], &c->env->delivered[i],
+						  now, error_r)) != 0)
+			return ret;
 	return spool_queue_mark_notified(txn, c->env, error_r);
 }
 
@@ -4371,6 +4401,37 @@ static int spool_queue_text_check(const char *what, const char *text, size_t max
 	return 0;
 }
 
+/*
+ * spool_queue_notice_check - the local "delivered" notices of an envelope:
+ * each names an address and asks for SUCCESS, and they go to a real sender
+ * (a notice for the null reverse-path would be owed to nobody and wait in
+ * the index for ever)
+ */
+static int spool_queue_notice_check(const struct spool_queue_env *env, char **error_r)
+{
+	const char *to = env->success_to ? env->success_to : env->sender;
+
+	if (env->ndelivered == 0)
+		return 0;
+	if (to[0] == '\0') {
+		*error_r = xasprintf("spool: a delivered notice for the null sender");
+		return -1;
+	}
+	if (env->success_to != NULL && spool_queue_addr_check(env->success_to, false, error_r) < 0)
+		return -1;
+	for (size_t i = 0; i < env->ndelivered; i++) {
+		if (spool_queue_addr_check(env->delivered[i].addr, false, error_r) < 0
+		    || spool_queue_text_check("ORCPT", env->delivered[i].orcpt, SPOOL_DSN_ORCPT_MAX,
+					      error_r) < 0)
+			return -1;
+		if (!(env->delivered[i].notify & SPOOL_DSN_NOTIFY_SUCCESS)) {
+			*error_r = xasprintf("spool: a delivered notice without NOTIFY=SUCCESS");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* spool_queue_submit - local deliveries, remote recipients and notified entries, one transaction */
 int spool_queue_submit(SPOOL_MSG *m, struct spool_rcpt *rcpts, size_t n,
 		       const struct spool_queue_env *env, time_t internaldate, uint64_t *msgid_r,
@@ -4391,12 +4452,15 @@ int spool_queue_submit(SPOOL_MSG *m, struct spool_rcpt *rcpts, size_t n,
 		    || spool_queue_text_check("ORCPT", env->remote[i].orcpt, SPOOL_DSN_ORCPT_MAX,
 					      error_r) < 0)
 			return SPOOL_ERROR;
+	if (spool_queue_notice_check(env, error_r) < 0)
+		return SPOOL_ERROR;
 	memset(&c, 0, sizeof(c));
 	c.m = m;
 	c.internaldate = internaldate;
 	c.env = env;
 	c.nq = env->nremote;
-	c.qids = xcalloc(env->nremote + 1, sizeof(*c.qids));
+	c.nd = env->ndelivered;
+	c.qids = xcalloc(env->nremote + env->ndelivered + 1, sizeof(*c.qids));
 	errno = 0;
 	ret = spool_deliver_run(&c, rcpts, n, msgid_r, error_r);
 	free(c.qids);

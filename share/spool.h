@@ -99,8 +99,8 @@
  *	every user: spool_deliver(), spool_mbox_info() and spool_mbox_list()
  *	create it on first use; it cannot be created, deleted or renamed onto.
  *
- *	A queue entry (QUEUE) is one remote recipient of one message. Its
- *	states:
+ *	A queue entry (QUEUE) is one remote recipient of one message, or the
+ *	"delivered" notice owed for one local recipient. Its states:
  *
  *	  state      next try   body ref  entered by
  *	  pending    created    held      spool_queue_deliver(), in the same
@@ -118,6 +118,13 @@
  *	  held       -          held      spool_queue_hold(): never due until
  *	                                  spool_queue_hold(release) makes it
  *	                                  deferred and due now
+ *	  delivered  0          held      spool_queue_submit() with
+ *	  (local)                         env->delivered: a local recipient's
+ *	                                  "delivered" notice (NOTIFY=SUCCESS,
+ *	                                  SPOOL_QUEUE_F_LOCAL), written in the
+ *	                                  transaction of the message's local
+ *	                                  deliveries; final, owing its DSN;
+ *	                                  the body held for that DSN
  *
  *	pending and deferred entries are "due" once their next try has come
  *	(spool_queue_due()); spool_queue_flush() makes every deferred one due
@@ -131,11 +138,15 @@
  *	SPOOL_QUEUE_F_BOUNCE, owes a double bounce to the postmaster; a
  *	failed double bounce, SPOOL_QUEUE_F_DOUBLE, owes nothing); delivered
  *	with NOTIFY=SUCCESS to a server without DSN (SPOOL_QUEUE_F_RELAYED:
- *	"relayed"; one with DSN was given NOTIFY and answers for it). An entry that owes one gets wake = now, so
+ *	"relayed"; one with DSN was given NOTIFY and answers for it), or to
+ *	a local mailbox (SPOOL_QUEUE_F_LOCAL: "delivered"). An entry that
+ *	owes one gets wake = now (a local one from the start: so the message,
+ *	its mailboxes and the record that makes its "delivered" DSN happen
+ *	are committed together or not at all), so
  *	spool_queue_dsn_due() finds it until the DSN is stored: the DSN
  *	message is stored by spool_queue_submit() with the entries it
  *	reports in env->notified, in the same transaction that marks them
- *	SPOOL_QUEUE_F_DSN_DONE (and, for failed ones, releases the body).
+ *	SPOOL_QUEUE_F_DSN_DONE (and, for final ones, releases the body).
  *	So a crash between the result and the DSN leaves the entry owing it
  *	(found again), and a DSN is never stored twice (a second submit
  *	naming an entry already done fails with EALREADY, nothing stored).
@@ -446,6 +457,7 @@ enum spool_queue_state {
 #define SPOOL_QUEUE_F_DSN_DONE	(1u << 2)	/* final: its DSN is stored, or none was owed */
 #define SPOOL_QUEUE_F_DELAY_SENT (1u << 3)	/* the delay DSN is stored */
 #define SPOOL_QUEUE_F_RELAYED	(1u << 4)	/* delivered to a server without DSN ("relayed") */
+#define SPOOL_QUEUE_F_LOCAL	(1u << 5)	/* delivered to a local mailbox: a "delivered" notice */
 
 struct spool_queue_entry {
 	uint64_t qid;
@@ -476,9 +488,13 @@ struct spool_queue_rcpt {
 
 /*
  * The envelope of spool_queue_submit(): sender, the message's DSN
- * parameters, the remote recipients, and the queue entries that the message
- * is the DSN of (marked done, or delay-sent, in the same transaction;
- * purge_at: the purge time then given to final ones, 0 kept).
+ * parameters, the remote recipients, the local recipients that asked for
+ * a "delivered" DSN (NOTIFY=SUCCESS: addr as given in RCPT, its ORCPT;
+ * each gets a final entry, SPOOL_QUEUE_F_LOCAL, owing that DSN to
+ * success_to, or to sender when NULL, which must not be the null
+ * reverse-path), and the queue entries that the message is the DSN of
+ * (marked done, or delay-sent, in the same transaction; purge_at: the
+ * purge time then given to final ones, 0 kept).
  */
 struct spool_queue_env {
 	const char *sender;
@@ -486,6 +502,9 @@ struct spool_queue_env {
 	unsigned ret;
 	const struct spool_queue_rcpt *remote;
 	size_t nremote;
+	const struct spool_queue_rcpt *delivered;
+	size_t ndelivered;
+	const char *success_to;	/* where the "delivered" DSNs go; NULL: sender */
 	const uint64_t *notified;
 	size_t nnotified;
 	time_t purge_at;

@@ -3,7 +3,8 @@
  *	ctl_queue - cyctl queue list, show, flush, hold, release, delete, bounce, stats
  * DESCRIPTION
  *	list prints every entry of the outbound queue (share/spool.h: one
- *	per remote recipient of a message), oldest first, one line each,
+ *	per remote recipient of a message, and one per local recipient whose
+ *	"delivered" DSN is owed or was sent), oldest first, one line each,
  *	fields separated by a tab after a header line: id ("q" and the queue
  *	id), sender ("<>" for the null one), recipient, state (pending,
  *	deferred, delivered, failed), attempts, next try (local time, "-"
@@ -176,12 +177,13 @@ static int ctl_queue_show(int argc, char **argv)
 	printf("last try: %s\n", ctl_queue_time(e.last_try, when, sizeof(when)));
 	printf("next try: %s\n", ctl_queue_time(e.state <= SPOOL_QUEUE_DEFERRED ? e.next_try : 0,
 						 when, sizeof(when)));
-	printf("flags:%s%s%s%s%s%s\n", e.flags ? "" : " -",
+	printf("flags:%s%s%s%s%s%s%s\n", e.flags ? "" : " -",
 	       e.flags & SPOOL_QUEUE_F_BOUNCE ? " bounce" : "",
 	       e.flags & SPOOL_QUEUE_F_DOUBLE ? " double-bounce" : "",
 	       e.flags & SPOOL_QUEUE_F_DSN_DONE ? " dsn-done" : "",
 	       e.flags & SPOOL_QUEUE_F_DELAY_SENT ? " delay-dsn-sent" : "",
-	       e.flags & SPOOL_QUEUE_F_RELAYED ? " relayed" : "");
+	       e.flags & SPOOL_QUEUE_F_RELAYED ? " relayed" : "",
+	       e.flags & SPOOL_QUEUE_F_LOCAL ? " local" : "");
 	printf("dsn owed: %s\n", spool_queue_dsn_owed(&e) ? "yes" : "no");
 	printf("last reply: %s\n\n", e.reply[0] ? e.reply : "-");
 	if ((r = spool_reader_open(e.msgid, &error)) == NULL) {

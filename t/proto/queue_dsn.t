@@ -21,7 +21,10 @@ DESCRIPTION
     RET=FULL returns the whole message; NOTIFY=NEVER gives nothing;
     ENVID, NOTIFY and ORCPT reach a next hop that offers DSN (the sink's
     dump) and that hop answers for NOTIFY=SUCCESS; a hop without DSN gives
-    a "relayed" DSN; a local delivery with NOTIFY=SUCCESS a "delivered" one; a delay DSN once, after queue_delay_warning; a
+    a "relayed" DSN; a local delivery with NOTIFY=SUCCESS a "delivered" one
+    (also over BDAT to an alias: one DSN naming the alias, from a queue
+    entry flagged local that mta stored with the message; a list post's
+    to the poster, not the list's bounce address); a delay DSN once, after queue_delay_warning; a
     message from the null sender is never bounced; a remote sender's
     bounce goes through the queue and, refused there, becomes a double
     bounce to the postmaster, which is never bounced itself; final
@@ -41,7 +44,7 @@ from caiyou import Instance, TAP  # noqa: E402
 from peers import SmtpSink, Unbound, free_port_all, dns_answers, mx_zone  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from queue_util import messages, queue, wait_for  # noqa: E402
+from queue_util import entry, messages, queue, wait_for  # noqa: E402
 from smtp_util import Client  # noqa: E402
 
 t = TAP()
@@ -218,7 +221,7 @@ if r:
 t.ok(not any("pass it on" in str(m) for m in dsns(inst, *ALICE, "Successful")),
      "no success DSN for the DSN peer: it answers for NOTIFY")
 
-# 3b. A local delivery with NOTIFY=SUCCESS: a "delivered" DSN, straight from mta.
+# 3b. A local delivery with NOTIFY=SUCCESS: a "delivered" DSN (stored with the message, sent by queued).
 t.is_(send(inst, "alice@example.test", ["bob@example.test"], "local success", " ENVID=loc1",
            {"bob@example.test": " NOTIFY=SUCCESS ORCPT=rfc822;Bob+40example.test"}), 250, "local NOTIFY=SUCCESS")
 ls = wait_for("the delivered DSN", lambda: [m for m in dsns(inst, *ALICE, "Successful") if "local success" in str(m)])
@@ -229,6 +232,57 @@ if ls:
     t.ok(len(rc) == 1 and rc[0].get("action") == "delivered" and rc[0].get("final-recipient") == "rfc822; bob@example.test"
          and rc[0].get("original-recipient") == "rfc822; Bob@example.test", "Action: delivered, with the ORCPT")
 t.is_(len(messages(inst, "bob@example.test", "bob-secret")), 1, "and bob has the message")
+
+# 3c. The same over BDAT to an alias of two mailboxes: one DSN naming the alias, the
+# notice's queue entry is local and done (mta committed it with the message).
+inst.ctl("alias", "add", "team@example.test", "bob@example.test", "alice@example.test")
+c = Client(inst, "submission")
+c.reply()
+c.cmd("EHLO client.test")
+c.cmd("AUTH PLAIN " + __import__("base64").b64encode(b"\0alice@example.test\0alice-secret").decode())
+t.is_(c.cmd("MAIL FROM:<alice@example.test> ENVID=team1")[0], 250, "BDAT: MAIL")
+t.is_(c.cmd("RCPT TO:<team@example.test> NOTIFY=SUCCESS ORCPT=rfc822;team+40example.test")[0], 250,
+      "BDAT: RCPT of an alias with NOTIFY=SUCCESS")
+body = b"From: <alice@example.test>\r\nSubject: alias success\r\n\r\nto the team\r\n"
+c.send(b"BDAT %d LAST\r\n" % len(body) + body)
+t.is_(c.reply()[0], 250, "BDAT LAST: 250")
+c.cmd("QUIT")
+c.close()
+al = wait_for("the alias's delivered DSN",
+              lambda: [m for m in dsns(inst, *ALICE, "Successful") if "alias success" in str(m)])
+t.ok(al is not None and len(al) == 1, "one delivered DSN for the alias")
+if al:
+    top, rc = ds_fields(al[0])
+    t.is_(top.get("original-envelope-id") if top else None, "team1", "with its ENVID")
+    t.ok(len(rc) == 1 and rc[0].get("action") == "delivered"
+         and rc[0].get("final-recipient") == "rfc822; team@example.test", "Action: delivered, for the alias")
+t.is_(len(messages(inst, "bob@example.test", "bob-secret")), 2, "bob got the alias's message")
+t.ok(any("alias success" in str(m["Subject"]) for m in messages(inst, *ALICE)), "so did alice")
+te = entry(inst, "team@example.test")
+t.ok(te is not None and te["state"] == "delivered", "the notice is a delivered queue entry")
+show = inst.ctl("queue", "show", te["id"]) if te else ""
+t.like(show, r"(?m)^flags:.* dsn-done.* local$", "flags: dsn-done, local")
+t.like(show, r"(?m)^dsn owed: no$", "and it owes nothing more")
+time.sleep(2)
+t.is_(len([m for m in dsns(inst, *ALICE, "Successful") if "alias success" in str(m)]), 1,
+      "still one DSN after queued's next rounds")
+
+# 3d. A list post with NOTIFY=SUCCESS: the DSN goes to the poster, not to the list's
+# bounce address (the owner's), which the copies carry as their envelope sender.
+inst.ctl("list", "create", "news@example.test", "postmaster@example.test")
+inst.ctl("list", "add", "news@example.test", "bob@example.test")
+inst.ctl("list", "policy", "news@example.test", "anyone")
+pm_before = len(messages(inst, *PM))
+t.is_(send(inst, "alice@example.test", ["news@example.test"], "list success", "",
+           {"news@example.test": " NOTIFY=SUCCESS"}), 250, "a list post with NOTIFY=SUCCESS")
+lp = wait_for("the list post's delivered DSN",
+              lambda: [m for m in dsns(inst, *ALICE, "Successful") if "list success" in str(m)])
+t.ok(lp is not None and len(lp) == 1, "one delivered DSN, to the poster")
+if lp:
+    top, rc = ds_fields(lp[0])
+    t.ok(len(rc) == 1 and rc[0].get("action") == "delivered"
+         and rc[0].get("final-recipient") == "rfc822; news@example.test", "Action: delivered, for the list")
+t.is_(len(messages(inst, *PM)), pm_before, "nothing to the list's owner")
 
 # 4. Delay DSN once (queue_delay_warning 1s, retries every 2-3 s).
 t.is_(send(inst, "alice@example.test", ["slow@soft.test"], "slow one"), 250, "message to the 4xx peer")

@@ -20,6 +20,14 @@
  *	body, and a second one is refused (EALREADY); hold, release, remove,
  *	purge; the due index; kill -9 between a result and its DSN, and
  *	inside the DSN's transaction, loses nothing and doubles nothing.
+ *	Local "delivered" notices (NOTIFY=SUCCESS): an entry per notice,
+ *	delivered and owing its DSN from the message's own transaction on,
+ *	to success_to, holding the body after the mailbox's copy is gone;
+ *	notices that could never be sent (null sender, no SUCCESS, bad
+ *	address) refuse the whole message; kill -9 inside that transaction
+ *	leaves neither the mail nor the notice, kill -9 just after its
+ *	commit leaves both, and the notice's DSN is stored once. (The DSN
+ *	pass over them, share/dsn.c and queued_bounce.c: test_queued_bounce.)
  */
 #include "sys_defs.h"
 
@@ -703,6 +711,189 @@ static void test_dsn_kill(void)
 	test_end();
 }
 
+/* submit_notice - local delivery to user plus a "delivered" notice for rcpt, from sender */
+static int submit_notice(const char *text, const char *user, const char *sender,
+			 const char *rcpt, unsigned notify, const char *success_to,
+			 uint64_t *msgid_r, char **err)
+{
+	struct spool_rcpt r = { .user = user };
+	struct spool_queue_rcpt d = { .addr = rcpt, .notify = notify, .orcpt = "rfc822;N+40local.test" };
+	struct spool_queue_env env = { .sender = sender, .envid = "envN", .ret = SPOOL_DSN_RET_HDRS,
+				       .delivered = &d, .ndelivered = 1, .success_to = success_to };
+	SPOOL_MSG *m = make_msg(text);
+	int ret;
+
+	ret = spool_queue_submit(m, &r, 1, &env, time(NULL), msgid_r, err);
+	spool_msg_free(&m);
+	return ret;
+}
+
+/* notice_qid - the queue id of the notice for rcpt, 0 when there is none */
+static uint64_t notice_qid(const char *rcpt)
+{
+	struct spool_queue_entry *e = NULL, *k;
+	char *err = NULL;
+	uint64_t qid = 0;
+	size_t n = 0;
+
+	if (spool_queue_list(&e, &n, &err) < 0) {
+		free(err);
+		return 0;
+	}
+	if ((k = find(e, n, rcpt)) != NULL && (k->flags & SPOOL_QUEUE_F_LOCAL))
+		qid = k->qid;
+	spool_queue_free(&e, n);
+	return qid;
+}
+
+static void test_notice(void)
+{
+	const char *text = "Subject: notice\r\n\r\ntell me\r\n";
+	struct spool_queue_entry e;
+	uint64_t msgid = 0, q;
+	long before;
+	uint32_t uid;
+	char *err = NULL;
+
+	test_begin("a local NOTIFY=SUCCESS: a final entry owing its DSN, in the message's transaction");
+	before = count_entries();
+	test_assert(submit_notice(text, "n1@local.test", "list-bounces@local.test", "n1@local.test",
+				  SPOOL_DSN_NOTIFY_SUCCESS, "poster@local.test", &msgid, &err) == SPOOL_OK);
+	test_assert(inbox_count("n1@local.test") == 1 && count_entries() == before + 1);
+	q = notice_qid("n1@local.test");
+	test_assert(q != 0 && spool_queue_get(q, &e, &err) == 0);
+	test_assert(e.state == SPOOL_QUEUE_DELIVERED && e.msgid == msgid
+		    && e.flags == SPOOL_QUEUE_F_LOCAL && e.notify == SPOOL_DSN_NOTIFY_SUCCESS
+		    && e.ret == SPOOL_DSN_RET_HDRS && e.attempts == 0 && e.last_try != 0);
+	test_assert_str(e.sender, "poster@local.test");	/* success_to, not the list's sender */
+	test_assert_str(e.envid, "envN");
+	test_assert_str(e.orcpt, "rfc822;N+40local.test");
+	test_assert_str(e.reply, "250 2.0.0 delivered to the mailbox");
+	test_assert(spool_queue_dsn_owed(&e) && in_dsn_due(q) && !in_due(q, time(NULL) + 10));
+	spool_queue_free_one(&e);
+	test_end();
+
+	test_begin("the notice holds the body for its DSN after the mailbox's copy is expunged");
+	uid = 1;
+	test_assert(spool_expunge("n1@local.test", NULL, &uid, 1, &err) == 0);
+	test_assert(inbox_count("n1@local.test") == 0 && body_readable(msgid, text));
+	test_end();
+
+	test_begin("a final entry: no attempt or hold; its DSN once, then the body goes");
+	test_assert(spool_queue_result(q, SPOOL_QUEUE_FAILED, "550 no", 0, &err) < 0
+		    && errno == EALREADY);
+	free(err);
+	err = NULL;
+	test_assert(spool_queue_hold(q, true, time(NULL), &err) < 0 && errno == EALREADY);
+	free(err);
+	err = NULL;
+	test_assert(bounce_for("poster@local.test", &q, 1, &err) == SPOOL_OK);
+	test_assert(!in_dsn_due(q) && !body_readable(msgid, text));
+	test_assert(bounce_for("poster@local.test", &q, 1, &err) != SPOOL_OK && errno == EALREADY);
+	free(err);
+	err = NULL;
+	test_assert(spool_queue_get(q, &e, &err) == 0 && (e.flags & SPOOL_QUEUE_F_DSN_DONE));
+	spool_queue_free_one(&e);
+	test_end();
+
+	test_begin("without success_to the notice goes to the envelope sender");
+	test_assert(submit_notice(text, "n2@local.test", "s2@local.test", "n2@local.test",
+				  SPOOL_DSN_NOTIFY_SUCCESS | SPOOL_DSN_NOTIFY_FAILURE, NULL, NULL,
+				  &err) == SPOOL_OK);
+	q = notice_qid("n2@local.test");
+	test_assert(q != 0 && spool_queue_get(q, &e, &err) == 0);
+	test_assert_str(e.sender, "s2@local.test");
+	spool_queue_free_one(&e);
+	test_assert(spool_queue_remove(q, &err) == 0 && !in_dsn_due(q));
+	test_end();
+
+	test_begin("notices that could never go refuse the message: nothing stored");
+	before = count_entries();
+	test_assert(submit_notice(text, "n3@local.test", "", "n3@local.test",
+				  SPOOL_DSN_NOTIFY_SUCCESS, NULL, NULL, &err) == SPOOL_ERROR);
+	free(err);
+	err = NULL;
+	test_assert(submit_notice(text, "n3@local.test", "s@local.test", "n3@local.test",
+				  SPOOL_DSN_NOTIFY_FAILURE, NULL, NULL, &err) == SPOOL_ERROR);
+	free(err);
+	err = NULL;
+	test_assert(submit_notice(text, "n3@local.test", "s@local.test", "n 3@local.test",
+				  SPOOL_DSN_NOTIFY_SUCCESS, NULL, NULL, &err) == SPOOL_ERROR);
+	free(err);
+	err = NULL;
+	test_assert(submit_notice(text, "n3@local.test", "s@local.test", "n3@local.test",
+				  SPOOL_DSN_NOTIFY_SUCCESS, "a b@local.test", NULL, &err) == SPOOL_ERROR);
+	free(err);
+	err = NULL;
+	test_assert(count_entries() == before && inbox_count("n3@local.test") == 0);
+	test_end();
+}
+
+/* notice_child - child: deliver to kn@local.test with its notice (dies at the hook) */
+static void notice_child(void *arg)
+{
+	char *err = NULL;
+
+	(void)arg;
+	(void)submit_notice("Subject: kn\r\n\r\nx\r\n", "kn@local.test", "s@local.test",
+			    "kn@local.test", SPOOL_DSN_NOTIFY_SUCCESS, NULL, NULL, &err);
+}
+
+/* notice_then_pause - child: deliver with a notice, say so after the commit, wait to be killed */
+static void notice_then_pause(void *arg)
+{
+	uint64_t *msgid = arg;
+	char *err = NULL;
+
+	if (submit_notice("Subject: kc\r\n\r\ny\r\n", "kc@local.test", "s@local.test",
+			  "kc@local.test", SPOOL_DSN_NOTIFY_SUCCESS, NULL, msgid, &err) != SPOOL_OK)
+		_exit(12);
+	(void)write(hook_fd, msgid, sizeof(*msgid));
+	for (;;)
+		pause();
+}
+
+static void test_notice_kill(void)
+{
+	long before = count_entries();
+	uint64_t msgid = 0, q;
+	char *err = NULL;
+	int p[2], status;
+	pid_t pid;
+
+	test_begin("kill -9 inside the transaction of a mail with a notice: neither is stored");
+	test_assert(kill_inside("deliver-commit", notice_child, NULL) == 0);
+	test_assert(inbox_count("kn@local.test") == 0 && count_entries() == before);
+	test_assert(notice_qid("kn@local.test") == 0);
+	test_end();
+
+	test_begin("kill -9 just after the commit: the mail and its notice, owing the DSN");
+	test_assert(pipe(p) == 0);
+	if ((pid = fork()) == 0) {
+		close(p[0]);
+		hook_fd = p[1];
+		if (spool_open(spool_dir, 0, &err) < 0)
+			_exit(10);
+		notice_then_pause(&msgid);
+	}
+	close(p[1]);
+	test_assert(read(p[0], &msgid, sizeof(msgid)) == (ssize_t)sizeof(msgid));
+	close(p[0]);
+	kill(pid, SIGKILL);
+	(void)waitpid(pid, &status, 0);
+	test_assert(WIFSIGNALED(status) && spool_failchk() == 0);
+	test_assert(inbox_count("kc@local.test") == 1);
+	q = notice_qid("kc@local.test");
+	test_assert(q != 0 && in_dsn_due(q) && body_readable(msgid, "Subject: kc\r\n\r\ny\r\n"));
+	test_end();
+
+	test_begin("then its DSN is stored once");
+	test_assert(bounce_for("s@local.test", &q, 1, &err) == SPOOL_OK && !in_dsn_due(q));
+	test_assert(bounce_for("s@local.test", &q, 1, &err) != SPOOL_OK && errno == EALREADY);
+	free(err);
+	test_end();
+}
+
 /* test_index_rebuilt - a spool without queuedue.db (made before it) gets it built at open */
 static void test_index_rebuilt(void)
 {
@@ -733,6 +924,8 @@ int main(void)
 	test_kill();
 	test_dsn();
 	test_dsn_kill();
+	test_notice();
+	test_notice_kill();
 	test_index_rebuilt();
 	spool_close();
 	test_tmpdir_done(spool_tmp);
