@@ -28,6 +28,9 @@ DESCRIPTION
     and every other octet as stored; RFC822.SIZE is the BODY[] length and
     BODYSTRUCTURE's part size the BODY[1] length; BINARY[], BINARY[1] and
     BINARY[2] are literal8 with the real NULs, BINARY.SIZE their length.
+    APPEND of a message with a NUL in a plain literal, synchronising or
+    not, alone or as the second message of a MULTIAPPEND, is BAD and
+    stores nothing; the same message as a literal8 is stored as sent.
 """
 import glob
 import os
@@ -363,5 +366,37 @@ r.send("z6 FETCH %d (BINARY.SIZE[1] BINARY.SIZE[2])\r\n" % nul)
 t.like(" ".join(r.until("z6")), r"BINARY.SIZE\[1\] %d BINARY.SIZE\[2\] %d"
        % (len(part1), len(part2)), "BINARY.SIZE: the octets BINARY sends")
 
+# APPEND: NUL only in a literal8.
+count = nul
+appended = b"Subject: appended\r\n\r\nzero \x00 here\r\n"
+r.send(b"p1 APPEND INBOX {%d}\r\n" % len(appended))
+cont = r.line()
+r.send(appended + b"\r\n")
+lines = r.until("p1")
+t.ok(cont.startswith("+") and lines and re.match(r"^p1 BAD .*NUL", lines[-1]),
+     "APPEND with a NUL in a plain literal: BAD (%s)" % (lines[-1] if lines else None))
+r.send(b"p2 APPEND INBOX {%d+}\r\n" % len(appended) + appended + b"\r\n")
+lines = r.until("p2")
+t.ok(lines and re.match(r"^p2 BAD .*NUL", lines[-1]),
+     "the same in a non-synchronising literal: BAD")
+r.send(b"p3 APPEND INBOX {12+}\r\nSubject: a\r\n {%d+}\r\n" % len(appended) + appended + b"\r\n")
+lines = r.until("p3")
+t.ok(lines and re.match(r"^p3 BAD .*NUL", lines[-1]),
+     "a MULTIAPPEND whose second message has a NUL: BAD")
+lines = r.cmd("p4 STATUS INBOX (MESSAGES)")
+t.ok(lines[-1].startswith("p4 OK") and "(MESSAGES %d)" % count in lines[0],
+     "the session goes on and none of those was stored (%s)" % lines[0])
+r.send(b"p5 APPEND INBOX ~{%d}\r\n" % len(appended))
+cont = r.line()
+r.send(appended + b"\r\n")
+lines = r.until("p5")
+t.ok(cont.startswith("+") and lines and lines[-1].startswith("p5 OK [APPENDUID"),
+     "APPEND with the NUL in a literal8: stored (%s)" % (lines[-1] if lines else None))
+nul = count + 1
+r.cmd("p6 NOOP")
+lit, tagline = literals("p7", "(BINARY.PEEK[] BODY.PEEK[])")
+t.ok(lit.get("BINARY[]", (False, 0, b""))[2] == appended and lit["BINARY[]"][0]
+     and lit.get("BODY[]", (True, 0, b""))[2] == fix(appended) and not lit["BODY[]"][0],
+     "the appended message: BINARY[] as sent, BODY[] with 0x80 for the NUL")
 r.cmd("z LOGOUT")
 t.done()
