@@ -32,7 +32,7 @@
  *	the stored message is sent as 0x80, one octet for one, so sizes and
  *	partials still count the stored octets (imap_fetch_msg.c, NUL
  *	octets). ENVELOPE and BODYSTRUCTURE strings never carry a NUL
- *	(imap_msg.c writes one as a space).
+ *	(imap_msg.c: a header value ends at its first NUL).
  *
  *	\Seen: BODY[...] (not PEEK), RFC822, RFC822.TEXT and BINARY[...]
  *	(not PEEK) set it, in one spool_mail_store() transaction for the

@@ -27,7 +27,8 @@ DESCRIPTION
     a plain literal of the announced length with each NUL sent as 0x80
     and every other octet as stored; RFC822.SIZE is the BODY[] length and
     BODYSTRUCTURE's part size the BODY[1] length; BINARY[], BINARY[1] and
-    BINARY[2] are literal8 with the real NULs, BINARY.SIZE their length.
+    BINARY[2] are literal8 with the real NULs, BINARY.SIZE their length;
+    ENVELOPE carries no NUL from the Subject.
     APPEND of a message with a NUL in a plain literal, synchronising or
     not, alone or as the second message of a MULTIAPPEND, is BAD and
     stores nothing; the same message as a literal8 is stored as sent.
@@ -288,7 +289,7 @@ for k in range(0, len(part1), 997):
 part1[20000:20003] = b"\0\0\0"
 part1 = bytes(part1)
 part2 = b"plain \x00 text\r\n"
-nulmsg = (b"From: <sender@example.org>\r\nTo: <alice@example.test>\r\nSubject: nul octets\r\n"
+nulmsg = (b"From: <sender@example.org>\r\nTo: <alice@example.test>\r\nSubject: nul \0 octets\r\n"
           b"X-Nul: before\x00after\r\nMIME-Version: 1.0\r\n"
           b"Content-Type: multipart/mixed; boundary=\"nulb\"\r\n\r\n"
           b"--nulb\r\nContent-Type: application/octet-stream\r\n"
@@ -344,8 +345,9 @@ t.ok((tagline or "").startswith("z2 OK") and not wrong,
      "BODY.PEEK[...]: plain literals of the announced length, NUL sent as 0x80 (wrong: %s)"
      % wrong)
 t.ok(all(b"\0" not in v[2] for v in lit.values()), "no NUL octet in any of those literals")
-r.send("z3 FETCH %d (RFC822.SIZE BODYSTRUCTURE)\r\n" % nul)
+r.send("z3 FETCH %d (RFC822.SIZE BODYSTRUCTURE ENVELOPE)\r\n" % nul)
 resp = " ".join(r.until("z3"))
+t.ok("\0" not in resp and 'ENVELOPE (NIL "nul ' in resp, "ENVELOPE: no NUL from the Subject")
 m = re.search(r"RFC822.SIZE (\d+)", resp)
 t.ok(m and int(m.group(1)) == len(raw) == len(want["BODY[]"]),
      "RFC822.SIZE is the length of BODY[] (%s)" % (m.group(1) if m else None))
