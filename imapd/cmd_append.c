@@ -27,8 +27,17 @@
  *	about them (EXISTS, then EXPUNGE or VANISHED), and their UIDs are
  *	used up; a crash inside that window would keep them. The reply to a
  *	success carries [APPENDUID uidvalidity uid-set] (RFC 4315).
+ *
+ *	NUL octets: a message may hold them only when it came as a literal8
+ *	"~{n}" (RFC 3516 4.4; BINARY is advertised); in a plain literal a NUL
+ *	is a syntax error (RFC 3501 9, RFC 9051 9: CHAR8), so such a command
+ *	is BAD and none of its messages is stored (imap_client.c read them
+ *	to their end and set s->append_nul). Refusing, rather than storing
+ *	the octets, keeps what a client sent in error from coming back to it
+ *	changed (FETCH BODY[] sends a NUL as 0x80).
  * STANDARDS
- *	RFC 3501 6.3.11, RFC 3502, RFC 4315, RFC 7889, RFC 7888.
+ *	RFC 3501 6.3.11, RFC 3502, RFC 4315, RFC 7889, RFC 7888, RFC 3516
+ *	4.4.
  */
 #include "sys_defs.h"
 
@@ -234,6 +243,11 @@ void cmd_append(IMAP_CMDCTX *c)
 	char *name = NULL, *err = NULL;
 	int n;
 
+	if (c->s->append_nul) {
+		imap_bad(c, "NUL octet in a message literal: send such a message as a literal8, "
+			    "~{n} (RFC 3516)");
+		goto out;
+	}
 	if ((n = append_parse(c, m)) < 0)
 		goto out;
 	for (int k = 0; k < n; k++) {

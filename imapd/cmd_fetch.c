@@ -27,7 +27,12 @@
  *	that literal sizes are known and a BINARY of a part in an unknown
  *	Content-Transfer-Encoding can leave that message out; the command
  *	then ends NO [UNKNOWN-CTE] (RFC 3516 4.2). BINARY literals are sent
- *	as literal8 ("~{n}"), since decoded content may hold NUL.
+ *	as literal8 ("~{n}"), since decoded content may hold NUL. A plain
+ *	literal may not (RFC 3501 9): in every other section a NUL octet of
+ *	the stored message is sent as 0x80, one octet for one, so sizes and
+ *	partials still count the stored octets (imap_fetch_msg.c, NUL
+ *	octets). ENVELOPE and BODYSTRUCTURE strings never carry a NUL
+ *	(imap_msg.c: a header value ends at its first NUL).
  *
  *	\Seen: BODY[...] (not PEEK), RFC822, RFC822.TEXT and BINARY[...]
  *	(not PEEK) set it, in one spool_mail_store() transaction for the
@@ -342,13 +347,15 @@ static int fetch_write_section(IMAP_SESSION *s, struct fetch_item *it, SPOOL_REA
 	imap_write(s, STRBUF_STR(out), STRBUF_LEN(out));
 	strbuf_reset(out);
 	if (it->whole)
-		return imap_fetch_msg_stream(s, sr, off, len);
+		return imap_fetch_msg_stream(s, sr, off, len, false);
 	if (imap_msg_reader_range(it->rd, &off, &len))
-		return imap_fetch_msg_stream(s, sr, off, len);
+		return imap_fetch_msg_stream(s, sr, off, len, it->sect.binary);
 	buf = xmalloc(SPOOL_CHUNK);
 	while (len > 0 && !s->done) {
 		if ((got = imap_msg_reader_read(it->rd, buf, SPOOL_CHUNK, &err)) <= 0)
 			break;
+		if (!it->sect.binary)	/* HEADER.FIELDS: no NUL in a plain literal */
+			imap_fetch_msg_nonul(buf, (size_t)got);
 		imap_write(s, buf, (size_t)got);
 		len -= (uint64_t)got > len ? len : (uint64_t)got;
 		s->bytes_sent += (uint64_t)got;

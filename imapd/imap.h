@@ -48,6 +48,7 @@ typedef struct imap_session {
 	SPOOL_MSG *literal_msg;		/* APPEND's message literal, streamed */
 	SPOOL_MSG **append_more;	/* MULTIAPPEND: messages 2.., NULL where staging failed */
 	size_t nappend_msgs;		/* message literals read for this command */
+	bool append_nul;		/* one of them was a plain literal with a NUL */
 	size_t max_line;		/* imap_max_line: one command without APPEND's message */
 	uint64_t max_literal;		/* imap_max_literal: APPEND's message */
 	unsigned timeout_login;		/* deadline of a read before login */

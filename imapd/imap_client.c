@@ -31,7 +31,11 @@
  *	an APPEND after its mailbox is a message: a MULTIAPPEND (RFC 3502)
  *	stages its second and later messages in s->append_more, at most
  *	IMAP_MULTIAPPEND_MAX of them in all (one more is refused like a
- *	literal too large, with [LIMIT]).
+ *	literal too large, with [LIMIT]). A message literal may be a literal8
+ *	"~{n}" (RFC 3516): only there may it hold NUL octets; a plain literal
+ *	with one (RFC 3501 9: CHAR8 is %x01-ff) is still read to its end, to
+ *	stay in step, and marked (s->append_nul), and cmd_append.c answers
+ *	BAD and stores nothing.
  *
  *	Replies are buffered and flushed when the client has nothing more
  *	pipelined, so a client that pipelines a thousand commands gets its
@@ -357,9 +361,10 @@ static bool imap_append_message_literal(IMAP_SESSION *s, size_t brace)
 /*
  * imap_read_message_literal - stream n octets into the command's next
  * message: s->literal_msg for the first, s->append_more[] for the others
- * of a MULTIAPPEND (RFC 3502)
+ * of a MULTIAPPEND (RFC 3502); a NUL in a plain literal (not literal8)
+ * sets s->append_nul
  */
-static int imap_read_message_literal(IMAP_SESSION *s, uint64_t n)
+static int imap_read_message_literal(IMAP_SESSION *s, uint64_t n, bool literal8)
 {
 	char *buf = xmalloc(IMAP_READ_CHUNK), *err = NULL;
 	SPOOL_MSG **mp;
@@ -378,6 +383,8 @@ static int imap_read_message_literal(IMAP_SESSION *s, uint64_t n)
 
 		if ((rc = stream_read(s->stream, buf, take)) != STREAM_OK)
 			break;
+		if (!literal8 && !s->append_nul && memchr(buf, '\0', take) != NULL)
+			s->append_nul = true;
 		if (*mp != NULL && spool_msg_write(*mp, buf, take, &err) < 0) {
 			/* Keep reading so the connection stays in step; APPEND says NO. */
 			msg_warn("user %s: stage APPEND message: %s", s->user ? s->user : "-", err);
@@ -408,6 +415,7 @@ static void imap_append_msgs_free(IMAP_SESSION *s)
 	free(s->append_more);
 	s->append_more = NULL;
 	s->nappend_msgs = 0;
+	s->append_nul = false;
 }
 
 /* imap_refuse_literal - a literal too large; 0: go on with the next command, -1: close */
@@ -515,10 +523,12 @@ static int imap_client_read_command(IMAP_SESSION *s, STRBUF *line)
 		if (!nonsync && imap_client_continue(s, "Ready for literal data") < 0)
 			return -1;
 		if (message) {
-			rc = imap_read_message_literal(s, n);
 			/* APPEND's message may come as a literal8, ~{n} (RFC 3516
 			 * BINARY): staged the same way; the parser sees {0}. */
-			if (brace > 0 && STRBUF_STR(s->cmdbuf)[brace - 1] == '~')
+			bool literal8 = brace > 0 && STRBUF_STR(s->cmdbuf)[brace - 1] == '~';
+
+			rc = imap_read_message_literal(s, n, literal8);
+			if (literal8)
 				brace--;
 			strbuf_truncate(s->cmdbuf, brace);
 			strbuf_puts(s->cmdbuf, "{0}\r\n");

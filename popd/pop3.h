@@ -91,6 +91,7 @@ struct pop3_filter {
 
 #define POP3_FILTER_OUT(len)	(2 * (len))	/* output room for len input octets */
 #define POP3_FILTER_END		5		/* room for pop3_filter_finish() */
+#define POP3_FILTER_NUL_STANDIN	0x80		/* what a stored NUL octet is sent as */
 
 void pop3_filter_init(struct pop3_filter *f, long top_lines);
 size_t pop3_filter_run(struct pop3_filter *f, const char *in, size_t len, char *out);

@@ -18,6 +18,20 @@ DESCRIPTION
     forms nor RFC822.HEADER nor under EXAMINE; partials beyond the end;
     and malformed section specs, partials and items answered BAD with
     the server still serving.
+
+    NUL octets (RFC 3501 9, RFC 9051 4.3: none in a literal; RFC 3516:
+    literal8 for BINARY). A BODY=BINARYMIME message with NULs in its
+    header and in both parts, over several spool chunks, delivered by
+    the real mta with BDAT: every BODY[...] and RFC822* literal (whole,
+    HEADER, HEADER.FIELDS, TEXT, parts, partials, the non-PEEK forms) is
+    a plain literal of the announced length with each NUL sent as 0x80
+    and every other octet as stored; RFC822.SIZE is the BODY[] length and
+    BODYSTRUCTURE's part size the BODY[1] length; BINARY[], BINARY[1] and
+    BINARY[2] are literal8 with the real NULs, BINARY.SIZE their length;
+    ENVELOPE carries no NUL from the Subject.
+    APPEND of a message with a NUL in a plain literal, synchronising or
+    not, alone or as the second message of a MULTIAPPEND, is BAD and
+    stores nothing; the same message as a literal8 is stored as sent.
 """
 import glob
 import os
@@ -26,7 +40,8 @@ import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from imap_util import Instance, TAP, Raw, imap_tls, smtp_send, strip_received, call  # noqa
+from imap_util import (Instance, TAP, Raw, imap_tls, smtp_send, bdat_send, strip_received,  # noqa
+                       call)
 
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "golden", "imap")
 
@@ -264,5 +279,126 @@ t.ok(b"ENVELOPE " + want in text, "ENVELOPE after ENABLE UTF8=ACCEPT as golden")
 M = imap_tls(inst, *A)
 t.is_(M.select("INBOX")[0], "OK", "and others")
 M.logout()
+r.cmd("z LOGOUT")
+
+# NUL octets in a BINARYMIME message: BODY[...] literals carry 0x80 in their
+# place (same length), BINARY[...] literal8s the real octets.
+part1 = bytearray(b"binary data line\r\n" * 2300)       # 41,400 octets: three spool chunks
+for k in range(0, len(part1), 997):
+    part1[k] = 0
+part1[20000:20003] = b"\0\0\0"
+part1 = bytes(part1)
+part2 = b"plain \x00 text\r\n"
+nulmsg = (b"From: <sender@example.org>\r\nTo: <alice@example.test>\r\nSubject: nul \0 octets\r\n"
+          b"X-Nul: before\x00after\r\nMIME-Version: 1.0\r\n"
+          b"Content-Type: multipart/mixed; boundary=\"nulb\"\r\n\r\n"
+          b"--nulb\r\nContent-Type: application/octet-stream\r\n"
+          b"Content-Transfer-Encoding: binary\r\n\r\n" + part1 + b"\r\n"
+          b"--nulb\r\nContent-Type: text/plain\r\n\r\n" + part2 + b"\r\n--nulb--\r\n")
+t.is_(bdat_send(inst, ["alice@example.test"], nulmsg), 250, "BINARYMIME message with NULs: 250")
+r = Raw(inst, tls=True)
+r.greeting()
+r.login(*A)
+nul = int([x for x in r.cmd("s2 SELECT INBOX") if x.endswith(" EXISTS")][0].split()[1])
+
+
+def literals(tag, items):
+    """FETCH of message nul: {item name: (literal8?, announced size, octets)}, tagged line."""
+    r.send("%s FETCH %d %s\r\n" % (tag, nul, items))
+    out, tagline = {}, None
+    while True:
+        line = r.line()
+        if line is None or line.startswith(tag + " "):
+            tagline = line
+            break
+        while True:
+            m = re.search(r"([A-Z0-9.]+(?:\[[^\]]*\])?(?:<\d+>)?) (~?)\{(\d+)\}$", line)
+            if not m:
+                break
+            data = r.read(int(m.group(3)))
+            out[m.group(1)] = (m.group(2) == "~", int(m.group(3)), data)
+            line = r.line() or ""
+    return out, tagline
+
+
+def fix(b):
+    return b.replace(b"\0", b"\x80")
+
+
+lit, tagline = literals("z1", "BINARY.PEEK[]")
+raw = lit.get("BINARY[]", (False, 0, b""))[2]
+t.ok(lit.get("BINARY[]", (False,))[0] and strip_received(raw) == nulmsg,
+     "BINARY.PEEK[]: literal8 with the message as sent, NULs included")
+hdr, text = raw.split(b"\r\n\r\n", 1)
+want = {
+    "BODY[]": fix(raw), "BODY[HEADER]": fix(hdr + b"\r\n\r\n"), "BODY[TEXT]": fix(text),
+    "BODY[1]": fix(part1), "BODY[2]": fix(part2), "BODY[]<0>": fix(raw[:len(raw) - 100]),
+    "BODY[1]<990>": fix(part1[990:990 + 30000]),
+    "BODY[HEADER.FIELDS (X-NUL)]": b"X-Nul: before\x80after\r\n\r\n",
+}
+lit, tagline = literals("z2", "(RFC822.SIZE BODY.PEEK[] BODY.PEEK[HEADER] BODY.PEEK[TEXT] "
+                        "BODY.PEEK[1] BODY.PEEK[2] BODY.PEEK[]<0.%d> BODY.PEEK[1]<990.30000> "
+                        "BODY.PEEK[HEADER.FIELDS (X-NUL)])" % (len(raw) - 100))
+wrong = [k for k, v in want.items()
+         if k not in lit or lit[k][0] or lit[k][1] != len(lit[k][2]) or lit[k][2] != v]
+t.ok((tagline or "").startswith("z2 OK") and not wrong,
+     "BODY.PEEK[...]: plain literals of the announced length, NUL sent as 0x80 (wrong: %s)"
+     % wrong)
+t.ok(all(b"\0" not in v[2] for v in lit.values()), "no NUL octet in any of those literals")
+r.send("z3 FETCH %d (RFC822.SIZE BODYSTRUCTURE ENVELOPE)\r\n" % nul)
+resp = " ".join(r.until("z3"))
+t.ok("\0" not in resp and 'ENVELOPE (NIL "nul ' in resp, "ENVELOPE: no NUL from the Subject")
+m = re.search(r"RFC822.SIZE (\d+)", resp)
+t.ok(m and int(m.group(1)) == len(raw) == len(want["BODY[]"]),
+     "RFC822.SIZE is the length of BODY[] (%s)" % (m.group(1) if m else None))
+t.like(resp, r'\("application" "octet-stream" NIL NIL NIL "binary" %d[ )]' % len(part1),
+       "BODYSTRUCTURE: part 1's size is the BODY[1] length")
+lit, tagline = literals("z4", "(RFC822 RFC822.HEADER RFC822.TEXT BODY[1])")
+t.ok((tagline or "").startswith("z4 OK") and lit.get("RFC822", (1, 0, b""))[2] == fix(raw)
+     and lit.get("RFC822.HEADER", (1, 0, b""))[2] == fix(hdr + b"\r\n\r\n")
+     and lit.get("RFC822.TEXT", (1, 0, b""))[2] == fix(text)
+     and lit.get("BODY[1]", (1, 0, b""))[2] == fix(part1)
+     and not any(v[0] for v in lit.values()),
+     "RFC822, RFC822.HEADER, RFC822.TEXT and BODY[1]: NUL sent as 0x80 too")
+lit, tagline = literals("z5", "(BINARY.PEEK[1] BINARY.PEEK[2] BINARY.SIZE[1] BINARY.SIZE[2])")
+t.ok(lit.get("BINARY[1]", (False, 0, b""))[0] and lit["BINARY[1]"][2] == part1
+     and lit.get("BINARY[2]", (False, 0, b""))[0] and lit["BINARY[2]"][2] == part2,
+     "BINARY.PEEK[1] and [2]: literal8 with the real NULs")
+r.send("z6 FETCH %d (BINARY.SIZE[1] BINARY.SIZE[2])\r\n" % nul)
+t.like(" ".join(r.until("z6")), r"BINARY.SIZE\[1\] %d BINARY.SIZE\[2\] %d"
+       % (len(part1), len(part2)), "BINARY.SIZE: the octets BINARY sends")
+
+# APPEND: NUL only in a literal8.
+count = nul
+appended = b"Subject: appended\r\n\r\nzero \x00 here\r\n"
+r.send(b"p1 APPEND INBOX {%d}\r\n" % len(appended))
+cont = r.line()
+r.send(appended + b"\r\n")
+lines = r.until("p1")
+t.ok(cont.startswith("+") and lines and re.match(r"^p1 BAD .*NUL", lines[-1]),
+     "APPEND with a NUL in a plain literal: BAD (%s)" % (lines[-1] if lines else None))
+r.send(b"p2 APPEND INBOX {%d+}\r\n" % len(appended) + appended + b"\r\n")
+lines = r.until("p2")
+t.ok(lines and re.match(r"^p2 BAD .*NUL", lines[-1]),
+     "the same in a non-synchronising literal: BAD")
+r.send(b"p3 APPEND INBOX {12+}\r\nSubject: a\r\n {%d+}\r\n" % len(appended) + appended + b"\r\n")
+lines = r.until("p3")
+t.ok(lines and re.match(r"^p3 BAD .*NUL", lines[-1]),
+     "a MULTIAPPEND whose second message has a NUL: BAD")
+lines = r.cmd("p4 STATUS INBOX (MESSAGES)")
+t.ok(lines[-1].startswith("p4 OK") and "(MESSAGES %d)" % count in lines[0],
+     "the session goes on and none of those was stored (%s)" % lines[0])
+r.send(b"p5 APPEND INBOX ~{%d}\r\n" % len(appended))
+cont = r.line()
+r.send(appended + b"\r\n")
+lines = r.until("p5")
+t.ok(cont.startswith("+") and lines and lines[-1].startswith("p5 OK [APPENDUID"),
+     "APPEND with the NUL in a literal8: stored (%s)" % (lines[-1] if lines else None))
+nul = count + 1
+r.cmd("p6 NOOP")
+lit, tagline = literals("p7", "(BINARY.PEEK[] BODY.PEEK[])")
+t.ok(lit.get("BINARY[]", (False, 0, b""))[2] == appended and lit["BINARY[]"][0]
+     and lit.get("BODY[]", (True, 0, b""))[2] == fix(appended) and not lit["BODY[]"][0],
+     "the appended message: BINARY[] as sent, BODY[] with 0x80 for the NUL")
 r.cmd("z LOGOUT")
 t.done()

@@ -9,6 +9,7 @@ SYNOPSIS
     M = imaps(inst, user, password)                    # imaplib over implicit TLS
     r = Raw(inst, tls=True); r.greeting(); lines = r.cmd("a1 NOOP")
     utf7("Entwürfe") ; smtp_send(inst, rcpts, msg) ; message(n, token)
+    bdat_send(inst, rcpts, msg)                        # BODY=BINARYMIME (NUL allowed)
     inbox_bodies(inst, user, password)                 # raw text of each INBOX message
     line, seen = wait_for(r, r"^\* \d+ EXISTS$") ; quiet(r) is None
 
@@ -29,7 +30,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pop3_util import Instance, TAP, smtp_send, message, strip_received  # noqa: E402,F401
+from pop3_util import Instance, TAP, smtp_send, bdat_send, message, strip_received  # noqa: E402,F401
 
 imaplib._MAXLINE = 1 << 20
 for _name in ("ID", "ENABLE", "MOVE", "UNSELECT"):

@@ -11,7 +11,10 @@ DESCRIPTION
     happens only at QUIT (DELE+RSET+QUIT, DELE+disconnect and DELE+timeout
     delete nothing); UIDLs survive a restart of the daemons and a deletion
     of other messages. A 16 MiB message is streamed with the worker's
-    anonymous memory staying small.
+    anonymous memory staying small. A BODY=BINARYMIME message with NUL
+    octets (delivered with BDAT, over several spool chunks) comes out of
+    RETR and TOP with each NUL as 0x80 and every other octet as stored,
+    its LIST size the octets RETR sends.
 """
 import hashlib
 import os
@@ -24,17 +27,19 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pop3_util import (Instance, TAP, Raw, message, pop3s, pop3_stls, retr_bytes,  # noqa: E402
-                       rss_anon_kb, smtp_send, strip_received, worker_pid)
+                       rss_anon_kb, smtp_send, bdat_send, strip_received, worker_pid)
 import caiyou  # noqa: E402  (pop3_util put t/lib on the path)
 
 ALICE = ("alice@example.test", "alice-pw")
 BOB = ("bob@example.test", "bob-pw")
+CAROL = ("carol@example.test", "carol-pw")
 
 t = TAP()
 inst = Instance("pop3mail", auth_fail_delay="0s", pop3d_timeout="5s")
 inst.add_domain("example.test")
 inst.add_user(*ALICE)
 inst.add_user(*BOB)
+inst.add_user(*CAROL)
 inst.start()
 
 long_line = b"x" * 990 + b"\r\n"
@@ -161,6 +166,26 @@ p = pop3s(inst, *ALICE)
 resp, uidl, _ = p.uidl()
 new_uid = uidl[0].decode().split()[1]
 t.ok(new_uid not in uids, "a new message never reuses a UIDL")
+p.quit()
+
+# NUL octets (BINARYMIME): sent as 0x80, one for one.
+nulbody = b"\0 first\r\n.\0dot\r\n" + b"".join(        # 39,000 octets: three spool chunks
+    b"bin\0ary\0\0line\r\n" if k % 70 == 0 else b"binary  line\r\n" for k in range(3000))
+nulmsg = (b"From: <n@example.org>\r\nTo: <carol@example.test>\r\nSubject: nul\r\n"
+          b"X-Nul: a\0b\r\nContent-Type: application/octet-stream\r\n"
+          b"Content-Transfer-Encoding: binary\r\n\r\n" + nulbody)
+t.is_(bdat_send(inst, [CAROL[0]], nulmsg, sender="n@example.org"), 250,
+      "BINARYMIME message with NULs accepted for carol")
+p = pop3s(inst, *CAROL)
+size = int(p.list(1).split()[2])
+got = retr_bytes(p, 1)
+t.ok(b"\0" not in got and strip_received(got) == nulmsg.replace(b"\0", b"\x80"),
+     "RETR: every NUL sent as 0x80, the rest as stored (dot-stuffing undone by the client)")
+t.is_(len(got), size, "LIST size is the octets RETR sent")
+resp, lines, _ = p.top(1, 2)
+top = b"".join(line + b"\r\n" for line in lines)
+t.is_(strip_received(top), nulmsg.split(b"\r\n\r\n")[0].replace(b"\0", b"\x80")
+      + b"\r\n\r\n\x80 first\r\n.\x80dot\r\n", "TOP 1 2: NUL as 0x80 in the header and body lines")
 p.quit()
 
 # A large message: streamed with bounded memory, byte-identical.

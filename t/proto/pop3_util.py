@@ -9,6 +9,7 @@ SYNOPSIS
     p = pop3s(inst)                                      # poplib over implicit TLS
     r = Raw(inst); r.line(); r.send(b"NOOP\r\n"); r.multi()
     smtp_send(inst, ["alice@example.test"], msg_bytes)
+    bdat_send(inst, ["alice@example.test"], msg_bytes)  # BODY=BINARYMIME, NUL allowed
     strip_received(lines) ; message(n, token) ; worker_pid(inst, sock)
 
 DESCRIPTION
@@ -86,6 +87,27 @@ def smtp_send(inst, rcpts, msg, sender="sender@example.org"):
         except Exception:
             s.close()
     return refused
+
+
+def bdat_send(inst, rcpts, msg, sender="sender@example.org"):
+    """Deliver msg as BODY=BINARYMIME with one BDAT LAST (RFC 3030); the
+    last reply's code (250 when stored)."""
+    s = smtplib.SMTP(inst.host, inst.port("smtp"), timeout=60)
+    try:
+        s.ehlo("client.test")
+        code, _ = s.mail(sender, ["BODY=BINARYMIME"])
+        for r in rcpts:
+            if code == 250:
+                code, _ = s.rcpt(r)
+        if code == 250:
+            s.send(b"BDAT %d LAST\r\n" % len(msg) + msg)
+            code, _ = s.getreply()
+    finally:
+        try:
+            s.quit()
+        except Exception:
+            s.close()
+    return code
 
 
 def message(n, token, extra=b""):

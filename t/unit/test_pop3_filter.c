@@ -104,7 +104,7 @@ static size_t ref_run(struct pop3_filter *f, const char *in, size_t len, char *o
 			out[o++] = '.';
 		if (c == '\n' && !f->prev_cr)
 			out[o++] = '\r';
-		out[o++] = c;
+		out[o++] = c == '\0' ? (char)POP3_FILTER_NUL_STANDIN : c;
 		f->prev_cr = (c == '\r');
 		f->bol = (c == '\n');
 		if (c != '\n') {
@@ -125,13 +125,13 @@ static size_t ref_run(struct pop3_filter *f, const char *in, size_t len, char *o
 
 static void test_random(void)
 {
-	static const char alphabet[] = "..\r\r\n\n\nab";
+	static const char alphabet[] = "..\r\r\n\n\nab\0";
 	char in[200], want[2 * 200 + POP3_FILTER_END], got[2 * 200 + POP3_FILTER_END];
 	struct pop3_filter fr, fg;
 	unsigned seed = 12345;
 	bool same = true;
 
-	test_begin("random dots, CRs and LFs in random pieces: as one octet at a time");
+	test_begin("random dots, CRs, LFs and NULs in random pieces: as one octet at a time");
 	for (int round = 0; round < 20000 && same; round++) {
 		size_t len, wo = 0, go = 0, at = 0;
 		long top;
@@ -167,6 +167,38 @@ static void test_random(void)
 	test_end();
 }
 
+/* check_nul - in[0..len) in two pieces split at every point gives want (len octets + ".") */
+static void check_nul(const char *in, size_t len, long top, const char *want, size_t wlen)
+{
+	char out[256];
+	struct pop3_filter f;
+	bool same = true;
+	size_t o;
+
+	for (size_t cut = 0; cut <= len && same; cut++) {
+		pop3_filter_init(&f, top);
+		o = pop3_filter_run(&f, in, cut, out);
+		o += pop3_filter_run(&f, in + cut, len - cut, out + o);
+		o += pop3_filter_finish(&f, out + o);
+		same = o == wlen && memcmp(out, want, wlen) == 0;
+		if (!same)
+			printf("# cut at %zu: %zu octets out, %zu wanted\n", cut, o, wlen);
+	}
+	test_assert(same);
+}
+
+static void test_nul(void)
+{
+	static const char in[] = "H: a\0b\r\n\r\n\0.x\r\n.\0\r\n\0\0\nend";
+	static const char want[] = "H: a\x80" "b\r\n\r\n\x80.x\r\n..\x80\r\n\x80\x80\r\nend\r\n.\r\n";
+	static const char top1[] = "H: a\x80" "b\r\n\r\n\x80.x\r\n.\r\n";
+
+	test_begin("NUL octets go out as 0x80, one for one; a line starting with NUL is no dot line");
+	check_nul(in, sizeof(in) - 1, -1, want, sizeof(want) - 1);
+	check_nul(in, sizeof(in) - 1, 1, top1, sizeof(top1) - 1);
+	test_end();
+}
+
 static void test_bound(void)
 {
 	size_t len = 100000;
@@ -193,6 +225,7 @@ int main(void)
 {
 	test_retr();
 	test_top();
+	test_nul();
 	test_bound();
 	test_random();
 	return test_done();
