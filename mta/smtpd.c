@@ -13,8 +13,9 @@
  *	listeners and opens the spool and the directory in every worker.
  *
  *	The listener decides the service: smtp_listen is the MX, which takes
- *	mail for our domains only and never relays, not even for a client
- *	that authenticated; submission_listen and smtps_listen are submission,
+ *	mail for our domains only and never relays (it offers no AUTH unless
+ *	smtpd_mx_auth = yes, and even then an authenticated client gets no
+ *	relaying); submission_listen and smtps_listen are submission,
  *	which wants AUTH (over TLS) before MAIL and queues an authenticated
  *	client's mail to other domains for caiyou-queued. Local recipients are
  *	checked against the directory and their quota at RCPT time, and a

@@ -191,6 +191,7 @@ bool smtpd_idna_is_ascii(const char *s);
 int smtpd_idna_address(const char *addr, char **ascii_r, const char **why_r);
 
 /* smtpd_auth.c */
+bool smtpd_auth_enabled(SMTPD_SESSION *sess);
 bool smtpd_auth_allowed(SMTPD_SESSION *sess);
 void smtpd_auth(SMTPD_SESSION *sess, const char *arg);
 

@@ -4,27 +4,42 @@
  * SYNOPSIS
  *	#include "smtpd.h"
  *
+ *	if (smtpd_auth_enabled(sess)) ...	does this service take AUTH?
  *	if (smtpd_auth_allowed(sess)) ...	advertise AUTH in EHLO
  *	smtpd_auth(sess, arg);			the AUTH command
  * DESCRIPTION
- *	AUTH is offered once the session runs over TLS (STARTTLS or the smtps
- *	listener), or everywhere when auth_require_tls = no. Both mechanisms
- *	accept an initial response ("=" is an empty one) and a "*" response
- *	cancels the exchange (501). Credentials are checked by auth_login()
- *	(share/auth.c), which slows failures down; a failure is answered
- *	535 5.7.8 and, after auth_max_failures of them, 421 and the connection
- *	is closed. Passwords are wiped from memory after use.
+ *	AUTH belongs to submission (the submission and smtps listeners). The
+ *	MX (smtp_listen) offers it only when smtpd_mx_auth = yes: there it
+ *	would grant nothing (the MX never relays) and only give password
+ *	guessers one more door. With smtpd_mx_auth = no (the default, as in
+ *	Postfix) the MX lists no AUTH in EHLO, in plaintext or in TLS, and
+ *	answers the command 502 5.5.1 without reading or checking anything;
+ *	the session goes on.
+ *
+ *	Where it is enabled, AUTH is offered once the session runs over TLS
+ *	(STARTTLS or the smtps listener), or everywhere when auth_require_tls
+ *	= no. Both mechanisms accept an initial response ("=" is an empty
+ *	one) and a "*" response cancels the exchange (501). Credentials are
+ *	checked by auth_login() (share/auth.c), which slows failures down; a
+ *	failure is answered 535 5.7.8 and, after auth_max_failures of them,
+ *	421 and the connection is closed. Passwords are wiped from memory
+ *	after use.
  *
  *	On submission AUTH is what lets MAIL through (smtpd_cmd.c); on the MX
- *	it is accepted but grants nothing: the MX never relays.
+ *	with smtpd_mx_auth = yes it is accepted but grants no relaying.
  * SECURITY
- *	A password never travels in the clear unless the operator said so
- *	(auth_require_tls). Responses are read with the 12288-octet line limit
- *	of RFC 4954 (SMTPD_AUTH_LINE_MAX). AUTH is refused inside a mail
- *	transaction and once authenticated (RFC 4954 section 4).
+ *	By default no password is checked on the MX port, so it is no oracle
+ *	for guessed passwords; a refused AUTH there still counts against
+ *	smtpd_error_limit. A password never travels in the clear unless the
+ *	operator said so (auth_require_tls). Responses are read with the
+ *	12288-octet line limit of RFC 4954 (SMTPD_AUTH_LINE_MAX). AUTH is
+ *	refused inside a mail transaction and once authenticated (RFC 4954
+ *	section 4). The command line, which may hold an initial response, is
+ *	wiped on every path.
  * STANDARDS
  *	RFC 4954 (SMTP AUTH), RFC 4616 (PLAIN), draft-murchison-sasl-login
- *	(LOGIN), RFC 3207 (TLS before credentials).
+ *	(LOGIN), RFC 3207 (TLS before credentials), RFC 5321 section 4.2.4
+ *	(502 for a command recognised but not offered).
  */
 #include "sys_defs.h"
 
@@ -47,10 +62,16 @@
 #define AUTH_RESP_ABORT		0	/* cancelled or refused; already answered */
 #define AUTH_RESP_CLOSED	(-1)	/* the session is over */
 
+/* smtpd_auth_enabled - does this session's service take AUTH at all? */
+bool smtpd_auth_enabled(SMTPD_SESSION *sess)
+{
+	return sess->submission || conf_bool("smtpd_mx_auth");
+}
+
 /* smtpd_auth_allowed - may this session send a password? */
 bool smtpd_auth_allowed(SMTPD_SESSION *sess)
 {
-	return stream_is_tls(sess->stream) || !conf_bool("auth_require_tls");
+	return smtpd_auth_enabled(sess) && (stream_is_tls(sess->stream) || !conf_bool("auth_require_tls"));
 }
 
 /* smtpd_wipe - free a secret after overwriting it */
@@ -192,13 +213,31 @@ static void smtpd_auth_login(SMTPD_SESSION *sess, const char *initial, STRBUF *r
 	smtpd_wipe(&password);
 }
 
-/* smtpd_auth - AUTH mechanism [initial-response] */
-void smtpd_auth(SMTPD_SESSION *sess, const char *arg)
+/* smtpd_auth_run - AUTH: refuse it or run the mechanism's exchange */
+static void smtpd_auth_run(SMTPD_SESSION *sess, const char *arg)
 {
 	const char *sp = strchr(arg, ' '), *initial = NULL;
 	size_t mlen = sp ? (size_t)(sp - arg) : strlen(arg);
 	STRBUF *resp;
 
+	if (!smtpd_auth_enabled(sess)) {
+		/*
+		 * The MX with smtpd_mx_auth = no. RFC 5321 4.2.4: a command the
+		 * server recognises but does not implement here is 502, and a
+		 * capability answered 502 must not be in EHLO (it is not).
+		 * Not 503 (bad sequence: no order of commands makes AUTH work
+		 * here, and RFC 4954 uses 503 for "in a transaction" and
+		 * "already authenticated"), not 530/538 (they say what the
+		 * client should do first: nothing would help) and not 535 (no
+		 * credentials were looked at). 5.5.1 is RFC 3463's "invalid
+		 * command" (out of sequence or unsupported). Permanent, so a
+		 * client does not retry; the session stays usable for MAIL.
+		 */
+		msg_info("AUTH from [%s] refused: not enabled on the MX (smtpd_mx_auth = no)",
+			 sess->conn->client_addr);
+		smtpd_reply(sess, "502 5.5.1 Error: authentication not enabled on this service");
+		return;
+	}
 	if (!smtpd_auth_allowed(sess)) {
 		smtpd_reply(sess, "530 5.7.0 Must issue a STARTTLS command first");
 		return;
@@ -227,6 +266,13 @@ void smtpd_auth(SMTPD_SESSION *sess, const char *arg)
 		smtpd_reply(sess, "504 5.5.4 Unsupported authentication mechanism");
 	explicit_bzero(STRBUF_STR(resp), STRBUF_LEN(resp));
 	strbuf_free(&resp);
-	/* The command line held the initial response: wipe it too. */
+}
+
+/* smtpd_auth - AUTH mechanism [initial-response] */
+void smtpd_auth(SMTPD_SESSION *sess, const char *arg)
+{
+	smtpd_auth_run(sess, arg);
+	/* The command line may hold an initial response (a password, also
+	 * when AUTH was refused): wipe it, whichever way AUTH ended. */
 	explicit_bzero(STRBUF_STR(sess->line), STRBUF_LEN(sess->line));
 }

@@ -14,15 +14,19 @@
  *	EHLO advertises only what is implemented: PIPELINING, SIZE, 8BITMIME,
  *	SMTPUTF8, CHUNKING, BINARYMIME, ENHANCEDSTATUSCODES, STARTTLS while a
  *	TLS context exists and the session is not yet in TLS, and AUTH PLAIN
- *	LOGIN when authentication is allowed on this connection. VRFY answers
- *	252 (we never confirm addresses, which would help address harvesters).
+ *	LOGIN when authentication is allowed on this connection: on
+ *	submission, and on the MX only with smtpd_mx_auth = yes (smtpd_auth.c
+ *	answers AUTH 502 5.5.1 on an MX without it; HELP then does not list
+ *	AUTH either). VRFY answers 252 (we never confirm addresses, which
+ *	would help address harvesters).
  *
  *	The two services differ at MAIL and RCPT. On submission (the
  *	submission and smtps listeners) MAIL needs AUTH first (530 5.7.0), and
  *	AUTH needs TLS first unless auth_require_tls = no (smtpd_auth.c); an
  *	authenticated client may then send to other domains. The MX (the smtp
- *	listener) takes mail for our domains only, whoever the client is:
- *	authenticating there gives no relaying (smtpd_check.c).
+ *	listener) takes mail for our domains only, whoever the client is: by
+ *	default it does not offer AUTH at all, and with smtpd_mx_auth = yes
+ *	authenticating there still gives no relaying (smtpd_check.c).
  *
  *	MAIL is refused with 421 once smtpd_message_limit messages were
  *	accepted in the session (the client goes on in a new one), so one
@@ -153,6 +157,7 @@ void smtpd_cmd_ehlo_reply(SMTPD_SESSION *sess)
 	n += snprintf(text + n, sizeof(text) - n, "DSN\n");
 	if (smtpd_tls_offered(sess))
 		n += snprintf(text + n, sizeof(text) - n, "STARTTLS\n");
+	/* Not on the MX unless smtpd_mx_auth = yes, TLS or not (smtpd_auth.c). */
 	if (smtpd_auth_allowed(sess) && sess->auth_user == NULL)
 		n += snprintf(text + n, sizeof(text) - n, "AUTH PLAIN LOGIN\n");
 	snprintf(text + n, sizeof(text) - n, "ENHANCEDSTATUSCODES");
@@ -307,7 +312,7 @@ static void smtpd_cmd_help(SMTPD_SESSION *sess, const char *arg)
 {
 	(void)arg;
 	smtpd_reply(sess, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP "
-		    "STARTTLS AUTH BDAT");
+		    "STARTTLS %sBDAT", smtpd_auth_enabled(sess) ? "AUTH " : "");
 }
 
 /* smtpd_cmd_hangup - placeholder action of the commands we hang up on */

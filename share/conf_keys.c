@@ -79,6 +79,11 @@ const struct conf_key conf_keys[] = {
 
 	/* SMTP server: ESMTP extensions and session limits (mta esmtp). */
 	{ "smtpd_message_limit", CONF_INT, "1000", "messages accepted in one SMTP session before 421 (0: no limit)" },
+
+	/* SMTP AUTH on the MX (mta/smtpd_auth.c): off, as in Postfix; it grants nothing there. */
+	{ "smtpd_mx_auth", CONF_BOOL, "no",
+	  "offer AUTH on the MX (smtp_listen) too, where it grants no relaying (no: only submission offers it; the MX answers AUTH 502 5.5.1)" },
+
 	/* SMTP policy (mta/smtpd_policy*.c): rate limits, DNS blocklists, sender ownership. */
 	{ "smtpd_policy_exempt_networks", CONF_LIST, "127.0.0.0/8 ::1/128",
 	  "client networks (addr/prefix) that skip the rate limits, DNS blocklists and SPF" },

@@ -13,11 +13,18 @@ DESCRIPTION
     except BODY=BINARYMIME (554 5.6.1, the queue would alter it).
 
     MX (25): mail for our domains is taken from anyone; mail for other
-    domains is refused with 554 5.7.1 even from a client that logged in
-    (raw socket, smtplib and swaks), and nothing is queued.
+    domains is refused with 554 5.7.1, and nothing is queued. By default
+    (smtpd_mx_auth = no) the MX offers no AUTH, in plaintext or after
+    STARTTLS, and answers AUTH PLAIN with valid credentials, AUTH LOGIN
+    and AUTH inside TLS with 502 5.5.1 without checking a password (no
+    login is logged, no 334 challenge), while the session goes on: MAIL,
+    RCPT and DATA to a local user still work. With smtpd_mx_auth = yes
+    the MX offers AUTH after STARTTLS and it succeeds, yet mail for other
+    domains is still refused with 554 5.7.1 (raw socket and swaks).
 
-    The open-relay battery, on the MX with and without AUTH and on
-    submission without AUTH: percent hack, bang path, quoted local part
+    The open-relay battery, on the MX with and without AUTH (the latter
+    with smtpd_mx_auth = yes) and on submission without AUTH: percent
+    hack, bang path, quoted local part
     holding an address, source routes, trailing dots, IP literals (v4, v6),
     upper and mixed case, two @, a domain that only ends like ours,
     localhost: no recipient gets 250 and nothing reaches the queue.
@@ -48,6 +55,10 @@ def b64(s):
 LOGIN = "AUTH PLAIN " + b64("\0alice@example.test\0alice-secret")
 
 
+def ehlo_keywords(text):
+    return [line[4:].split()[0] for line in text.split("\n")[1:] if len(line) > 4]
+
+
 def queue_len(inst):
     return max(0, len(inst.ctl("queue", "list").splitlines()) - 1)
 
@@ -56,11 +67,11 @@ def client(inst, listener, tls=False, starttls=False, auth=False):
     """A session after EHLO, optionally STARTTLS (then EHLO again) and AUTH."""
     c = Client(inst, listener, tls=tls)
     c.reply()
-    c.cmd("EHLO client.test")
+    c.ehlo = c.cmd("EHLO client.test")[1]
     if starttls:
         assert c.cmd("STARTTLS")[0] == 220
         c.starttls()
-        c.cmd("EHLO client.test")
+        c.ehlo = c.cmd("EHLO client.test")[1]
     if auth:
         assert c.cmd(LOGIN)[0] == 235
     return c
@@ -155,15 +166,58 @@ except smtplib.SMTPRecipientsRefused as e:
     code, text = e.recipients["friend@remote.test"]
     t.ok(code == 554 and b"5.7.1" in text, "MX: relay refused to an unauthenticated client (554 5.7.1)")
 s.quit()
-c = client(inst, "smtp", starttls=True, auth=True)
+c = client(inst, "smtp")
+t.is_(c.cmd("MAIL FROM:<x@remote.test>")[0], 250, "MX without AUTH: MAIL 250")
+t.ok(not battery(inst, c, "MX without AUTH"), "MX without AUTH: no relay trick gets 250")
+c.close()
+
+# MX, smtpd_mx_auth = no (the default): no AUTH offered, AUTH refused, the session goes on.
+c = client(inst, "smtp")
+t.ok("AUTH" not in ehlo_keywords(c.ehlo), "MX: plaintext EHLO lists no AUTH")
+c.close()
+c = client(inst, "smtp", starttls=True)
+t.ok("AUTH" not in ehlo_keywords(c.ehlo) and "SIZE" in ehlo_keywords(c.ehlo),
+     "MX: EHLO after STARTTLS lists no AUTH either")
+code, text = c.cmd("HELP")
+t.ok(code == 214 and "AUTH" not in text.split(), "MX: HELP does not list AUTH")
+code, text = c.cmd(LOGIN)
+t.ok(code == 502 and "5.5.1" in text and "not enabled" in text,
+     "MX in TLS: AUTH PLAIN with valid credentials is 502 5.5.1 (%s)" % text)
+code, text = c.cmd("AUTH LOGIN")
+t.ok(code == 502 and "5.5.1" in text, "MX: AUTH LOGIN is 502 5.5.1 too, no 334 challenge")
+t.is_(c.cmd("NOOP")[0], 250, "MX: the session goes on after the refusal")
+t.is_(c.cmd("MAIL FROM:<alice@example.test>")[0], 250, "MX after the refused AUTH: MAIL 250")
+code, text = c.cmd("RCPT TO:<friend@remote.test>")
+t.ok(code == 554 and "5.7.1" in text, "MX after the refused AUTH: relay refused (554 5.7.1)")
+t.is_(c.cmd("RCPT TO:<bob@example.test>")[0], 250, "MX after the refused AUTH: a local user is 250")
+t.is_(c.cmd("DATA")[0], 354, "DATA 354")
+t.is_(c.cmd("Subject: after refused auth\r\n\r\nin\r\n.")[0], 250, "and the message is accepted")
+c.close()
+c = client(inst, "smtp")
+code, text = c.cmd(LOGIN)
+t.ok(code == 502 and "5.5.1" in text, "MX in plaintext: AUTH is 502 5.5.1, not 530 (no STARTTLS would help)")
+c.close()
+log = inst.log()
+t.like(log, r"AUTH from \[127\.0\.0\.1\] refused: not enabled on the MX", "the refusal is logged")
+# Every submission login above came before the first MX refusal.
+t.ok("authenticated [" not in log.split("refused: not enabled on the MX", 1)[-1],
+     "no password was checked on the MX: no login is logged from the first refusal on")
+t.ok("alice-secret" not in log and b64("\0alice@example.test\0alice-secret") not in log,
+     "the refused credentials appear nowhere in the log")
+
+# MX, smtpd_mx_auth = yes: AUTH offered and works, but it still grants no relaying.
+inst.configure(smtpd_mx_auth="yes")
+inst.restart()
+c = client(inst, "smtp")
+t.ok("AUTH" not in ehlo_keywords(c.ehlo), "smtpd_mx_auth = yes: plaintext EHLO still lists no AUTH (TLS first)")
+c.close()
+c = client(inst, "smtp", starttls=True)
+t.ok("AUTH" in ehlo_keywords(c.ehlo), "smtpd_mx_auth = yes: EHLO after STARTTLS lists AUTH")
+t.is_(c.cmd(LOGIN)[0], 235, "smtpd_mx_auth = yes: AUTH on the MX succeeds")
 t.is_(c.cmd("MAIL FROM:<alice@example.test>")[0], 250, "MX after STARTTLS and AUTH: MAIL 250")
 code, text = c.cmd("RCPT TO:<friend@remote.test>")
 t.ok(code == 554 and "5.7.1" in text, "MX: relay refused even after AUTH (554 5.7.1)")
 t.ok(not battery(inst, c, "MX with AUTH"), "MX with AUTH: no relay trick gets 250")
-c.close()
-c = client(inst, "smtp")
-t.is_(c.cmd("MAIL FROM:<x@remote.test>")[0], 250, "MX without AUTH: MAIL 250")
-t.ok(not battery(inst, c, "MX without AUTH"), "MX without AUTH: no relay trick gets 250")
 c.close()
 r = subprocess.run(["swaks", "--server", "%s:%d" % (inst.host, inst.port("smtp")), "--tls",
                     "--auth", "PLAIN", "--auth-user", "alice@example.test",
@@ -173,7 +227,7 @@ r = subprocess.run(["swaks", "--server", "%s:%d" % (inst.host, inst.port("smtp")
 t.ok(r.returncode != 0 and "235 2.7.0" in r.stdout and "554 5.7.1" in r.stdout,
      "swaks: AUTH on the MX port, then relay refused 554 5.7.1")
 t.is_(queue_len(inst), queued, "nothing reached the queue from the MX")
-t.is_(inbox(inst, "bob@example.test"), 1, "and no trick delivered anything to bob")
+t.is_(inbox(inst, "bob@example.test"), 2, "and no trick delivered anything to bob (two MX messages)")
 
 # Messages per session.
 c = client(inst, "smtp")
@@ -189,7 +243,7 @@ c.close()
 c = client(inst, "smtp")
 t.is_(c.cmd("MAIL FROM:<m3@remote.test>")[0], 250, "a new session may go on")
 c.close()
-t.is_(inbox(inst, "bob@example.test"), 4, "bob got the three messages")
+t.is_(inbox(inst, "bob@example.test"), 5, "bob got the three messages")
 
 # Recipients per message.
 c = client(inst, "smtp")
@@ -210,6 +264,6 @@ code, text = c.cmd("Subject: liar\r\n\r\n" + ("y" * 998 + "\r\n") * 80 + ".")
 t.ok(code == 552 and "5.3.4" in text, "a message larger than its SIZE= and the limit: 552 5.3.4 at the end")
 t.is_(c.cmd("NOOP")[0], 250, "and the session goes on")
 c.close()
-t.is_(inbox(inst, "bob@example.test"), 4, "the oversized message was not stored")
+t.is_(inbox(inst, "bob@example.test"), 5, "the oversized message was not stored")
 inst.stop()
 t.done()

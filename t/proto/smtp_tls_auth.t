@@ -15,7 +15,9 @@ DESCRIPTION
     connection with 421; an authenticated client gets 250 for a remote
     recipient (queued) and an unauthenticated one 554 5.7.1; the Received
     header protocol is ESMTPSA; and with auth_require_tls = no AUTH is
-    offered in plaintext (relaying still only on submission).
+    offered in plaintext (relaying still only on submission; the MX offers
+    AUTH there because that instance sets smtpd_mx_auth = yes, to show
+    that even then it grants no relaying).
 """
 import base64
 import imaplib
@@ -231,8 +233,9 @@ t.ok(r.returncode == 0 and "235 2.7.0" in r.stdout and "250 2.0.0" in r.stdout,
      "swaks: STARTTLS, AUTH LOGIN, delivery")
 inst.stop()
 
-# auth_require_tls = no: AUTH offered in plaintext too.
-inst2 = Instance("smtp_tls_plain", auth_fail_delay="0s", auth_require_tls="no")
+# auth_require_tls = no: AUTH offered in plaintext too. smtpd_mx_auth = yes
+# so that the MX offers it at all: the point is that it still relays nothing.
+inst2 = Instance("smtp_tls_plain", auth_fail_delay="0s", auth_require_tls="no", smtpd_mx_auth="yes")
 inst2.add_domain("example.test")
 inst2.add_user("alice@example.test", "alice-secret")
 inst2.start()
