@@ -97,7 +97,9 @@ static int ctl_routes(int argc, char **argv)
 	path = xasprintf("%s/queued.routes", dir);
 	free(dir);
 	if ((fp = fopen(path, "r")) == NULL) {
-		fprintf(stderr, "cyctl: %s: %s (%s)\n", path, strerror(errno),
+		int err = errno;
+
+		fprintf(stderr, "cyctl: %s: %s (%s)\n", path, strerror(err),
 			ctl_service_pid("queued") > 0 ? "queued is starting: its first check of the source "
 			"addresses is not done yet" : "queued has not run yet");
 		free(path);

@@ -78,9 +78,12 @@ def dnsbl_queries(dns, addr):
 
 
 def sources(inst):
-    """cyctl routes' source table: {address: state}."""
+    """cyctl routes' source table: {address: state}; {} while queued starts (no file yet)."""
     out, section = {}, None
-    for line in inst.ctl("routes").splitlines():
+    r = inst.ctl_result("routes")
+    if r.returncode != 0:
+        return out
+    for line in r.stdout.splitlines():
         if not line:
             section = None
         elif section is None:
@@ -178,6 +181,9 @@ inst.stop()
 # 3. Checks every 2 s: one checker's worth of queries.
 inst.configure(queue_source_check_interval="2s")
 inst.start()
+r = inst.ctl_result("routes")
+t.ok(r.returncode == 0 or "queued is starting" in r.stderr,
+     "cyctl routes right after the start: the table, or that queued is starting (%s)" % r.stderr.strip())
 wait_for("the first check", lambda: sources(inst).get("127.0.0.11") == "unhealthy", 30)
 before, t0 = dnsbl_queries(dns, "127.0.0.11"), time.time()
 time.sleep(8)
