@@ -29,10 +29,14 @@ DESCRIPTION
        delisted): once cyctl routes shows the change (runner 0's check),
        mail to 40 domains leaves only from 127.0.0.11, whichever runner
        sends it.
+    5. Runner 0, the checker, killed with SIGKILL: the master replaces it,
+       mail to 40 domains still leaves only from 127.0.0.11, and 127.0.0.10
+       stays out of rotation.
 """
 import atexit
 import os
 import re
+import signal
 import smtplib
 import sys
 import time
@@ -206,6 +210,21 @@ t.ok(send_all(inst, "three"), "mail to 40 domains delivered")
 conns = connections(inst.log(), mark)
 t.is_(sorted(set(c[0] for c in conns)), ["127.0.0.11"],
       "every runner sent from 127.0.0.11 only, none from the newly listed 127.0.0.10")
+
+# 5. The checker killed: the master replaces it, and the listed address stays out meanwhile.
+pids = re.findall(r"\[(\d+)\]: runner 0: ", inst.log())
+victim = int(pids[-1]) if pids else 0
+t.ok(victim > 0, "runner 0 is pid %d" % victim)
+if victim:
+    os.kill(victim, signal.SIGKILL)
+t.ok(wait_for("runner 0 replaced",
+              lambda: re.search(r"runner %d died \(signal 9\); replacing it" % victim, inst.log()), 30),
+     "the master replaces the killed checker")
+mark = len(inst.log())
+t.ok(send_all(inst, "four"), "mail to 40 domains delivered meanwhile")
+conns = connections(inst.log(), mark)
+t.is_(sorted(set(c[0] for c in conns)), ["127.0.0.11"], "still only from 127.0.0.11")
+t.is_(sources(inst).get("127.0.0.10"), "unhealthy", "cyctl routes: 127.0.0.10 still out of rotation")
 inst.stop()
 sink.stop()
 dns.stop()
