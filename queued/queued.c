@@ -58,7 +58,8 @@
  *	Parallel runners. Every runner reads the same due entries; which
  *	runner delivers a group is decided at the group, with lock files
  *	(queued_slot.c: non-blocking flock() under run_dir/queued.slots, which
- *	the kernel drops when a runner dies):
+ *	the kernel drops when a runner dies; a slot's file is removed when it
+ *	is given back):
  *
  *	  destination	a runner first takes one of the
  *			queue_destination_concurrency slots of the group's
@@ -93,10 +94,14 @@
  *	one runner: a 250 that was sent but not recorded is sent twice; RFC
  *	5321 6.1 prefers that to a loss).
  *
- *	Per runner: the block marks (queued_route.c) and the source health
- *	(each runner checks its sources); all runners write run/queued.routes,
- *	keeping each other's block lines, and each takes the others' marks
- *	from it before a round (queued_health.c). DNS answers (MX, A, AAAA) are
+ *	Source health and block marks (queued_health.c). Runner 0 alone
+ *	checks the source addresses (FCrDNS, DNSBL) and writes their states
+ *	to run/queued.routes; the other runners wait for its first check
+ *	before their first round and take the states from the file. Block
+ *	marks are each runner's own, written to the file at once; each runner
+ *	reads the file (the checker's states, the others' marks) before each
+ *	round and before it picks a source address for a destination, at the
+ *	cost of one fstat() when nothing changed. DNS answers (MX, A, AAAA) are
  *	kept for the rest of the round (QUEUED_DNS_CACHE_MAX names), so a burst
  *	to one domain asks once. Only runner 0 purges final entries and
  *	stores DSNs at the start of its round; every runner that tried
@@ -119,8 +124,8 @@
  *	Then it sleeps until the next entry is due (the spool's due-time
  *	index), at most queue_run_interval, or until SIGUSR1 (mta sends it
  *	after queueing mail; cyctl queue flush, hold, release and bounce too;
- *	the master passes it on), waking earlier when a source address's
- *	health check is due.
+ *	the master passes it on); runner 0 wakes earlier when a source
+ *	address's health check is due.
  *
  *	Configuration: run_dir, spool_dir, user, log_file, syslog_facility,
  *	hostname, dns_servers, dns_timeout, dns_tries, queue_* (queue_process_limit,
@@ -181,6 +186,7 @@
 #define QUEUED_RESTART_PAUSE	2	/* seconds before a dead runner is replaced */
 #define QUEUED_DKIM_KEEP	60	/* seconds a message's signature is reused */
 #define QUEUED_PROC_MAX		64	/* runners (queue_process_limit) */
+#define QUEUED_HEALTH_POLL_MS	200	/* a runner waiting for runner 0's first check looks this often */
 #define QUEUED_DEST_MAX		100	/* queue_destination_concurrency */
 #define QUEUED_CLAIM_BUCKETS	4096	/* message claim lock files */
 #define QUEUED_CLAIM_MAX	256	/* claims (descriptors) one runner holds in a round */
@@ -757,6 +763,7 @@ static int queued_try_route(struct queued_route *route, const char *dest, char *
 	const char *source;
 	int slot = -1;
 
+	queued_health_read();	/* a mark or a check since the round began */
 	if (queued_cache_fits(route, dest)) {
 		if (!queued_signed(r, n, reader, dkim_r))
 			return 0;
@@ -1135,7 +1142,7 @@ static size_t queued_round(bool *full_r, bool *busy_r)
 	*full_r = *busy_r = false;
 	if (queued_index == 0)
 		queued_upkeep();	/* once per round of all runners: runner 0's */
-	queued_health_read_blocks();	/* what the other runners met */
+	queued_health_read();	/* what the other runners met, runner 0's checks */
 	/* every runner reads the same list; a message claim says whose each one is */
 	if (spool_queue_due(time(NULL), max, &e, &n, &error) < 0) {
 		msg_warn("reading the queue: %s", error);
@@ -1232,6 +1239,22 @@ static void queued_helo_name(void)
 		snprintf(queued_helo, sizeof(queued_helo), "localhost");
 }
 
+/* queued_health_wait - a runner other than 0: wait for runner 0's first check of the sources */
+static void queued_health_wait(void)
+{
+	struct timespec ts;
+	bool said = false;
+
+	for (queued_health_read(); !queued_stop && !queued_health_checked(); queued_health_read()) {
+		if (!said)
+			msg_info("waiting for runner 0's first check of the source addresses");
+		said = true;
+		ts.tv_sec = QUEUED_HEALTH_POLL_MS / 1000;
+		ts.tv_nsec = QUEUED_HEALTH_POLL_MS % 1000 * 1000000L;
+		(void)nanosleep(&ts, NULL);	/* a signal ends it early: stop is seen at once */
+	}
+}
+
 /* queued_run - the runner: open the spool and DNS, deliver until told to stop */
 static void queued_run(void)
 {
@@ -1262,11 +1285,20 @@ static void queued_run(void)
 	if (dkim_canon_parse(conf_str("dkim_canonicalization"), &queued_dkim_opts) < 0)
 		msg_fatal("dkim_canonicalization: \"%s\" is not relaxed or simple, or two of them "
 			  "with a slash", conf_str("dkim_canonicalization"));
-	queued_health_check(queued_dns, true);
+	/* a runner 0 that replaces a dead one starts from its states: DNS trouble then keeps them */
+	queued_health_role(false);
+	if (queued_index == 0) {
+		queued_health_read();
+		queued_health_role(true);
+		queued_health_check(queued_dns, true);
+	} else {
+		queued_health_wait();
+	}
 	while (!queued_stop) {
 		time_t now = time(NULL), check = conf_time("queue_source_check_interval"), wait;
 
-		queued_health_check(queued_dns, false);
+		if (queued_index == 0)
+			queued_health_check(queued_dns, false);
 		if (queued_wake || now >= next_round) {
 			queued_wake = 0;
 			n = queued_round(&full, &busy);
@@ -1287,7 +1319,7 @@ static void queued_run(void)
 		}
 		/* wake for the next round or the next health check, whichever comes first */
 		wait = next_round - now;
-		if (queued_source_count() > 0 && check > 0 && check < wait)
+		if (queued_index == 0 && queued_source_count() > 0 && check > 0 && check < wait)
 			wait = check;
 		if (wait > 0)
 			queued_sleep((unsigned)wait);
@@ -1342,6 +1374,7 @@ static void queued_start(void)
 	server_pidfile_put(queued_pidfd, queued_pidpath);
 	if (queued_slot_init(&error) < 0)
 		msg_fatal("%s", error);
+	queued_health_start();
 	queued_signals();
 	limit = conf_int("queue_process_limit");
 	queued_nproc = limit < 1 ? 1 : limit > QUEUED_PROC_MAX ? QUEUED_PROC_MAX : (unsigned)limit;

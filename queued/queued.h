@@ -6,9 +6,10 @@
  *	routes file, source address pools with round robin, per-destination
  *	block marks, the "your address is blocked" classifier),
  *	queued_health.c (the periodic FCrDNS and DNSBL check of each source
- *	address, and the state file cyctl routes reads), queued_slot.c (the
- *	lock files that limit connections per destination and let one runner
- *	at a time claim a message) and queued_bounce.c (which DSNs are owed
+ *	address, by runner 0, and the state file cyctl routes reads, through
+ *	which the runners share source states and block marks), queued_slot.c
+ *	(the lock files, removed when given back, that limit connections per
+ *	destination and let one runner at a time claim a message) and queued_bounce.c (which DSNs are owed
  *	and to whom; share/dsn.c builds them).
  */
 #ifndef QUEUED_H
@@ -81,7 +82,10 @@ void queued_block_get(size_t i, const char **source_r, const char **dest_r, time
 /* queued_health.c */
 void queued_health_check(DNS_CTX *dns, bool all);
 int queued_health_write(char **error_r);
-void queued_health_read_blocks(void);
+void queued_health_read(void);
+bool queued_health_checked(void);
+void queued_health_role(bool checker);
+void queued_health_start(void);
 
 /* queued_slot.c */
 int queued_slot_init(char **error_r);

@@ -4,12 +4,17 @@
  * SYNOPSIS
  *	#include "queued.h"
  *
- *	queued_health_check(dns, all);	the runner, before each round
+ *	queued_health_start();		the master, at start
+ *	queued_health_role(checker);	each runner, at start (runner 0 checks)
+ *	queued_health_check(dns, all);	runner 0, before each round
+ *	queued_health_read();		each runner, before each round and each pick
+ *	ok = queued_health_checked();
  *	rc = queued_health_write(&error);
  * DESCRIPTION
- *	queued_health_check() checks each source address whose last check is
- *	older than queue_source_check_interval (with all, every one, and the
- *	state file is written even without source addresses):
+ *	queued_health_check() (runner 0 only, see below) checks each source
+ *	address whose last check is older than queue_source_check_interval
+ *	(with all, every one, and the state file is written even without
+ *	source addresses):
  *
  *	  FCrDNS	its PTR record names a host whose A (AAAA for IPv6)
  *			records include the address again; no PTR, or a
@@ -41,17 +46,50 @@
  *	Routes and the pool are read once at start: the file shows what the
  *	running queued uses.
  *
- *	Each runner of queued.c checks its sources itself and keeps its own
- *	block marks; all of them write this one file, one at a time (a lock on
- *	run_dir/queued.routes.lock), each keeping the block lines of the others
- *	that are still in force: the file shows the marks of every runner.
- *	queued_health_read_blocks() (each runner, before each round) takes the
- *	other runners' marks from it, so that a block one runner met is
- *	respected by all from their next round on.
+ *	One checker. Only runner 0 of queued.c checks the sources (the
+ *	checker; queued_health_role()): with N runners checking for
+ *	themselves the DNS would see N times the queries, and the runners
+ *	would disagree about an address until each had checked it. Runner 0,
+ *	not the master: it has the DNS context and already does the
+ *	once-for-all upkeep (purge, DSNs), while the master opens nothing
+ *	(no spool, no DNS) so that its only jobs, replacing runners and passing
+ *	on signals, never wait for a slow resolver; a runner 0 that dies is
+ *	replaced by the master like any runner and checks every address again
+ *	at its start, the others keeping the last states meanwhile. The other
+ *	runners take the source lines of this file as they stand
+ *	(queued_health_read()): an address the checker took out is out for
+ *	every runner from its next choice of a source address on. They wait
+ *	for runner 0's first check before their first round (each source line
+ *	with a check time), so that none sends from an address nobody has
+ *	checked.
+ *
+ *	Block marks are each runner's own (queued_route.c) and shared here:
+ *	all runners write this one file, one at a time (a lock on
+ *	run_dir/queued.routes.lock); a runner writes it at once when it sets a
+ *	mark (queued_route_block()), keeping the block lines of the others
+ *	that are still in force, and a runner other than the checker passes
+ *	the source lines on as they are in the file (its own copy may be
+ *	older). queued_health_read() takes the other runners' marks and the
+ *	checker's states; queued.c calls it before each round and before it
+ *	picks a source address for a destination, so a mark one runner met is
+ *	respected by all from their next pick on. It costs one fstat() when
+ *	nothing changed: the version read is kept open, and every write
+ *	replaces the file by rename, so a version whose link count fell to 0
+ *	has been replaced.
+ *
+ *	queued_health_start() (the master, before it forks the runners) takes
+ *	the block marks of the last run's file that are still in force (the
+ *	runners inherit them) and removes that file: its source states are
+ *	not this run's checks, and no runner may take them for its own.
+ *	"cyctl routes" finds no file until runner 0's first check.
  * SECURITY
  *	What the DNS answers is parsed by share/dns.c with its limits; the
  *	state file in run_dir is written by the runners (service user) and
- *	replaced by rename, never followed as a path from its contents.
+ *	replaced by rename, never followed as a path from its contents. The
+ *	runners believe its source states and block marks: run_dir is the
+ *	service user's alone (the pid files' directory). A line longer than
+ *	1023 bytes, with another number of fields, or with a time that is
+ *	not a number is skipped.
  * STANDARDS
  *	RFC 5782 (DNS blacklists: reversed-octet queries, 127.0.0.x answers);
  *	FCrDNS as in RFC 8601 2.7.3 (PTR name resolving back to the address).
@@ -67,6 +105,7 @@
 #include <strings.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -76,6 +115,9 @@
 
 #define QUEUED_HEALTH_FILE	"queued.routes"
 #define QUEUED_PTR_MAX		4	/* PTR names tried per address */
+
+static bool queued_health_checker = true;	/* this process checks (else takes runner 0's states) */
+static FILE *queued_health_seen;		/* the version of the file last read, kept open */
 
 /* queued_health_same - do two numeric addresses of a family name the same address? */
 static bool queued_health_same(int family, const unsigned char *bin, const struct dns_rr *rr)
@@ -206,6 +248,47 @@ static void queued_health_field(FILE *fp, const char *s)
 		fputc((unsigned char)*s < 0x20 || *s == 0x7f ? ' ' : *s, fp);
 }
 
+/* queued_health_path - run_dir/queued.routes (NULL: run_dir is not set) */
+static char *queued_health_path(void)
+{
+	char *dir = conf_path("run_dir"), *path;
+
+	if (dir == NULL)
+		return NULL;
+	path = xasprintf("%s/%s", dir, QUEUED_HEALTH_FILE);
+	free(dir);
+	return path;
+}
+
+/* queued_health_split - a line without its newline into its max tab-separated fields (how many) */
+static size_t queued_health_split(char *line, char **f, size_t max)
+{
+	size_t nf = 0;
+	char *p = line;
+
+	line[strcspn(line, "\n")] = '\0';
+	while (nf < max && p != NULL) {
+		f[nf++] = p;
+		if ((p = strchr(p, '\t')) != NULL)
+			*p++ = '\0';
+	}
+	return p == NULL ? nf : max + 1;	/* more fields than max: not a line of ours */
+}
+
+/* queued_health_line - the next line of the file; one longer than len - 1 is skipped whole */
+static bool queued_health_line(char *line, size_t len, FILE *in)
+{
+	int c;
+
+	while (fgets(line, (int)len, in) != NULL) {
+		if (strchr(line, '\n') != NULL)
+			return true;
+		while ((c = getc(in)) != EOF && c != '\n')
+			continue;	/* too long (or cut at the end): not a line of ours */
+	}
+	return false;
+}
+
 /* queued_health_ours - is this block line's (source, destination) one of this runner's marks? */
 static bool queued_health_ours(const char *src, const char *dest, time_t now)
 {
@@ -220,68 +303,133 @@ static bool queued_health_ours(const char *src, const char *dest, time_t now)
 	return false;
 }
 
-/* queued_health_others - the other runners' block lines of the old file still in force */
-static void queued_health_others(FILE *out, const char *path, time_t now)
+/* queued_health_copy - lines of kind ("source", or "block": the other runners' still in force) of the old file */
+static size_t queued_health_copy(FILE *out, const char *path, const char *kind, time_t now)
 {
-	char line[1024], *src, *dest, *until, *end;
+	char line[1024], copy[1024], *f[5], *end;
+	size_t n = 0, klen = strlen(kind);
 	FILE *in;
 
-	if ((in = fopen(path, "r")) == NULL)
-		return;
-	while (fgets(line, sizeof(line), in) != NULL) {
-		char copy[1024];
-
-		if (strncmp(line, "block\t", 6) != 0 || strchr(line, '\n') == NULL)
+	if ((in = fopen(path, "re")) == NULL)
+		return 0;
+	while (queued_health_line(line, sizeof(line), in)) {
+		if (strncmp(line, kind, klen) != 0 || line[klen] != '\t')
 			continue;
 		snprintf(copy, sizeof(copy), "%s", line);
-		src = copy + 6;
-		if ((dest = strchr(src, '\t')) == NULL)
+		if (queued_health_split(copy, f, 5) != 5)
 			continue;
-		*dest++ = '\0';
-		if ((until = strchr(dest, '\t')) == NULL)
+		if (strcmp(kind, "block") == 0
+		    && (strtoll(f[3], &end, 10) <= (long long)now || *end != '\0'
+			|| queued_health_ours(f[1], f[2], now)))
 			continue;
-		*until++ = '\0';
-		if (strtoll(until, &end, 10) > (long long)now && *end == '\t'
-		    && !queued_health_ours(src, dest, now))
-			fputs(line, out);
+		fputs(line, out);
+		n++;
 	}
 	fclose(in);
+	return n;
 }
 
-/* queued_health_read_blocks - the block marks of the file (every runner's) into this runner's */
-void queued_health_read_blocks(void)
+/* queued_health_source_line - take the checker's state of one source address */
+static void queued_health_source_line(char **f)
 {
-	char *dir = conf_path("run_dir"), *path, line[1024], *f[5], *end;
+	struct queued_source *s;
+	char *end;
+	long long checked;
+
+	checked = strtoll(f[3], &end, 10);
+	if (*end != '\0' || checked < 0 || (strcmp(f[2], "healthy") != 0 && strcmp(f[2], "unhealthy") != 0))
+		return;
+	for (size_t i = 0; i < queued_source_count(); i++) {
+		s = queued_source_get(i);
+		if (strcmp(s->addr, f[1]) != 0)
+			continue;
+		if (msg_verbose && s->healthy != (strcmp(f[2], "healthy") == 0))
+			msg_info("source %s: %s by runner 0's check", s->addr, f[2]);
+		s->healthy = strcmp(f[2], "healthy") == 0;
+		s->checked = (time_t)checked;
+		snprintf(s->why, sizeof(s->why), "%s", strcmp(f[4], "-") == 0 ? "" : f[4]);
+		return;
+	}
+}
+
+/* queued_health_parse - the state file's block lines (and source lines: sources) into memory */
+static void queued_health_parse(FILE *in, bool sources)
+{
+	char line[1024], *f[5], *end;
 	time_t now = time(NULL), until;
+
+	while (queued_health_line(line, sizeof(line), in)) {
+		if (queued_health_split(line, f, 5) != 5)
+			continue;
+		if (strcmp(f[0], "source") == 0 && sources) {
+			queued_health_source_line(f);
+		} else if (strcmp(f[0], "block") == 0) {
+			until = (time_t)strtoll(f[3], &end, 10);
+			if (*end == '\0')
+				queued_route_block_import(strcmp(f[1], "-") == 0 ? "" : f[1], f[2], f[4],
+							  until, now);
+		}
+	}
+}
+
+/*
+ * queued_health_read - what the file says that this runner has not read yet:
+ * every runner's block marks, and the checker's source states (runners other
+ * than the checker). The version read is kept open: every write replaces the
+ * file by rename, so a version whose link count fell to 0 has been replaced.
+ */
+void queued_health_read(void)
+{
+	struct stat st;
+	char *path;
+
+	if (queued_health_seen != NULL && fstat(fileno(queued_health_seen), &st) == 0 && st.st_nlink > 0)
+		return;		/* the same version: nothing new */
+	if (queued_health_seen != NULL)
+		fclose(queued_health_seen);
+	queued_health_seen = NULL;
+	if ((path = queued_health_path()) == NULL)
+		return;
+	queued_health_seen = fopen(path, "re");
+	free(path);
+	if (queued_health_seen != NULL)
+		queued_health_parse(queued_health_seen, !queued_health_checker);
+}
+
+/* queued_health_checked - has every source address been checked (its state known)? */
+bool queued_health_checked(void)
+{
+	for (size_t i = 0; i < queued_source_count(); i++)
+		if (queued_source_get(i)->checked == 0)
+			return false;
+	return true;
+}
+
+/* queued_health_role - this runner is the checker (runner 0) or takes the checker's states */
+void queued_health_role(bool checker)
+{
+	queued_health_checker = checker;
+}
+
+/*
+ * queued_health_start - the master, at start: keep the last run's block marks
+ * still in force (the runners inherit them) and remove its file, whose source
+ * states are not this run's checks
+ */
+void queued_health_start(void)
+{
+	char *path = queued_health_path();
 	FILE *in;
 
-	if (dir == NULL)
+	if (path == NULL)
 		return;
-	path = xasprintf("%s/%s", dir, QUEUED_HEALTH_FILE);
-	free(dir);
-	in = fopen(path, "r");
-	free(path);
-	if (in == NULL)
-		return;
-	while (fgets(line, sizeof(line), in) != NULL) {
-		size_t nf = 0;
-		char *p = line, *nl = strchr(line, '\n');
-
-		if (nl == NULL || strncmp(line, "block\t", 6) != 0)
-			continue;
-		*nl = '\0';
-		while (nf < 5 && p != NULL) {
-			f[nf++] = p;
-			if ((p = strchr(p, '\t')) != NULL)
-				*p++ = '\0';
-		}
-		if (nf != 5)
-			continue;
-		until = (time_t)strtoll(f[3], &end, 10);
-		if (*end == '\0')
-			queued_route_block_import(strcmp(f[1], "-") == 0 ? "" : f[1], f[2], f[4], until, now);
+	if ((in = fopen(path, "re")) != NULL) {
+		queued_health_parse(in, false);
+		fclose(in);
 	}
-	fclose(in);
+	if (unlink(path) < 0 && errno != ENOENT)
+		msg_warn("cannot remove %s: %s", path, strerror(errno));
+	free(path);
 }
 
 /* queued_health_write - write run_dir/queued.routes (temporary file, rename) */
@@ -313,13 +461,16 @@ int queued_health_write(char **error_r)
 			(void)close(lockfd);
 		return -1;
 	}
-	for (size_t i = 0; i < queued_source_count(); i++) {
-		struct queued_source *s = queued_source_get(i);
+	/* the source lines are the checker's: another runner passes them on as they are */
+	if (queued_health_checker || queued_health_copy(fp, path, "source", now) == 0) {
+		for (size_t i = 0; i < queued_source_count(); i++) {
+			struct queued_source *s = queued_source_get(i);
 
-		fprintf(fp, "source\t%s\t%s\t%lld\t", s->addr, s->healthy ? "healthy" : "unhealthy",
-			(long long)s->checked);
-		queued_health_field(fp, s->why);
-		fputc('\n', fp);
+			fprintf(fp, "source\t%s\t%s\t%lld\t", s->addr, s->healthy ? "healthy" : "unhealthy",
+				(long long)s->checked);
+			queued_health_field(fp, s->why);
+			fputc('\n', fp);
+		}
 	}
 	for (size_t i = 0; i <= queued_route_count(); i++) {
 		struct queued_route *r = queued_route_get(i);
@@ -348,7 +499,7 @@ int queued_health_write(char **error_r)
 		queued_health_field(fp, reply);
 		fputc('\n', fp);
 	}
-	queued_health_others(fp, path, now);
+	queued_health_copy(fp, path, "block", now);
 	if (fclose(fp) != 0 || rename(tmp, path) < 0) {
 		*error_r = xasprintf("cannot write %s: %s", path, strerror(errno));
 		(void)unlink(tmp);

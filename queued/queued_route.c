@@ -42,10 +42,11 @@
  *	or "relay HOST:PORT"). It returns 1 with the address (NULL: the
  *	kernel's choice, for a route without addresses), or 0 with why none
  *	can be used. queued_route_block() marks a source blocked for a
- *	destination for queue_block_hold; marks live in the runner's memory
- *	only (a restarted runner learns them again at the price of one
- *	refused connection) and at most QUEUED_BLOCK_MAX are kept, the one
- *	ending soonest making room.
+ *	destination for queue_block_hold and writes the state file at once
+ *	(queued_health.c), through which every runner takes the others'
+ *	marks (queued_route_block_import()) before its next pick, and a
+ *	restarted queued the last run's; at most QUEUED_BLOCK_MAX are kept,
+ *	the one ending soonest making room.
  *
  *	queued_route_blocked() says whether a refusal means "your address is
  *	blocked": a 4xx or 5xx reply for which share/smtp_client.c's

@@ -17,7 +17,9 @@
  *	  until, reply (what the destination said).
  *
  *	A last line says when queued is not running: the file is then what
- *	its last run left. No file at all (queued never ran) is an error.
+ *	its last run left. No file at all is an error: queued never ran, or
+ *	it is starting (it removes its last run's file at start, and runner
+ *	0 writes the new one after its first check of the sources).
  */
 #include "sys_defs.h"
 
@@ -95,7 +97,11 @@ static int ctl_routes(int argc, char **argv)
 	path = xasprintf("%s/queued.routes", dir);
 	free(dir);
 	if ((fp = fopen(path, "r")) == NULL) {
-		fprintf(stderr, "cyctl: %s: %s (queued has not run yet)\n", path, strerror(errno));
+		int err = errno;
+
+		fprintf(stderr, "cyctl: %s: %s (%s)\n", path, strerror(err),
+			ctl_service_pid("queued") > 0 ? "queued is starting: its first check of the source "
+			"addresses is not done yet" : "queued has not run yet");
 		free(path);
 		return 1;
 	}

@@ -12,7 +12,11 @@
  *	sources, only those of the destination's family, skipping one out of
  *	rotation and one blocked for that destination (and only for it); the
  *	"blocked" classifier on real refusal texts, block codes and patterns,
- *	and on replies that are not blocks; the state file cyctl routes reads.
+ *	and on replies that are not blocks; the state file cyctl routes reads;
+ *	the file as a runner other than the checker reads and writes it
+ *	(runner 0's source states taken and passed on unchanged, other
+ *	runners' marks taken, its own written at once, garbage lines
+ *	skipped), and the master's start removing the last run's file.
  *	The health check itself needs DNS: t/proto/queue_routes.t.
  */
 #include "sys_defs.h"
@@ -24,6 +28,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "queued/queued.h"
@@ -185,6 +190,81 @@ static void test_state_file(const char *dir)
 	test_end();
 }
 
+/* source - the source address addr of the table */
+static struct queued_source *source(const char *addr)
+{
+	for (size_t i = 0; i < queued_source_count(); i++)
+		if (strcmp(queued_source_get(i)->addr, addr) == 0)
+			return queued_source_get(i);
+	fprintf(stderr, "no source %s\n", addr);
+	exit(1);
+}
+
+/* test_shared - a runner other than the checker: runner 0's source states and others' marks */
+static void test_shared(const char *dir)
+{
+	char *path = xasprintf("%s/run/queued.routes", dir), *tmp = xasprintf("%s.new", path), *text;
+	struct queued_source *s1 = source("192.0.2.1"), *s2 = source("192.0.2.2"), *s3 = source("192.0.2.3");
+	time_t now = time(NULL);
+	size_t len;
+
+	test_begin("shared state file: the checker's source states, every runner's marks");
+	queued_health_role(false);
+	text = xasprintf("source\t192.0.2.1\tunhealthy\t1700000000\tlisted in bl.test (127.0.0.2)\n"
+			 "source\t192.0.2.9\n"		/* garbage: skipped */
+			 "source\t192.0.2.3\thealthy\tsoon\tPTR h3\n"
+			 "block\t192.0.2.3\tnew.test\t%lld\t554 5.7.1 blocked\n"
+			 "block\t192.0.2.2\told.test\tnever\t554 blocked\n"
+			 "route\t0\t*\tmx\t-\n", (long long)now + 600);
+	write_file(tmp, text);
+	free(text);
+	test_assert(rename(tmp, path) == 0);
+	s1->healthy = true;
+	queued_health_read();
+	test_assert(!s1->healthy && s1->checked == 1700000000 && strstr(s1->why, "bl.test") != NULL);
+	test_assert(!queued_route_source_usable("192.0.2.3", "new.test", now));
+	test_assert(queued_route_source_usable("192.0.2.2", "old.test", now));
+	test_assert(s3->checked == 0);	/* "soon" is no time */
+	test_assert(!queued_health_checked());
+
+	/* its own mark is written at once, the checker's source lines passed on as they were */
+	s2->healthy = false;
+	s2->checked = 5;
+	queued_route_block("192.0.2.1", "x.test", "550 5.7.1 go away", now);
+	text = test_read_file(path, &len);
+	test_assert(text != NULL);
+	if (text != NULL) {
+		test_assert(strstr(text, "source\t192.0.2.1\tunhealthy\t1700000000\tlisted in bl.test") != NULL);
+		test_assert(strstr(text, "source\t192.0.2.2\tunhealthy\t5\t") == NULL);
+		test_assert(strstr(text, "block\t192.0.2.1\tx.test\t") != NULL);
+		test_assert(strstr(text, "block\t192.0.2.3\tnew.test\t") != NULL);
+		test_assert(strstr(text, "never") == NULL);
+	}
+	free(text);
+
+	/* the checker's next write is read before the next pick */
+	text = xasprintf("source\t192.0.2.1\thealthy\t1700000600\tPTR h1, not listed\n"
+			 "source\t192.0.2.2\thealthy\t1700000600\tPTR h2, not listed\n"
+			 "source\t2001:db8::1\thealthy\t1700000600\tPTR h6, not listed\n"
+			 "source\t192.0.2.3\tunhealthy\t1700000600\tlisted in bl.test\n"
+			 "source\t192.0.2.9\thealthy\t1700000600\tPTR h9, not listed\n");
+	write_file(tmp, text);
+	free(text);
+	test_assert(rename(tmp, path) == 0);
+	queued_health_read();
+	test_assert(s1->healthy && s2->healthy && !s3->healthy);
+	test_assert(queued_health_checked());
+
+	/* the master's start: the last run's file goes, its marks stay */
+	queued_health_start();
+	test_assert(access(path, F_OK) < 0);
+	test_assert(!queued_route_source_usable("192.0.2.1", "x.test", now));
+	queued_health_role(true);
+	free(tmp);
+	free(path);
+	test_end();
+}
+
 /* test_bad_files - every way a routes file is refused */
 static void test_bad_files(const char *dir)
 {
@@ -258,6 +338,7 @@ int main(void)
 	test_assert(queued_block_count(time(NULL)) == 3);
 	test_assert(queued_block_count(time(NULL) + 3601) == 0);
 	test_end();
+	test_shared(dir);
 	text = xasprintf("run_dir = %s\nqueue_routes_file = %s/bad-routes\n", run, dir);
 	write_file(conf, text);
 	free(text);
