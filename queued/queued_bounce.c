@@ -15,7 +15,14 @@
  *	all of them (share/dsn.c) to the envelope sender, marking them in the
  *	same transaction: each DSN is stored once, however often the pass
  *	runs or whichever runner runs it (a second store is refused,
- *	EALREADY).
+ *	EALREADY). A message that still has entries due (waiting for their
+ *	attempt in this round, or in one on another runner right now) is
+ *	left for a later pass: runners deliver a message's destinations one
+ *	after another, and a pass in between would split its report in two.
+ *	Entries deferred to a later retry do not hold it back (their own DSN
+ *	follows when they end). Only the first QUEUED_BOUNCE_DUE_MAX due
+ *	entries are looked at: in a longer queue a report may still come in
+ *	parts.
  *
  *	A failed bounce (SPOOL_QUEUE_F_BOUNCE) owes a double bounce to
  *	queue_postmaster (default postmaster@hostname), which carries the
@@ -58,6 +65,7 @@
 bool queued_bounce_queued;	/* a DSN went into the queue: run again without sleeping */
 
 #define QUEUED_BOUNCE_BATCH	100	/* entries taken per round */
+#define QUEUED_BOUNCE_DUE_MAX	10000	/* due entries read to see which messages are busy */
 
 /* queued_bounce_postmaster - who gets double bounces; caller frees */
 static char *queued_bounce_postmaster(void)
@@ -129,26 +137,72 @@ static int queued_bounce_cmp(const void *a, const void *b)
 	return x->qid < y->qid ? -1 : x->qid > y->qid;
 }
 
+/* queued_bounce_msgid_cmp - order of message ids, for qsort() and bsearch() */
+static int queued_bounce_msgid_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * queued_bounce_busy - the sorted ids of the messages that still have
+ * entries due (about to be tried, or being tried by a runner right now);
+ * caller frees. Their DSNs wait, so that a message's recipients tried in one
+ * round get one DSN, not one per runner or per destination. NULL (nothing
+ * waits) when the queue cannot be read: a DSN in two parts is better than
+ * one that never goes.
+ */
+static uint64_t *queued_bounce_busy(time_t now, size_t *n_r)
+{
+	struct spool_queue_entry *e = NULL;
+	char *error = NULL;
+	uint64_t *ids;
+	size_t n = 0;
+
+	*n_r = 0;
+	if (spool_queue_due(now, QUEUED_BOUNCE_DUE_MAX, &e, &n, &error) < 0) {
+		msg_warn("reading the queue for DSNs: %s", error);
+		free(error);
+		return NULL;
+	}
+	ids = xcalloc(n + 1, sizeof(*ids));
+	for (size_t i = 0; i < n; i++)
+		ids[i] = e[i].msgid;
+	spool_queue_free(&e, n);
+	if (n > 1)
+		qsort(ids, n, sizeof(*ids), queued_bounce_msgid_cmp);
+	*n_r = n;
+	return ids;
+}
+
 /* queued_bounce_run - every DSN owed by final entries, one per message */
 void queued_bounce_run(time_t now)
 {
 	struct spool_queue_entry *e = NULL;
+	uint64_t *busy = NULL;
 	char *error = NULL;
-	size_t n = 0, i, j;
+	size_t n = 0, nbusy = 0, i, j;
 
 	if (spool_queue_dsn_due(now, QUEUED_BOUNCE_BATCH, &e, &n, &error) < 0) {
 		msg_warn("reading the queue for DSNs: %s", error);
 		free(error);
 		return;
 	}
+	if (n > 0)
+		busy = queued_bounce_busy(now, &nbusy);
 	/* one DSN per message: its entries side by side */
 	if (n > 1)
 		qsort(e, n, sizeof(*e), queued_bounce_cmp);
 	for (i = 0; i < n; i = j) {
 		for (j = i + 1; j < n && e[j].msgid == e[i].msgid; j++)
 			continue;
+		if (nbusy > 0 && bsearch(&e[i].msgid, busy, nbusy, sizeof(*busy),
+					 queued_bounce_msgid_cmp) != NULL)
+			continue;	/* the pass after its last attempt sends it */
 		queued_bounce_one(&e[i], j - i, DSN_REPORT);
 	}
+	free(busy);
 	spool_queue_free(&e, n);
 }
 

@@ -23,7 +23,11 @@
  *	    and the next pass stores it once;
  *	  - a notice to a local sender with no mailbox is dropped, not sent
  *	    to the postmaster as a double bounce (as mta did), and its
- *	    entry removed.
+ *	    entry removed;
+ *	  - a message that still has a remote recipient due (its attempt not
+ *	    yet made, or under way on another runner) gets no DSN yet: once
+ *	    that recipient has failed, one DSN reports both; a recipient
+ *	    deferred to a later retry does not hold the report back.
  */
 #include "sys_defs.h"
 
@@ -328,12 +332,91 @@ static void test_no_mailbox(void)
 	test_end();
 }
 
+/* submit_remote - text to bob (with his "delivered" notice) and to a remote recipient */
+static int submit_remote(const char *text, const char *remote, uint64_t *qid_r)
+{
+	struct spool_rcpt r = { .user = BOB };
+	struct spool_queue_rcpt d = { .addr = BOB, .notify = SPOOL_DSN_NOTIFY_SUCCESS };
+	struct spool_queue_rcpt far = { .addr = remote };
+	struct spool_queue_env env = { .sender = ALICE, .delivered = &d, .ndelivered = 1,
+				       .remote = &far, .nremote = 1 };
+	struct spool_queue_entry *e = NULL;
+	SPOOL_MSG *m = spool_msg_create();
+	char *err = NULL;
+	uint64_t msgid = 0;
+	size_t n = 0;
+	int ret = SPOOL_ERROR;
+
+	*qid_r = 0;
+	if (spool_msg_write(m, text, strlen(text), &err) == 0)
+		ret = spool_queue_submit(m, &r, 1, &env, time(NULL), &msgid, &err);
+	if (ret == SPOOL_OK && spool_queue_list(&e, &n, &err) == 0) {
+		for (size_t i = 0; i < n; i++)
+			if (e[i].msgid == msgid && strcmp(e[i].rcpt, remote) == 0)
+				*qid_r = e[i].qid;
+		spool_queue_free(&e, n);
+	}
+	if (ret != SPOOL_OK || *qid_r == 0)
+		printf("# submit_remote: %s\n", err ? err : "no queue entry for the remote recipient");
+	free(err);
+	spool_msg_free(&m);
+	return ret == SPOOL_OK && *qid_r != 0 ? 0 : -1;
+}
+
+/* count - how often needle occurs in text */
+static int count(const char *text, const char *needle)
+{
+	int k = 0;
+
+	for (const char *p = text; p != NULL && (p = strstr(p, needle)) != NULL; p++)
+		k++;
+	return k;
+}
+
+static void test_busy(void)
+{
+	size_t alice = inbox(ALICE, NULL);
+	char *dsn = NULL, *err = NULL;
+	uint64_t qid = 0;
+
+	test_begin("a message with a remote recipient still due: its DSN waits, then reports both");
+	test_assert(submit_remote("Subject: two ways\r\n\r\nhere and there\r\n",
+				  "carol@far.test", &qid) == 0);
+	test_assert(owed() == 1);
+	queued_bounce_run(time(NULL));
+	queued_bounce_run(time(NULL));
+	test_assert(inbox(ALICE, NULL) == alice && owed() == 1);
+	test_assert(spool_queue_result(qid, SPOOL_QUEUE_FAILED, "550 5.1.1 no such user", 0,
+				       &err) == 0);
+	queued_bounce_run(time(NULL));
+	test_assert(inbox(ALICE, &dsn) == alice + 1 && owed() == 0);
+	test_assert(count(dsn, "Action: delivered\r\n") == 1 && count(dsn, "Action: failed\r\n") == 1
+		    && has(dsn, "Final-Recipient: rfc822; carol@far.test\r\n")
+		    && has(dsn, "Final-Recipient: rfc822; " BOB "\r\n"));
+	free(dsn);
+	dsn = NULL;
+	test_end();
+
+	test_begin("a remote recipient deferred to a later retry does not hold the DSN back");
+	test_assert(submit_remote("Subject: later\r\n\r\nslow peer\r\n", "dave@far.test", &qid)
+		    == 0);
+	test_assert(spool_queue_result(qid, SPOOL_QUEUE_DEFERRED, "451 4.3.0 try later",
+				       time(NULL) + 3600, &err) == 0);
+	queued_bounce_run(time(NULL));
+	test_assert(inbox(ALICE, &dsn) == alice + 2 && owed() == 0);
+	test_assert(count(dsn, "Action: delivered\r\n") == 1 && count(dsn, "Action: failed") == 0);
+	free(dsn);
+	free(err);
+	test_end();
+}
+
 int main(void)
 {
 	setup();
 	test_delivered();
 	test_kill();
 	test_no_mailbox();
+	test_busy();
 	dir_close();
 	spool_close();
 	test_tmpdir_done(tmp);
