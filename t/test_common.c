@@ -14,6 +14,9 @@
  *	them all when every test point passed and CAIYOU_KEEP_TMP is unset,
  *	and names them otherwise, for inspection. test_tmpdir_done() removes
  *	one early, on the same terms (a spool is tens of megabytes).
+ *	test_pause_at() serves crash tests: in a child, it stops the process
+ *	at a named spool_test_hook point inside a transaction, after writing
+ *	"P" on a pipe, so that the parent can kill it -9 right there.
  */
 #include "sys_defs.h"
 
@@ -25,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "spool.h"
 #include "test_common.h"
 #include "xmalloc.h"
 
@@ -161,4 +165,28 @@ char *test_read_file(const char *path, size_t *len_r)
 	if (len_r)
 		*len_r = (size_t)len;
 	return buf;
+}
+
+static const char *test_pause_where;
+static int test_pause_fd = -1;
+
+/* test_pause_hook - at test_pause_where: write "P" to test_pause_fd, then wait to be killed */
+static void test_pause_hook(const char *where)
+{
+	if (strcmp(where, test_pause_where) != 0)
+		return;
+	(void)write(test_pause_fd, "P", 1);
+	for (;;)
+		pause();
+}
+
+/*
+ * test_pause_at - in a child that is to be killed inside a spool transaction:
+ * stop at the spool_test_hook point where, after saying "P" on fd
+ */
+void test_pause_at(const char *where, int fd)
+{
+	test_pause_where = where;
+	test_pause_fd = fd;
+	spool_test_hook = test_pause_hook;
 }

@@ -17,5 +17,6 @@ int test_done(void);
 char *test_tmpdir(void);
 void test_tmpdir_done(const char *dir);
 char *test_read_file(const char *path, size_t *len_r);
+void test_pause_at(const char *where, int fd);
 
 #endif

@@ -165,19 +165,6 @@ static bool has(const char *text, const char *needle)
 	return false;
 }
 
-static int hook_fd = -1;
-static const char *hook_where;
-
-/* pause_hook - stop inside the transaction at hook_where, and say so */
-static void pause_hook(const char *where)
-{
-	if (strcmp(where, hook_where) != 0)
-		return;
-	(void)write(hook_fd, "P", 1);
-	for (;;)
-		pause();
-}
-
 /*
  * kill_at - run fn in a child (its own spool and directory handles) that
  * is killed -9 at the hook where, or, with where NULL, once fn has
@@ -195,16 +182,14 @@ static int kill_at(const char *where, void (*fn)(void), int *status_r)
 		return -1;
 	if ((pid = fork()) == 0) {
 		close(hp[0]);
-		hook_fd = hp[1];
-		hook_where = where;
 		if (spool_open(spool_dir, 0, &err) < 0 || dir_open(&err) < 0)
 			_exit(10);
 		if (where != NULL)
-			spool_test_hook = pause_hook;
+			test_pause_at(where, hp[1]);
 		fn();
 		if (where != NULL)
 			_exit(11);	/* never got to the hook */
-		(void)write(hook_fd, "P", 1);
+		(void)write(hp[1], "P", 1);
 		for (;;)
 			pause();
 	}

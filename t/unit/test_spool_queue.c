@@ -321,18 +321,7 @@ static void test_reopen(void)
 	test_end();
 }
 
-static int hook_fd = -1;
-static const char *hook_where;
-
-/* pause_hook - stop inside the transaction at hook_where, and say so */
-static void pause_hook(const char *where)
-{
-	if (strcmp(where, hook_where) != 0)
-		return;
-	(void)write(hook_fd, "P", 1);
-	for (;;)
-		pause();
-}
+static int hook_fd = -1;	/* notice_then_pause(): where the child says it committed */
 
 /* kill_inside - run fn in a child that is killed -9 at the hook; 0 when it paused there */
 static int kill_inside(const char *where, void (*fn)(void *), void *arg)
@@ -345,11 +334,9 @@ static int kill_inside(const char *where, void (*fn)(void *), void *arg)
 		return -1;
 	if ((pid = fork()) == 0) {
 		close(hp[0]);
-		hook_fd = hp[1];
-		hook_where = where;
 		if (spool_open(spool_dir, 0, &err) < 0)
 			_exit(10);
-		spool_test_hook = pause_hook;
+		test_pause_at(where, hp[1]);
 		fn(arg);
 		_exit(11);	/* not reached: paused, then killed */
 	}
