@@ -47,7 +47,7 @@ from slapd import Slapd  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from imap_util import inbox_bodies  # noqa: E402
-from smtp_util import Client  # noqa: E402
+from list_util import ctl, rcpt, subjects  # noqa: E402
 
 t = TAP()
 BASE = "dc=example,dc=org"
@@ -84,32 +84,6 @@ def alias(name, targets):
     return "dn: cyAliasAddress=%s@corp.test,ou=aliases,%s\nobjectClass: cyAlias\n" \
            "cyAliasAddress: %s@corp.test\n%s\n" % (name, BASE, name,
                                                    "".join("cyAliasTarget: %s\n" % x for x in targets))
-
-
-def subjects(inst, addr):
-    return [re.search(r"^Subject: (.*?)\r?$", x, re.M).group(1) for x in inbox_bodies(inst, addr, "pw")]
-
-
-def rcpt(inst, sender, rcpts, subject=None):
-    """RCPT replies for each recipient; DATA when one was taken and a subject given."""
-    c = Client(inst, "smtp")
-    c.reply()
-    c.cmd("EHLO client.test")
-    c.cmd("MAIL FROM:<%s>" % sender)
-    replies = [c.cmd("RCPT TO:<%s>" % r) for r in rcpts]
-    if subject and any(code == 250 for code, _ in replies):
-        c.cmd("DATA")
-        c.send(("From: <%s>\r\nSubject: %s\r\n\r\nbody of %s\r\n.\r\n"
-                % (sender, subject, subject)).encode())
-        replies.append(c.reply())
-    c.cmd("QUIT")
-    c.close()
-    return replies
-
-
-def ctl(inst, *args):
-    r = inst.ctl_result(*args)
-    return r.returncode, r.stdout + r.stderr
 
 
 dns = Unbound(mx_zone({"ok": "127.0.0.2"}), name="list-ldap-dns", ready=dns_answers("mx:ok.test"))
