@@ -36,7 +36,6 @@ DESCRIPTION
 import base64
 import hashlib
 import os
-import re
 import sys
 import time
 
