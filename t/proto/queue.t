@@ -26,7 +26,6 @@ DESCRIPTION
 """
 import os
 import re
-import smtplib
 import sys
 import time
 
@@ -35,22 +34,11 @@ from caiyou import Instance, TAP  # noqa: E402
 from peers import SmtpSink, Unbound, free_port_all, dns_answers, mx_zone  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from queue_util import entry, queue, wait_for  # noqa: E402
+from queue_util import entry, queue, submit, wait_for  # noqa: E402
 from smtp_util import Client, inbox  # noqa: E402
 
 t = TAP()
 HOSTS = {"ok": "127.0.0.2", "soft": "127.0.0.3", "hard": "127.0.0.4", "down": "127.0.0.5"}
-
-
-def submit(inst, rcpts, subject):
-    s = smtplib.SMTP("127.0.0.1", inst.port("submission"), timeout=30)
-    s.ehlo("client.test")
-    s.login("alice@example.test", "alice-secret")
-    msg = "From: alice@example.test\r\nSubject: %s\r\n\r\nbody of %s\r\n" % (subject, subject)
-    refused = s.sendmail("alice@example.test", rcpts, msg)
-    s.quit()
-    return refused
-
 
 dns = Unbound(mx_zone(HOSTS), name="queue-dns", ready=dns_answers("mx:ok.test"))
 port = free_port_all(list(HOSTS.values()))

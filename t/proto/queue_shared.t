@@ -37,7 +37,6 @@ import atexit
 import os
 import re
 import signal
-import smtplib
 import sys
 import time
 
@@ -47,7 +46,7 @@ import peers  # noqa: E402
 from peers import SmtpSink, Unbound, dns_answers, mx_zone  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from queue_util import queue, wait_for  # noqa: E402
+from queue_util import queue, submit, wait_for  # noqa: E402
 
 t = TAP()
 SINK = "127.0.0.40"
@@ -96,16 +95,6 @@ def sources(inst):
             f = line.split("\t")
             out[f[0]] = f[1]
     return out
-
-
-def submit(inst, rcpts, subject):
-    s = smtplib.SMTP("127.0.0.1", inst.port("submission"), timeout=30)
-    s.ehlo("client.test")
-    s.login("alice@example.test", "alice-secret")
-    msg = "From: alice@example.test\r\nSubject: %s\r\n\r\nbody of %s\r\n" % (subject, subject)
-    refused = s.sendmail("alice@example.test", rcpts, msg)
-    s.quit()
-    return refused
 
 
 def send_all(inst, tag):

@@ -10,6 +10,7 @@ SYNOPSIS
     e = entry(inst, "friend@ok.test")            # that recipient's entry or None
     v = wait_for("friend delivered", lambda: ..., timeout=30)
     for m in messages(inst, user, password): m["Subject"]   # POP3 INBOX, parsed
+    refused = submit(inst, ["friend@ok.test"], "hello")      # as alice, on submission
 
 DESCRIPTION
     queue() reads cyctl queue list (a tab-separated table with a header
@@ -18,13 +19,17 @@ DESCRIPTION
     and returns that; on timeout it says what it waited for as a TAP
     diagnostic and returns None, so the test's own ok() fails.
     messages() reads a user's INBOX over POP3 (where DSNs land).
+    submit() sends a message over the submission port with AUTH, as
+    alice@example.test (password alice-secret) unless told otherwise, and
+    returns smtplib's dict of refused recipients.
 """
 import email
 import email.policy
 import poplib
+import smtplib
 import time
 
-__all__ = ["queue", "entry", "wait_for", "messages"]
+__all__ = ["queue", "entry", "wait_for", "messages", "submit"]
 
 
 def queue(inst):
@@ -66,3 +71,14 @@ def messages(inst, user="alice@example.test", password="alice-secret"):
         out.append(email.message_from_bytes(raw, policy=email.policy.default))
     p.quit()
     return out
+
+
+def submit(inst, rcpts, subject, user="alice@example.test", password="alice-secret"):
+    """Send a small message as user over submission (AUTH); smtplib's refused recipients."""
+    s = smtplib.SMTP("127.0.0.1", inst.port("submission"), timeout=30)
+    s.ehlo("client.test")
+    s.login(user, password)
+    msg = "From: %s\r\nSubject: %s\r\n\r\nbody of %s\r\n" % (user, subject, subject)
+    refused = s.sendmail(user, rcpts, msg)
+    s.quit()
+    return refused
