@@ -765,10 +765,7 @@ static bool server_accept(const struct server_lfd *lfd, const sigset_t *waitmask
 	return true;
 }
 
-/*
- * server_spool_id - which spool environment is current: recovery makes the
- * region files anew, so the inode of the first one names the environment
- */
+/* server_spool_id - which spool environment is current (spool_env_id(): renewed by each recovery) */
 static uint64_t server_spool_id(void)
 {
 	char *dir = conf_path("spool_dir");

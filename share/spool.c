@@ -542,7 +542,7 @@ static int spool_recover_join(const char *dir, int gate, u_int32_t oflags, u_int
 {
 	int rc;
 
-	if (spool_force_recovery(dir, oflags, error_r) < 0) {
+	if (spool_force_recovery(dir, oflags, error_r) < 0 || spool_env_renew(dir, error_r) < 0) {
 		spool_gate_leave(gate);
 		return -1;
 	}

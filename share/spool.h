@@ -284,6 +284,7 @@ int spool_gate_clear(const char *dir, int flags, uint64_t wedged, int *fd_r, cha
 int spool_gate_share(int fd);
 void spool_gate_leave(int fd);
 uint64_t spool_env_id(const char *dir);
+int spool_env_renew(const char *dir, char **error_r);
 void spool_watch_set(volatile int64_t *word);
 void spool_watch_enter(void);
 void spool_watch_leave(void);

@@ -14,6 +14,7 @@
  *	spool_gate_leave(fd);
  *
  *	id = spool_env_id(dir);
+ *	rc = spool_env_renew(dir, &error);	after a recovery, gate held
  *
  *	spool_watch_set(&shared_word);	then, around every call into the library:
  *	spool_watch_enter(); ... spool_watch_leave();
@@ -52,8 +53,16 @@
  *	the clearer into an ordinary joiner.
  *	While it holds byte 0, new processes wait at spool_gate_enter().
  *
- *	spool_env_id() names the current environment: recovery makes the
- *	region files anew, so the inode of the first one changes with it.
+ *	spool_env_id() names the current environment: a number in the file
+ *	spool_dir/envid that the clearer raises after each recovery, before it
+ *	lets anyone in (spool_env_renew(): a new file renamed over the old, so
+ *	a reader sees one number or the other, whole). It was the inode of
+ *	the first region file, which recovery makes anew; but a file system
+ *	hands a freed inode to the next file made (ext4 does at once), so the
+ *	new environment had the old one's name: a second master that had seen
+ *	the same wedge then cleared and recovered the healthy new environment
+ *	with a delivery under way inside (smtp_killed_worker.t, once in CI:
+ *	a message answered 250 was gone).
  *
  *	Seeing the wedge. A process that waits for a mutex of a dead process
  *	waits inside the library, where nothing reaches it. spool_watch_set()
@@ -86,6 +95,7 @@
 #include "xmalloc.h"
 
 #define SPOOL_GATE_FILE		"gate"
+#define SPOOL_ENVID_FILE	"envid"	/* the environment's number, renewed by each recovery */
 #define SPOOL_GATE_JOIN		0	/* byte: shared while joining, exclusive while clearing */
 #define SPOOL_GATE_TURN		1	/* byte: one clearer at a time */
 #define SPOOL_GATE_OPEN		2	/* byte: one join (env->open, failchk, db opens) at a time */
@@ -279,6 +289,24 @@ int spool_gate_share(int fd)
 	return spool_gate_lock(fd, F_RDLCK, SPOOL_GATE_JOIN, false);
 }
 
+/* spool_env_generation - the number in spool_dir/envid (0: no such file, or unreadable) */
+static uint64_t spool_env_generation(const char *dir)
+{
+	char *path = xasprintf("%s/%s", dir, SPOOL_ENVID_FILE), buf[32];
+	ssize_t n = -1;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+	}
+	free(path);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return strtoull(buf, NULL, 10);
+}
+
 /* spool_env_id - which environment is current (0: none yet) */
 uint64_t spool_env_id(const char *dir)
 {
@@ -288,7 +316,37 @@ uint64_t spool_env_id(const char *dir)
 
 	rc = stat(path, &st);
 	free(path);
-	return rc < 0 ? 0 : (uint64_t)st.st_ino;
+	return rc < 0 ? 0 : spool_env_generation(dir) + 1;
+}
+
+/*
+ * spool_env_renew - after a recovery, with the gate still held: the next
+ * environment number, written whole to a new file renamed over the old
+ */
+int spool_env_renew(const char *dir, char **error_r)
+{
+	char *path = xasprintf("%s/%s", dir, SPOOL_ENVID_FILE);
+	char *tmp = xasprintf("%s.new", path), buf[32];
+	int fd, len, rc = -1;
+
+	len = snprintf(buf, sizeof(buf), "%llu\n",
+		       (unsigned long long)spool_env_generation(dir) + 1);
+	(void)unlink(tmp);	/* left by a clearer killed here */
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0660)) < 0) {
+		*error_r = xasprintf("create %s: %s", tmp, strerror(errno));
+	} else if (write(fd, buf, (size_t)len) != len) {
+		*error_r = xasprintf("write %s: %s", tmp, strerror(errno));
+		close(fd);
+	} else if (close(fd) < 0 || rename(tmp, path) < 0) {
+		*error_r = xasprintf("rename %s: %s", tmp, strerror(errno));
+	} else {
+		rc = 0;
+	}
+	if (rc < 0)
+		(void)unlink(tmp);
+	free(tmp);
+	free(path);
+	return rc;
 }
 
 /* spool_watch_set - where to post when this process went into Berkeley DB */

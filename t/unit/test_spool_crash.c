@@ -16,6 +16,11 @@
  *	- Processes deliver continuously and are all killed with -9 at once;
  *	  the spool is reopened with SPOOL_RECOVER (as "cyctl start" does) and
  *	  every delivery that a process saw committed is there, byte for byte.
+ *	- Two masters that saw one wedge both call spool_recover_wedged() with
+ *	  its environment's id: the first recovers (the id changes, even when
+ *	  the file system reuses the freed inode of the old region file), the
+ *	  second leaves the new environment alone, and a process that joined
+ *	  it in between is not killed.
  *
  *	Every load is bounded (messages, processes) and a watchdog alarm ends
  *	a hung test.
@@ -438,6 +443,45 @@ static void test_kill_all_recover(void)
 	test_end();
 }
 
+static void test_two_clearers(void)
+{
+	uint64_t wedged, renewed, joined;
+	char *err = NULL, c = 0;
+	int p[2], status = 0;
+	pid_t pid;
+
+	test_begin("two clearers of one wedge: one recovery, a process joined after it lives on");
+	test_assert(spool_open(spool_dir, 0, &err) == 0);
+	spool_close();
+	wedged = spool_env_id(spool_dir);
+	test_assert(wedged != 0);
+	test_assert(spool_recover_wedged(spool_dir, wedged, &err) == 0);
+	renewed = spool_env_id(spool_dir);
+	test_assert(renewed != 0 && renewed != wedged);
+	test_assert(pipe(p) == 0);
+	if ((pid = fork()) == 0) {
+		close(p[0]);
+		if (spool_open(spool_dir, 0, &err) < 0)
+			_exit(10);
+		(void)write(p[1], "J", 1);	/* inside the new environment, and stays */
+		for (;;)
+			pause();
+	}
+	close(p[1]);
+	test_assert(read(p[0], &c, 1) == 1 && c == 'J');
+	close(p[0]);
+	joined = spool_env_id(spool_dir);	/* the first joiner may recover once more */
+	test_assert(joined != wedged);
+	/* the second master, with the id it saw wedged: nothing to do any more */
+	test_assert(spool_recover_wedged(spool_dir, wedged, &err) == 0);
+	test_assert(spool_env_id(spool_dir) == joined);
+	test_assert(waitpid(pid, &status, WNOHANG) == 0);	/* not killed */
+	kill(pid, SIGTERM);
+	(void)waitpid(pid, &status, 0);
+	free(err);
+	test_end();
+}
+
 int main(void)
 {
 	char *tmp = test_tmpdir();
@@ -467,6 +511,7 @@ int main(void)
 		spool_close();
 	}
 	test_kill_all_recover();
+	test_two_clearers();
 	free(spool_dir);
 	return test_done();
 }
