@@ -108,12 +108,38 @@
  *	something stores the DSNs owed at the end of its round (two runners
  *	storing one DSN at once: the spool refuses the second, EALREADY).
  *
- *	A message whose From: domain has a key in dkim_key_dir is signed
- *	(share/dkim.c) before its first transaction of a round: the
- *	DKIM-Signature field is put in front of the stored message as it is
- *	sent, and kept for the message's other groups (recipients at other
- *	domains come next in queue id order), so it is computed once per
- *	message however many recipients it has.
+ *	A message whose From: domain has a key in dkim_key_dir, and is the
+ *	domain of its envelope sender, is signed (share/dkim.c) before its
+ *	first transaction of a round: the DKIM-Signature field is put in
+ *	front of the stored message as it is sent, and kept for the
+ *	message's other groups (recipients at other domains come next in
+ *	queue id order), so it is computed once per message however many
+ *	recipients it has.
+ *
+ *	Why the envelope sender: queued does not know who submitted a
+ *	message, but the mta ties MAIL FROM to the login
+ *	(smtpd_sender_login_check), so MAIL FROM's domain is the one the
+ *	sender was allowed to use. Signing by From: alone would let a user of
+ *	one tenant of a shared instance send mail with a valid signature of
+ *	another tenant's domain, which passes DMARC for it. The match is
+ *	exact (case ignored): From: sub.a.test is not signed for MAIL FROM
+ *	a.test, nor From: a.test for MAIL FROM sub.a.test. DMARC's relaxed
+ *	alignment (RFC 7489 3.1) is how a receiver judges a signature, not
+ *	who may make one: an operator that gives its customers names under
+ *	its own domain (c1.host.test, c2.host.test) has tenants that share
+ *	an organizational domain with each other and with it, and nothing
+ *	here knows a public suffix list. A tenant that bounces through a
+ *	subdomain signs with that subdomain's key, or sends from the From:
+ *	domain. The null sender: a DSN queued made (SPOOL_QUEUE_F_BOUNCE or
+ *	_DOUBLE, From: MAILER-DAEMON@hostname) counts as sent from hostname
+ *	(the identity RFC 7208 2.4 checks for the null sender), so it is
+ *	signed when hostname has a key; a null-sender message a user
+ *	submitted (the mta lets anyone send from <>) is never signed. A
+ *	message left unsigned for this is still sent; queued logs one line
+ *	("not signed: the From: domain ... is not the envelope sender's
+ *	domain ..."), only when the From: domain has a key. With
+ *	dkim_sign_any_from = yes (one tenant, or an mta that ties From: to
+ *	the login) the From: domain alone chooses the key, as before.
  *
  *	Each round (runner 0's) first purges final entries past
  *	queue_purge_after and stores the DSNs owed (queued_bounce.c, share/dsn.c: bounces,
@@ -129,7 +155,8 @@
  *
  *	Configuration: run_dir, spool_dir, user, log_file, syslog_facility,
  *	hostname, dns_servers, dns_timeout, dns_tries, queue_* (queue_process_limit,
- *	queue_destination_concurrency: see above), dkim_* (routes: see
+ *	queue_destination_concurrency: see above), dkim_* (dkim_sign_any_from:
+ *	see above; routes: see
  *	queued_route.c; the routes file is read once, by the master, at
  *	start: a bad one stops queued with its line and the reason).
  * SECURITY
@@ -392,10 +419,28 @@ static ssize_t queued_dkim_read(void *context, const void **data_r, char **error
 	return n;
 }
 
+/* queued_dkim_domain - the only From: domain e's message may be signed for ("": none, NULL: any) */
+static const char *queued_dkim_domain(const struct spool_queue_entry *e)
+{
+	const char *at, *host;
+
+	if (conf_bool("dkim_sign_any_from"))
+		return NULL;
+	if (*e->sender == '\0') {
+		host = conf_str("hostname");
+		if ((e->flags & (SPOOL_QUEUE_F_BOUNCE | SPOOL_QUEUE_F_DOUBLE)) && host != NULL)
+			return host;	/* a DSN of ours: MAILER-DAEMON@hostname */
+		return "";
+	}
+	at = strrchr(e->sender, '@');
+	return at != NULL ? at + 1 : "";
+}
+
 /* queued_dkim - the message's DKIM-Signature ("" when not signed), once per message; NULL: unreadable */
-static const char *queued_dkim(uint64_t msgid, SPOOL_READER *reader)
+static const char *queued_dkim(const struct spool_queue_entry *e, SPOOL_READER *reader)
 {
 	char *dir, *header = NULL, *why = NULL;
+	uint64_t msgid = e->msgid;
 	time_t now = time(NULL);
 	int rc;
 
@@ -407,8 +452,9 @@ static const char *queued_dkim(uint64_t msgid, SPOOL_READER *reader)
 		free(dir);
 		return NULL;
 	}
-	rc = dkim_sign_message(&queued_dkim_opts, dir, now, conf_time("dkim_signature_ttl"),
-			       queued_dkim_read, reader, &header, &why);
+	rc = dkim_sign_message(&queued_dkim_opts, dir, queued_dkim_domain(e), now,
+			       conf_time("dkim_signature_ttl"), queued_dkim_read, reader, &header,
+			       &why);
 	free(dir);
 	if (why != NULL)
 		msg_warn("msgid=%llu: %s%s", (unsigned long long)msgid,
@@ -726,7 +772,7 @@ static void queued_host_addrs(const char *host, char **addrs, size_t *n, char **
 /* queued_signed - *dkim_r made (once a server is there); false: unreadable, recipients deferred */
 static bool queued_signed(struct queued_rcpt *r, size_t n, SPOOL_READER *reader, const char **dkim_r)
 {
-	if (*dkim_r == NULL && (*dkim_r = queued_dkim(r[0].e->msgid, reader)) == NULL) {
+	if (*dkim_r == NULL && (*dkim_r = queued_dkim(r[0].e, reader)) == NULL) {
 		queued_decide_all(r, n, SPOOL_QUEUE_DEFERRED, "451 4.3.0 cannot read the stored message");
 		return false;
 	}

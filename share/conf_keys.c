@@ -136,9 +136,11 @@ const struct conf_key conf_keys[] = {
 	{ "queue_process_limit", CONF_INT, "4", "queue runner processes delivering in parallel (1 to 64)" },
 	{ "queue_destination_concurrency", CONF_INT, "2", "simultaneous SMTP connections of all runners to one destination: a recipient domain, or a relay host and port (1 to 100)" },
 	/* DKIM signing (share/dkim.c; queued signs, cyctl dkim makes the keys). */
-	{ "dkim_key_dir", CONF_PATH, "dkim", "DKIM signing keys, one DOMAIN.pem per domain (cyctl dkim keygen); mail leaving by queued whose From: domain has one is signed" },
+	{ "dkim_key_dir", CONF_PATH, "dkim", "DKIM signing keys, one DOMAIN.pem per domain (cyctl dkim keygen); mail leaving by queued whose From: domain has one, and is its MAIL FROM domain (dkim_sign_any_from), is signed" },
 	{ "dkim_canonicalization", CONF_STR, "relaxed/relaxed", "DKIM header/body canonicalization: relaxed or simple each (RFC 6376 3.4)" },
 	{ "dkim_signature_ttl", CONF_TIME, "0", "signatures expire this long after signing (x=; 0: no expiry)" },
+	/* DKIM: who may sign for a domain (queued.c, tenants of one instance). */
+	{ "dkim_sign_any_from", CONF_BOOL, "no", "yes: sign by the From: domain whatever the envelope sender (one tenant, or an mta that ties From: to the login); no: only when the From: domain is MAIL FROM's domain (hostname for queued's own DSNs)" },
 
 	/* POP3 server (popd). */
 	{ "pop3_listen", CONF_LIST, "127.0.0.1:2110", "POP3 addresses, STLS offered" },

@@ -10,8 +10,8 @@
  *	rc = dkim_sign_final(s, key, time(NULL), ttl, &header, &error);
  *	dkim_sign_free(&s);
  *
- *	rc = dkim_sign_message(&opts, key_dir, time(NULL), ttl, reader, context,
- *			       &header, &why);
+ *	rc = dkim_sign_message(&opts, key_dir, envelope_domain, time(NULL), ttl,
+ *			       reader, context, &header, &why);
  *
  *	rc = dkim_key_generate(domain, selector, bits, &key, &error);
  *	rc = dkim_key_save(dir, key, replace, group, &error);
@@ -39,12 +39,18 @@
  *
  *	dkim_sign_message() does all of it for a message that reader gives
  *	in pieces: once the header is complete it loads the key of the From:
- *	domain from key_dir, and reads the body only when there is one. It
- *	returns 0 with *header_r the signature, or NULL when the message is
- *	not signed: *why_r is then NULL when its From: domain has no key (the
+ *	domain from key_dir, and reads the body only when there is one. With
+ *	envelope_domain not NULL the key is used only when the From: domain
+ *	is that domain, compared exactly (case ignored): neither a parent nor
+ *	a subdomain of it, nor two domains under one organizational domain
+ *	(see queued.c for why); "" stands for no domain (the null sender of
+ *	a message this host did not make), so nothing is signed. It returns
+ *	0 with *header_r the signature, or NULL when the message is not
+ *	signed: *why_r is then NULL when its From: domain has no key (the
  *	usual case), else the reason (no From:, a malformed header, a broken
- *	key file), for the caller to log. It returns -1 with *why_r only
- *	when reader failed.
+ *	key file, a From: domain with a key that is not envelope_domain),
+ *	for the caller to log. It returns -1 with *why_r only when reader
+ *	failed.
  *
  *	Fields signed (opts.headers, else dkim_default_headers): every
  *	instance present of From, To, Cc, Subject, Date, Message-ID,
@@ -682,10 +688,30 @@ out:
 	return rc;
 }
 
+/* dkim_sign_key - the From: domain's key, if it may sign; false: unsigned (*why_r maybe set) */
+static bool dkim_sign_key(DKIM_SIGN *s, const char *key_dir, const char *envelope_domain,
+			  char **domain_r, struct dkim_key **key_r, char **why_r)
+{
+	if (dkim_sign_from_domain(s, domain_r, why_r) < 0
+	    || dkim_key_load(key_dir, *domain_r, key_r, why_r) < 0 || *key_r == NULL)
+		return false;
+	if (envelope_domain != NULL && strcasecmp(*domain_r, envelope_domain) != 0) {
+		if (*envelope_domain == '\0')
+			*why_r = xasprintf("the From: domain %s has a key but the envelope sender "
+					   "is null", *domain_r);
+		else
+			*why_r = xasprintf("the From: domain %s is not the envelope sender's "
+					   "domain %s", *domain_r, envelope_domain);
+		dkim_key_free(key_r);
+		return false;
+	}
+	return true;
+}
+
 /* dkim_sign_message - read a message and sign it with the key of its From: domain */
-int dkim_sign_message(const struct dkim_sign_opts *opts, const char *key_dir, time_t now,
-		      unsigned ttl, dkim_reader reader, void *context, char **header_r,
-		      char **why_r)
+int dkim_sign_message(const struct dkim_sign_opts *opts, const char *key_dir,
+		      const char *envelope_domain, time_t now, unsigned ttl, dkim_reader reader,
+		      void *context, char **header_r, char **why_r)
 {
 	DKIM_SIGN *s = dkim_sign_new(opts);
 	struct dkim_key *key = NULL;
@@ -702,8 +728,7 @@ int dkim_sign_message(const struct dkim_sign_opts *opts, const char *key_dir, ti
 			goto out;
 		if (!looked && dkim_sign_in_body(s)) {
 			looked = true;
-			if (dkim_sign_from_domain(s, &domain, why_r) < 0
-			    || dkim_key_load(key_dir, domain, &key, why_r) < 0 || key == NULL)
+			if (!dkim_sign_key(s, key_dir, envelope_domain, &domain, &key, why_r))
 				goto out;	/* not signed; the body need not be read */
 		}
 	}
@@ -714,8 +739,7 @@ int dkim_sign_message(const struct dkim_sign_opts *opts, const char *key_dir, ti
 	}
 	if (!looked) {	/* a message that is all header: the key is chosen at its end */
 		dkim_finish_input(s);
-		if (dkim_sign_from_domain(s, &domain, why_r) < 0
-		    || dkim_key_load(key_dir, domain, &key, why_r) < 0 || key == NULL)
+		if (!dkim_sign_key(s, key_dir, envelope_domain, &domain, &key, why_r))
 			goto out;
 	}
 	(void)dkim_sign_final(s, key, now, ttl, header_r, why_r);

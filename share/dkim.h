@@ -54,9 +54,9 @@ void dkim_sign_free(DKIM_SIGN **sp);
 /* The message source of dkim_sign_message(): *data_r to n bytes, 0 at the end, -1 failed. */
 typedef ssize_t (*dkim_reader)(void *context, const void **data_r, char **error_r);
 
-int dkim_sign_message(const struct dkim_sign_opts *opts, const char *key_dir, time_t now,
-		      unsigned ttl, dkim_reader reader, void *context, char **header_r,
-		      char **why_r);
+int dkim_sign_message(const struct dkim_sign_opts *opts, const char *key_dir,
+		      const char *envelope_domain, time_t now, unsigned ttl, dkim_reader reader,
+		      void *context, char **header_r, char **why_r);
 
 int dkim_canon_parse(const char *text, struct dkim_sign_opts *opts);
 int dkim_canon_header(STRBUF *out, enum dkim_canon canon, const char *field, size_t len);

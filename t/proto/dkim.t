@@ -22,6 +22,17 @@ DESCRIPTION
     after a restart: c=simple/simple, an x= an hour after t=, valid.
     After cyctl dkim delete, mail is sent unsigned; with a broken key
     file too, and queued logs why.
+
+    Tenants (keys for a.test, b.test and the hostname mail.test): a key
+    signs only mail whose MAIL FROM is at its domain, exactly. A user of
+    a.test: From: a.test signed d=a.test and valid; From: b.test
+    delivered unsigned, with one log line saying why; a user of
+    sub.a.test with From: a.test (the parent) unsigned, and said; the
+    null sender with From: MAILER-DAEMON@mail.test (a user's, not a DSN
+    of queued's) unsigned, and said. The "delivered" DSN queued sends
+    for an inbound message (MAIL FROM <>, From: MAILER-DAEMON@mail.test)
+    is signed d=mail.test, valid. With dkim_sign_any_from = yes, after a
+    restart, From: b.test from the a.test user is signed d=b.test again.
 """
 import os
 import re
@@ -183,16 +194,32 @@ t.ok("selector: mail2026" in show and ("record: " + record) in show, "cyctl dkim
 r = inst.ctl_result("dkim", "show", "plain.test")
 t.ok(r.returncode == 1 and "has no DKIM key" in r.stderr, "show of a domain without a key: exit 1")
 
-# The DNS: MX of the remote domains, the key's TXT record as keygen printed it.
+# Keys of two tenants' domains and of the hostname (section 8).
+tenant_records = {}
+for d in ("a.test", "b.test", "mail.test"):
+    out = inst.ctl("dkim", "keygen", d, "t1")
+    m = re.search(r'^t1\._domainkey\.%s\. IN TXT (?:"[^"]*" ?)+$' % re.escape(d), out, re.M)
+    t.ok(m is not None, "keygen %s" % d)
+    tenant_records[d] = m.group(0) if m else ""
+
+# The DNS: MX of the remote domains, the keys' TXT records as keygen printed them.
 zone = mx_zone({"ok": "127.0.0.2", "other": "127.0.0.2"})
 zone += '  local-zone: "example.test." static\n'
 zone += "  local-data: '%s'\n" % record.replace(" IN TXT", " 300 IN TXT")
+for d, rec in tenant_records.items():
+    zone += '  local-zone: "%s." static\n' % d
+    zone += "  local-data: '%s'\n" % rec.replace(" IN TXT", " 300 IN TXT")
 dns = Unbound(zone, name="dkim-dns", ready=dns_answers("mx:ok.test"))
 inst.configure(dns_servers="127.0.0.1:%d" % dns.port)
 inst.add_domain("example.test")
 inst.add_domain("plain.test")
 inst.add_user("alice@example.test", "alice-secret")
 inst.add_user("paul@plain.test", "paul-secret")
+for d in ("a.test", "sub.a.test", "b.test"):
+    inst.add_domain(d)
+inst.add_user("ann@a.test", "ann-secret")
+inst.add_user("sam@sub.a.test", "sam-secret")
+inst.add_user("bea@b.test", "bea-secret")
 inst.start()
 
 # 2. Signed, valid at both recipient domains.
@@ -293,6 +320,82 @@ r = inst.ctl_result("dkim", "list")
 t.ok(r.returncode == 1 and "no usable private key" in r.stderr, "cyctl dkim list: exit 1, names it")
 r = inst.ctl_result("dkim", "delete", "example.test")
 t.ok(r.returncode == 0 and not os.path.exists(keyfile), "cyctl dkim delete removes it anyway")
+
+# 8. Tenants: a domain's key signs only mail whose MAIL FROM is at that domain.
+NOT_SIGNED = r"msgid=\d+: not signed: "
+
+
+def from_(addr, subject):
+    return message(subject).replace("Alice <alice@example.test>", addr)
+
+
+def one_unsigned(what, log_re, before):
+    got = received(1)
+    t.ok(len(got) == 1 and header(got[0], "DKIM-Signature") == [], "%s: delivered, not signed" % what)
+    new = inst.log()[before:]
+    t.is_(len(re.findall(NOT_SIGNED + log_re, new)), 1, "%s: one log line says why" % what)
+    t.is_(len(re.findall(NOT_SIGNED, new)), 1, "%s: and no other" % what)
+
+
+t.is_(send("ann@a.test", "ann-secret", ["friend@ok.test"], from_("ann@a.test", "tenant own")), {},
+      "a.test user, From: a.test: accepted")
+got = received(1)
+sigs = header(got[0], "DKIM-Signature") if got else []
+t.ok(len(sigs) == 1 and tags(sigs[0]).get("d") == "a.test" and tags(sigs[0]).get("s") == "t1",
+     "From: a.test with MAIL FROM a.test: signed d=a.test s=t1")
+t.is_(verify(got[0]) if got else "", "pass", "and dkimpy verifies it")
+
+before = len(inst.log())
+t.is_(send("ann@a.test", "ann-secret", ["friend@ok.test"], from_("Boss <boss@b.test>", "tenant other")),
+      {}, "a.test user, From: b.test: accepted")
+one_unsigned("From: b.test with MAIL FROM a.test",
+             r"the From: domain b\.test is not the envelope sender's domain a\.test", before)
+
+before = len(inst.log())
+t.is_(send("sam@sub.a.test", "sam-secret", ["friend@ok.test"], from_("sam@a.test", "tenant parent")),
+      {}, "sub.a.test user, From: a.test: accepted")
+one_unsigned("From: a.test (the parent) with MAIL FROM sub.a.test",
+             r"the From: domain a\.test is not the envelope sender's domain sub\.a\.test", before)
+
+before = len(inst.log())
+s = smtplib.SMTP("127.0.0.1", inst.port("submission"), timeout=30)
+s.ehlo("client.test")
+s.login("ann@a.test", "ann-secret")
+t.is_(s.sendmail("", ["friend@ok.test"],
+                 from_("Mail Delivery System <MAILER-DAEMON@mail.test>", "forged dsn")), {},
+      "a.test user, MAIL FROM <>, From: MAILER-DAEMON@mail.test: accepted")
+s.quit()
+one_unsigned("a user's null-sender message From: mail.test",
+             r"the From: domain mail\.test has a key but the envelope sender is null", before)
+
+# queued's own DSN: a "delivered" notice for inbound mail, to a remote sender.
+before = len(inst.log())
+s = smtplib.SMTP("127.0.0.1", inst.port("smtp"), timeout=30)
+s.ehlo("client.test")
+t.is_(s.sendmail("friend@ok.test", ["ann@a.test"], from_("friend@ok.test", "inbound notify"),
+                 rcpt_options=["NOTIFY=SUCCESS"]), {}, "inbound to ann@a.test with NOTIFY=SUCCESS")
+s.quit()
+got = received(1)
+sigs = header(got[0], "DKIM-Signature") if got else []
+t.ok(got and header(got[0], "From") == ["Mail Delivery System <MAILER-DAEMON@mail.test>"],
+     "the delivered DSN reaches the remote sender, From: MAILER-DAEMON@mail.test")
+t.ok(len(sigs) == 1 and tags(sigs[0]).get("d") == "mail.test",
+     "queued's own DSN (MAIL FROM <>): signed d=mail.test")
+t.is_(verify(got[0]) if got else "", "pass", "and dkimpy verifies it")
+t.is_(re.findall(NOT_SIGNED, inst.log()[before:]), [], "no signing warning for it")
+
+# The old behaviour, for one tenant: dkim_sign_any_from = yes.
+inst.stop()
+inst.configure(dkim_sign_any_from="yes")
+inst.start()
+before = len(inst.log())
+t.is_(send("ann@a.test", "ann-secret", ["friend@ok.test"], from_("boss@b.test", "any from")), {},
+      "dkim_sign_any_from = yes: From: b.test from the a.test user accepted")
+got = received(1)
+sigs = header(got[0], "DKIM-Signature") if got else []
+t.ok(len(sigs) == 1 and tags(sigs[0]).get("d") == "b.test", "signed d=b.test, by From: alone")
+t.is_(verify(got[0]) if got else "", "pass", "and dkimpy verifies it")
+t.is_(re.findall(NOT_SIGNED, inst.log()[before:]), [], "no signing warning")
 
 inst.stop()
 sink.stop()

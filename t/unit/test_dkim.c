@@ -7,7 +7,8 @@
  *	any size give the same hash; the empty-body hashes of 3.4.3 and 3.4.4;
  *	the h= list (From over-signed), t= and x=, folding; bad headers
  *	refused; key files saved, refused when others may read them, listed
- *	and deleted; dkim_sign_message() choosing the key by From:. Keys are
+ *	and deleted; dkim_sign_message() choosing the key by From:, and only
+ *	for the envelope sender's domain when given one. Keys are
  *	1024 bits to keep the test quick. The third-party verification is in
  *	t/proto/dkim.t.
  */
@@ -450,6 +451,13 @@ static ssize_t mem_read(void *context, const void **data_r, char **error_r)
 	return (ssize_t)n;
 }
 
+/* mem_sign - dkim_sign_message() over memory, for the envelope sender's domain envd */
+static int mem_sign(const struct dkim_sign_opts *opts, const char *dir, const char *envd,
+		    struct mem_reader *m, char **hdr_r, char **why_r)
+{
+	return dkim_sign_message(opts, dir, envd, 1700000000, 0, mem_read, m, hdr_r, why_r);
+}
+
 static void test_keys(void)
 {
 	char *dir = test_tmpdir(), *e = NULL, *path, **domains = NULL, *rec, *hdr, *why;
@@ -498,21 +506,48 @@ static void test_keys(void)
 
 	test_begin("dkim_sign_message: the key of the From: domain; others not signed, body unread");
 	m = (struct mem_reader){ msg, strlen(msg), 0 };
-	test_assert(dkim_sign_message(&opts, dir, 1700000000, 0, mem_read, &m, &hdr, &why) == 0);
+	test_assert(dkim_sign_message(&opts, dir, NULL, 1700000000, 0, mem_read, &m, &hdr, &why) == 0);
 	test_assert(hdr != NULL && why == NULL && strstr(hdr, "d=example.com;") != NULL);
 	free(hdr);
 	test_assert(dkim_key_generate("example.org", "other", 1024, &other, &e) == 0);
 	m = (struct mem_reader){ "From: a@example.net\r\n\r\nbody\r\nbody\r\nbody\r\n", 44, 0 };
-	test_assert(dkim_sign_message(&opts, dir, 1700000000, 0, mem_read, &m, &hdr, &why) == 0);
+	test_assert(dkim_sign_message(&opts, dir, NULL, 1700000000, 0, mem_read, &m, &hdr, &why) == 0);
 	test_assert(hdr == NULL && why == NULL && m.left > 0);
 	m = (struct mem_reader){ "Subject: x\r\n\r\nb\r\n", 17, 0 };
-	test_assert(dkim_sign_message(&opts, dir, 1700000000, 0, mem_read, &m, &hdr, &why) == 0);
+	test_assert(dkim_sign_message(&opts, dir, NULL, 1700000000, 0, mem_read, &m, &hdr, &why) == 0);
 	test_assert(hdr == NULL && why != NULL && strstr(why, "no From") != NULL);
 	free(why);
 	m = (struct mem_reader){ "From: a@example.com", 19, 0 };	/* all header */
-	test_assert(dkim_sign_message(&opts, dir, 1700000000, 0, mem_read, &m, &hdr, &why) == 0);
+	test_assert(dkim_sign_message(&opts, dir, NULL, 1700000000, 0, mem_read, &m, &hdr, &why) == 0);
 	test_assert(hdr != NULL && why == NULL);
 	free(hdr);
+	test_end();
+
+	test_begin("dkim_sign_message: only for the envelope sender's domain, exactly");
+	m = (struct mem_reader){ msg, strlen(msg), 0 };
+	test_assert(mem_sign(&opts, dir, "Example.COM", &m, &hdr, &why) == 0);
+	test_assert(hdr != NULL && why == NULL && strstr(hdr, "d=example.com;") != NULL);
+	free(hdr);
+	m = (struct mem_reader){ msg, strlen(msg), 0 };
+	test_assert(mem_sign(&opts, dir, "example.org", &m, &hdr, &why) == 0);
+	test_assert(hdr == NULL && why != NULL && m.left > 0
+		    && strstr(why, "example.com is not the envelope sender's domain example.org"));
+	free(why);
+	m = (struct mem_reader){ msg, strlen(msg), 0 };
+	test_assert(mem_sign(&opts, dir, "sub.example.com", &m, &hdr, &why) == 0);
+	test_assert(hdr == NULL && why != NULL && strstr(why, "domain sub.example.com") != NULL);
+	free(why);
+	m = (struct mem_reader){ msg, strlen(msg), 0 };
+	test_assert(mem_sign(&opts, dir, "", &m, &hdr, &why) == 0);
+	test_assert(hdr == NULL && why != NULL && strstr(why, "envelope sender is null") != NULL);
+	free(why);
+	m = (struct mem_reader){ "From: a@example.net\r\n\r\nbody\r\n", 29, 0 };	/* no key */
+	test_assert(mem_sign(&opts, dir, "example.com", &m, &hdr, &why) == 0);
+	test_assert(hdr == NULL && why == NULL);
+	m = (struct mem_reader){ "From: a@example.com", 19, 0 };	/* all header */
+	test_assert(mem_sign(&opts, dir, "example.net", &m, &hdr, &why) == 0);
+	test_assert(hdr == NULL && why != NULL && strstr(why, "is not the envelope") != NULL);
+	free(why);
 	test_end();
 
 	test_begin("a key file others may read is refused; delete");
@@ -521,7 +556,7 @@ static void test_keys(void)
 	free(e);
 	e = NULL;
 	m = (struct mem_reader){ msg, strlen(msg), 0 };
-	test_assert(dkim_sign_message(&opts, dir, 1700000000, 0, mem_read, &m, &hdr, &why) == 0);
+	test_assert(dkim_sign_message(&opts, dir, NULL, 1700000000, 0, mem_read, &m, &hdr, &why) == 0);
 	test_assert(hdr == NULL && why != NULL && strstr(why, "others may read") != NULL);
 	free(why);
 	test_assert(dkim_key_delete(dir, "example.com", &e) == 0);
