@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "base64.h"
+#include "charset.h"
 #include "sasl.h"
 #include "strbuf.h"
 #include "xmalloc.h"
@@ -29,7 +30,7 @@ static void fuzz_check_field(const char *s, bool may_be_empty)
 {
 	size_t len = strlen(s);
 
-	if (len > SASL_FIELD_MAX || (len == 0 && !may_be_empty) || !sasl_utf8_valid(s, len))
+	if (len > SASL_FIELD_MAX || (len == 0 && !may_be_empty) || !utf8_valid(s, len))
 		abort();
 }
 
