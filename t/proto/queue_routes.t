@@ -42,7 +42,6 @@ import os
 import pwd
 import re
 import shutil
-import smtplib
 import subprocess
 import sys
 import time
@@ -54,7 +53,7 @@ from peers import SmtpSink, Unbound, mx_zone  # noqa: E402
 from peers import free_port_all as free_port_on  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from queue_util import entry  # noqa: E402
+from queue_util import entry, submit  # noqa: E402
 from smtp_util import inbox  # noqa: E402
 
 TOOL = os.path.join(TOP, "t", "bin", "dns_tool")
@@ -191,16 +190,6 @@ def routes(inst):
         else:
             out[section].append(line.split("\t"))
     return out
-
-
-def submit(inst, rcpts, subject, user="alice@example.test", password="alice-secret"):
-    s = smtplib.SMTP("127.0.0.1", inst.port("submission"), timeout=30)
-    s.ehlo("client.test")
-    s.login(user, password)
-    msg = "From: %s\r\nSubject: %s\r\n\r\nbody of %s\r\n" % (user, subject, subject)
-    refused = s.sendmail(user, rcpts, msg)
-    s.quit()
-    return refused
 
 
 if os.geteuid() != 0 or shutil.which("postfix") is None:
